@@ -1,0 +1,216 @@
+"""Configuration: model size, bit widths, hardware parallelism, training and flow settings.
+
+One YAML file holds all sections; every value is validated before anything is built, so a
+configuration that cannot work fails with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import FlowError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Float model of the proxy task (next-frame prediction through stacked ASE-GRU cells).
+
+    Parameters
+    ----------
+    channels : feature channels C of every ASE-GRU layer (input = hidden, seed eq. 3.1 scales both by sigma).
+    layers : number of stacked ASE-GRU layers.
+    se_reduction : SE reduction ratio r (C/r hidden units, must be >= 1).
+    gate_kernel : kernel of the gate convolutions W, U (1 = per-pixel GRU, odd k for k x k).
+    dw_kernel : kernel of the depth-wise residual projector (seed eq. 5, k = 3).
+    downsample : spatial reduction of the feature extractor (power of two).
+    """
+
+    channels: int = 16
+    layers: int = 2
+    se_reduction: int = 4
+    gate_kernel: int = 1
+    dw_kernel: int = 3
+    downsample: int = 8
+
+    def validate(self) -> None:
+        _check(self.channels >= 2, "model.channels must be >= 2")
+        _check(self.layers >= 1, "model.layers must be >= 1")
+        _check(self.se_reduction >= 1, "model.se_reduction must be >= 1")
+        _check(self.channels // self.se_reduction >= 1,
+               f"model.se_reduction={self.se_reduction} leaves C/r < 1 for channels={self.channels}")
+        _check(self.channels % self.se_reduction == 0,
+               f"model.se_reduction={self.se_reduction} must divide channels={self.channels}")
+        _check(self.gate_kernel >= 1 and self.gate_kernel % 2 == 1, "model.gate_kernel must be odd and >= 1")
+        _check(self.dw_kernel >= 1 and self.dw_kernel % 2 == 1, "model.dw_kernel must be odd and >= 1")
+        _check(self.downsample in (1, 2, 4, 8, 16), "model.downsample must be one of 1, 2, 4, 8, 16")
+
+    @property
+    def se_hidden(self) -> int:
+        return self.channels // self.se_reduction
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Fixed-point widths (docs/numerics.md).
+
+    Parameters
+    ----------
+    act_bits : width A of activation codes (x, x', x~, h, p signed; sigma, z, r, SE hidden unsigned).
+    weight_bits : width of weight codes (signed, per-tensor power-of-two scale).
+    lut_bits : width L of the sigmoid/tanh LUT input code (2^L entries).
+    lut_frac : fractional bits of the LUT input code (input range [-2^(L-1-f), 2^(L-1-f))).
+    bias_bits : width of bias codes (scale = input scale x weight scale).
+    """
+
+    act_bits: int = 8
+    weight_bits: int = 8
+    lut_bits: int = 8
+    lut_frac: int = 4
+    bias_bits: int = 24
+
+    def validate(self) -> None:
+        _check(2 <= self.act_bits <= 12, "quant.act_bits must be in [2, 12]")
+        _check(2 <= self.weight_bits <= 12, "quant.weight_bits must be in [2, 12]")
+        _check(4 <= self.lut_bits <= 12, "quant.lut_bits must be in [4, 12]")
+        _check(0 <= self.lut_frac <= self.lut_bits - 1, "quant.lut_frac must be in [0, lut_bits - 1]")
+        _check(8 <= self.bias_bits <= 32, "quant.bias_bits must be in [8, 32]")
+
+
+@dataclass(frozen=True)
+class HwConfig:
+    """Hardware folding.
+
+    Parameters
+    ----------
+    pe : output channels computed in parallel by the gate MAC array (must divide channels).
+    simd : input channels consumed per cycle by each PE (must divide channels).
+    dw_parallel : channels per cycle of the depth-wise conv accelerator (must divide channels).
+    """
+
+    pe: int = 4
+    simd: int = 4
+    dw_parallel: int = 4
+
+    def validate(self, model: ModelConfig) -> None:
+        c = model.channels
+        _check(self.pe >= 1 and c % self.pe == 0, f"hw.pe={self.pe} must divide model.channels={c}")
+        _check(self.simd >= 1 and c % self.simd == 0, f"hw.simd={self.simd} must divide model.channels={c}")
+        _check(self.dw_parallel >= 1 and c % self.dw_parallel == 0,
+               f"hw.dw_parallel={self.dw_parallel} must divide model.channels={c}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Proxy-task training on real footage (luma, next-frame prediction)."""
+
+    clips: tuple[str, ...] = ("../shared/data/video/CiscoVT2people_320x192_12fps.y4m",
+                              "../shared/data/video/cars_320x240.y4m")
+    seq_len: int = 6
+    crop: int = 128
+    batch: int = 4
+    float_steps: int = 400
+    qat_steps: int = 150
+    lr: float = 2e-3
+    seed: int = 0
+
+    def validate(self) -> None:
+        _check(len(self.clips) >= 1, "train.clips must name at least one clip")
+        _check(self.seq_len >= 2, "train.seq_len must be >= 2")
+        _check(self.crop >= 16 and self.crop % 16 == 0, "train.crop must be a multiple of 16, >= 16")
+        _check(self.batch >= 1 and self.float_steps >= 0 and self.qat_steps >= 0, "train.batch/steps must be >= 0")
+        _check(self.lr > 0, "train.lr must be > 0")
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """What `edgecodec flow` verifies and where it writes."""
+
+    clip: str = "../shared/data/video/CiscoVT2people_320x192_12fps.y4m"
+    frames: int = 8
+    layer: int = 0
+    simulator: str = "verilator"
+    build_dir: str = "build/flow"
+    checkpoint: str = "build/flow/checkpoint.pt"
+
+    def validate(self, model: ModelConfig) -> None:
+        _check(self.frames >= 1, "flow.frames must be >= 1")
+        _check(0 <= self.layer < model.layers, f"flow.layer must be in [0, {model.layers - 1}]")
+        _check(self.simulator in ("icarus", "verilator"), "flow.simulator must be 'icarus' or 'verilator'")
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    hw: HwConfig = field(default_factory=HwConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+
+    def validate(self) -> "Config":
+        self.model.validate()
+        self.quant.validate()
+        self.hw.validate(self.model)
+        self.train.validate()
+        self.flow.validate(self.model)
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {"model": ModelConfig, "quant": QuantConfig, "hw": HwConfig, "train": TrainConfig, "flow": FlowConfig}
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise FlowError(f"invalid config: {message}")
+
+
+def from_dict(data: dict) -> Config:
+    """Build and validate a Config; unknown sections or keys are errors, not silently ignored."""
+    if not isinstance(data, dict):
+        raise FlowError("invalid config: top level must be a mapping of sections")
+    unknown = set(data) - set(_SECTIONS)
+    if unknown:
+        raise FlowError(f"invalid config: unknown section(s) {sorted(unknown)}; known: {sorted(_SECTIONS)}")
+    parts = {}
+    for name, cls in _SECTIONS.items():
+        section = data.get(name) or {}
+        if not isinstance(section, dict):
+            raise FlowError(f"invalid config: section '{name}' must be a mapping")
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        bad = set(section) - set(names)
+        if bad:
+            raise FlowError(f"invalid config: unknown key(s) {sorted(bad)} in '{name}'; known: {sorted(names)}")
+        values = {}
+        for key, value in section.items():
+            default = getattr(cls(), key)
+            if isinstance(default, tuple):
+                value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+            elif isinstance(default, bool) or not isinstance(default, (int, float)):
+                pass
+            elif isinstance(default, int) and not (isinstance(value, int) and not isinstance(value, bool)):
+                raise FlowError(f"invalid config: {name}.{key} must be an integer, got {value!r}")
+            elif isinstance(default, float):
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    raise FlowError(f"invalid config: {name}.{key} must be a number, got {value!r}")
+                value = float(value)
+            values[key] = value
+        parts[name] = cls(**values)
+    return Config(**parts).validate()
+
+
+def load(path: str | Path) -> Config:
+    """Read a YAML config; a missing or malformed file is a FlowError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FlowError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise FlowError(f"config file {path} is not valid YAML: {exc}") from None
+    return from_dict(data)

@@ -1,0 +1,32 @@
+"""Requantization in hardware: the round-half-even shift and saturation of docs/numerics.md.
+
+These build combinational Amaranth expressions; `quant.fixed_point` is their integer reference.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Mux, Value, signed
+
+
+def shift_round(acc: Value, shift: int) -> Value:
+    """acc * 2^-shift, rounded half to even (shift > 0), or the exact left shift (shift <= 0)."""
+    acc = acc.as_signed()
+    if shift <= 0:
+        return acc << (-shift)
+    q = acc >> shift                         # arithmetic: floor
+    rem = acc.as_unsigned()[:shift]          # acc - (q << shift), always in [0, 2^shift)
+    half = 1 << (shift - 1)
+    up = (rem > half) | ((rem == half) & q[0])
+    return q + up
+
+
+def saturate(value: Value, lo: int, hi: int) -> Value:
+    """Clamp a signed value to [lo, hi]."""
+    value = value.as_signed()
+    return Mux(value < lo, Const(lo, signed(max(lo.bit_length(), hi.bit_length()) + 1)),
+               Mux(value > hi, Const(hi, signed(max(lo.bit_length(), hi.bit_length()) + 1)), value))
+
+
+def requant(acc: Value, shift: int, lo: int, hi: int) -> Value:
+    """clamp(round_half_even(acc * 2^-shift), lo, hi)."""
+    return saturate(shift_round(acc, shift), lo, hi)

@@ -1,0 +1,1 @@
+"""Float PyTorch reference models (seed 000: ASE-GRU)."""

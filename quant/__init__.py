@@ -1,0 +1,1 @@
+"""Fixed point: Brevitas QAT cell, QONNX export, integer golden model (docs/numerics.md)."""
