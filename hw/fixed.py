@@ -13,6 +13,9 @@ def shift_round(acc: Value, shift: int) -> Value:
     acc = acc.as_signed()
     if shift <= 0:
         return acc << (-shift)
+    if len(acc) < shift + 2:
+        # Sign-extend first: the remainder slice and q[0] need shift + 1 real bits.
+        acc = acc + Const(0, signed(shift + 2))
     q = acc >> shift                         # arithmetic: floor
     rem = acc.as_unsigned()[:shift]          # acc - (q << shift), always in [0, 2^shift)
     half = 1 << (shift - 1)
@@ -25,6 +28,19 @@ def saturate(value: Value, lo: int, hi: int) -> Value:
     value = value.as_signed()
     return Mux(value < lo, Const(lo, signed(max(lo.bit_length(), hi.bit_length()) + 1)),
                Mux(value > hi, Const(hi, signed(max(lo.bit_length(), hi.bit_length()) + 1)), value))
+
+
+def rom(values, bits: int, index: Value, signed_out: bool = True) -> Value:
+    """Constant table lookup as a slice of one packed word.
+
+    Not an `Array` of constants: Yosys writes that as an `always @*` case which Icarus 11 never evaluates
+    while the index keeps its reset value.
+    """
+    packed = 0
+    for i, v in enumerate(values):
+        packed |= (int(v) & ((1 << bits) - 1)) << (i * bits)
+    word = Const(packed, len(values) * bits).word_select(index, bits)
+    return word.as_signed() if signed_out else word
 
 
 def requant(acc: Value, shift: int, lo: int, hi: int) -> Value:

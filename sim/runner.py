@@ -62,8 +62,15 @@ def run_bench(verilog: Path, toplevel: str, test_module: str, build_dir: Path, s
     sim_root = str(Path(__file__).resolve().parent.parent)
     extra_env = {"EDGECODEC_TB": json.dumps(env or {}), "PYTHONPATH": os.pathsep.join(
         [sim_root] + [p for p in sys.path if p])}
-    results = runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
-                          test_dir=build_dir, extra_env=extra_env, testcase=testcase, waves=waves)
+    # cocotb_tools' runner calls sys.exit(1) on a failed test when PYTEST_CURRENT_TEST is set; hide it so a
+    # failure always reaches the caller as a FlowError with the summary.
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        results = runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
+                              test_dir=build_dir, extra_env=extra_env, testcase=testcase, waves=waves)
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
     from cocotb_tools.check_results import get_results
     num_tests, num_failed = get_results(Path(results))
     if num_failed:

@@ -1,0 +1,317 @@
+"""SE-gated GRU datapath: channel scaling, PE x SIMD gate MAC array, LUT epilogue, hidden-state memory.
+
+Per pixel the array runs (C/PE) groups x (C/SIMD) beats. Each PE lane owns one output channel of the
+group and six multipliers per SIMD input (Wz, Uz, Wr, Ur, W, U), so a pixel costs C^2 / (PE * SIMD)
+cycles, the MAC bound. The epilogue (requant, sigmoid/tanh LUTs, r * p, update of eq. 4) is a
+pipeline that takes one group per cycle, so it overlaps the next group's accumulation. Between frames
+the pipeline drains and the SE unit computes sigma for the next step from sums of h_t gathered on the fly.
+Arithmetic: docs/numerics.md steps 5-8.
+
+Stages of a beat token: S0 issue (select slices, weight ROM address) -> S1 scale (sigma * x', sigma * h)
+-> S2 MAC -> E1 align/requant/LUT address -> E2 gate values, r * p, tanh address -> E3 update -> E4 store.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from quant import fixed_point as fp
+from quant.params import CellParams
+
+from .fixed import requant, rom
+from .se_unit import SEUnit
+
+MATS = ("wz", "uz", "wr", "ur", "wn", "un")
+OUT_FIFO_DEPTH = 4
+
+
+def _pack(values, bits: int) -> int:
+    word = 0
+    for i, v in enumerate(values):
+        word |= (int(v) & ((1 << bits) - 1)) << (i * bits)
+    return word
+
+
+def _acc_bits(mat: np.ndarray, in_max: int, bias: np.ndarray | None) -> int:
+    bound = int(np.abs(mat).sum(axis=1).max()) * in_max + (int(np.abs(bias).max()) if bias is not None else 0)
+    return fp.bits_for(-bound, bound)
+
+
+class GRUDatapath(wiring.Component):
+    """ASE-GRU step over a frame, from x' (projector output) to h_t.
+
+    Parameters
+    ----------
+    params : CellParams of the cell (1x1 gates).
+    height, width : frame size of the feature map.
+    pe, simd : folding of the gate MAC array; both must divide C.
+
+    Attributes
+    ----------
+    i : In(stream(C*A)): x' of one pixel per beat, raster order, channel c at bits [cA, (c+1)A).
+    o : Out(stream(C*A)): h_t of one pixel per beat, same layout.
+    step_cycles : Out(32): cycles of the last completed step (SE phase + pixels), latched at its end.
+    step_count : Out(16): completed steps since reset (a reset restarts the sequence from h = 0).
+    """
+
+    def __init__(self, params: CellParams, height: int, width: int, pe: int, simd: int):
+        c = params.channels
+        if height < 1 or width < 1:
+            raise ValueError(f"GRUDatapath: frame {height}x{width} must be at least 1x1")
+        if pe < 1 or c % pe:
+            raise ValueError(f"GRUDatapath: pe={pe} must divide channels={c}")
+        if simd < 1 or c % simd:
+            raise ValueError(f"GRUDatapath: simd={simd} must divide channels={c}")
+        for g in ("z", "r", "n"):
+            if params.w[g].shape != (c, c) or params.u[g].shape != (c, c):
+                raise ValueError(f"GRUDatapath: gate {g} weights must be 1x1 convolutions of shape ({c}, {c})")
+        for name, arr in [("W", params.w), ("U", params.u)]:
+            for g, v in arr.items():
+                lo, hi = fp.srange(params.weight_bits)
+                if v.min() < lo or v.max() > hi:
+                    raise ValueError(f"GRUDatapath: {name}{g} codes exceed weight_bits={params.weight_bits}")
+        self.p, self.h, self.w, self.pe, self.simd = params, height, width, pe, simd
+        width_bits = c * params.act_bits
+        super().__init__({
+            "i": In(stream.Signature(unsigned(width_bits))),
+            "o": Out(stream.Signature(unsigned(width_bits))),
+            "step_cycles": Out(32),
+            "step_count": Out(16),
+        })
+
+    # ------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        p, pe, simd = self.p, self.pe, self.simd
+        c, a, L, wbits = p.channels, p.act_bits, p.lut_bits, p.weight_bits
+        gc, kc = c // pe, c // simd                 # groups per pixel, beats per group
+        npix = self.h * self.w
+        amax = 1 << (a - 1)
+        slo, shi = fp.srange(a)
+        sum_bits = fp.bits_for(-amax * npix, amax * npix)
+        mats = {"wz": p.w["z"], "uz": p.u["z"], "wr": p.w["r"], "ur": p.u["r"], "wn": p.w["n"], "un": p.u["n"]}
+        bias = {"wz": p.b["z"], "wr": p.b["r"], "wn": p.b["n"]}
+        accw = {k: _acc_bits(v, amax, bias.get(k)) for k, v in mats.items()}
+
+        # ---- SE unit and pool sums of h ----
+        m.submodules.se = se = SEUnit(channels=c, hidden=p.se_hidden, act_bits=a, pixels=npix, sum_bits=sum_bits,
+                                      fc1_w=p.fc1_w, fc1_b=p.fc1_b, fc2_w=p.fc2_w, fc2_b=p.fc2_b,
+                                      fc1_shift=p.fc1_shift, fc2_shift=p.fc2_shift, lut_bits=L, sig_lut=p.sig_lut)
+        sums = [Signal(signed(sum_bits), name=f"hsum{i}") for i in range(c)]
+        for i in range(c):
+            m.d.comb += se.sums[i].eq(sums[i])
+
+        # ---- memories: gate weights (one word per beat), hidden state (one word per pixel), LUTs ----
+        rom_init = []
+        for g in range(gc):
+            for k in range(kc):
+                vals = []
+                for j in range(pe):
+                    o = g * pe + j
+                    for name in MATS:
+                        vals += list(mats[name][o, k * simd:(k + 1) * simd])
+                rom_init.append(_pack(vals, wbits))
+        m.submodules.wrom = wrom = Memory(shape=unsigned(pe * len(MATS) * simd * wbits), depth=gc * kc, init=rom_init)
+        wrp = wrom.read_port()
+        m.submodules.hmem = hmem = Memory(shape=unsigned(c * a), depth=npix, init=[])
+        hrp, hwp = hmem.read_port(), hmem.write_port()
+        sig_init = [int(v) for v in p.sig_lut]
+        tanh_init = [int(v) & ((1 << a) - 1) for v in p.tanh_lut]
+        lut_ports = []
+        for j in range(pe):
+            ports = {}
+            for name, init in (("z", sig_init), ("r", sig_init), ("n", tanh_init)):
+                mem = Memory(shape=unsigned(a), depth=1 << L, init=init)
+                m.submodules[f"lut_{name}{j}"] = mem
+                ports[name] = mem.read_port()
+            lut_ports.append(ports)
+
+        # ---- output FIFO with credits: a pixel is issued only if its result has room ----
+        m.submodules.ofifo = ofifo = SyncFIFOBuffered(width=c * a, depth=OUT_FIFO_DEPTH)
+        m.d.comb += [self.o.valid.eq(ofifo.r_rdy), self.o.payload.eq(ofifo.r_data), ofifo.r_en.eq(self.o.ready)]
+        inflight = Signal(range(OUT_FIFO_DEPTH + 2))
+
+        def lanes(word, n, bits, sign=True):
+            return [(word[i * bits:(i + 1) * bits].as_signed() if sign else word[i * bits:(i + 1) * bits])
+                    for i in range(n)]
+
+        # ---- step control ----
+        first_step = Signal(init=1)
+        in_count = Signal(range(npix + 1))
+        out_count = Signal(range(npix + 1))
+        cyc = Signal(32)
+        step_cycles = Signal(32)
+        step_count = Signal(16)
+        m.d.comb += [self.step_cycles.eq(step_cycles), self.step_count.eq(step_count)]
+        running = Signal()
+        push = Signal()
+
+        with m.FSM(init="BOOT"):
+            with m.State("BOOT"):
+                # One cycle out of reset: every FSM changes state, so simulators that never evaluate an
+                # `always @*` block before its first input event (Icarus 11) see defined control signals.
+                m.next = "SE_START"
+            with m.State("SE_START"):
+                m.d.comb += se.start.eq(1)
+                m.d.sync += cyc.eq(1)
+                m.next = "SE_WAIT"
+            with m.State("SE_WAIT"):
+                m.d.sync += cyc.eq(cyc + 1)
+                with m.If(se.done):
+                    m.d.sync += [in_count.eq(0), out_count.eq(0)] + [s.eq(0) for s in sums]
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += running.eq(1)
+                m.d.sync += cyc.eq(cyc + 1)
+                with m.If(push & (out_count == npix - 1)):
+                    m.d.sync += [first_step.eq(0), step_cycles.eq(cyc + 1), step_count.eq(step_count + 1)]
+                    m.next = "SE_START"
+
+        # ---- input: next-pixel buffer (x' from the stream, h_{t-1} from memory one cycle later) ----
+        nxt_x = Signal(c * a)
+        nxt_h = Signal(c * a)
+        nxt_full = Signal()
+        nxt_pend = Signal()
+        nxt_pix = Signal(range(npix))
+        take_nxt = Signal()
+        accept = Signal()
+        m.d.comb += [accept.eq(self.i.valid & self.i.ready),
+                     self.i.ready.eq(running & ~nxt_full & ~nxt_pend & (in_count < npix)),
+                     hrp.addr.eq(in_count)]
+        with m.If(accept):
+            m.d.sync += [nxt_x.eq(self.i.payload), nxt_pix.eq(in_count), nxt_pend.eq(1), in_count.eq(in_count + 1)]
+        with m.If(nxt_pend):
+            m.d.sync += [nxt_h.eq(Mux(first_step, 0, hrp.data)), nxt_full.eq(1), nxt_pend.eq(0)]
+        with m.If(take_nxt):
+            m.d.sync += nxt_full.eq(0)
+
+        # ---- S0: issue beats of the current pixel ----
+        cur_x = Signal(c * a)
+        cur_h = Signal(c * a)
+        cur_pix = Signal(range(npix))
+        cur_valid = Signal()
+        g0 = Signal(range(gc))
+        k0 = Signal(range(kc))
+        issue = Signal()
+        last_beat = Signal()
+        m.d.comb += [issue.eq(cur_valid), last_beat.eq((g0 == gc - 1) & (k0 == kc - 1))]
+        credit_ok = Signal()
+        m.d.comb += credit_ok.eq(ofifo.level + inflight < OUT_FIFO_DEPTH)
+        m.d.comb += take_nxt.eq(nxt_full & credit_ok & (~cur_valid | (issue & last_beat)))
+        with m.If(issue):
+            m.d.sync += [k0.eq(Mux(k0 == kc - 1, 0, k0 + 1))]
+            with m.If(k0 == kc - 1):
+                m.d.sync += g0.eq(Mux(g0 == gc - 1, 0, g0 + 1))
+            with m.If(last_beat):
+                m.d.sync += cur_valid.eq(0)
+        with m.If(take_nxt):
+            m.d.sync += [cur_x.eq(nxt_x), cur_h.eq(nxt_h), cur_pix.eq(nxt_pix), cur_valid.eq(1)]
+        inflight_next = inflight + take_nxt - push
+        m.d.sync += inflight.eq(inflight_next)
+        m.d.comb += wrp.addr.eq(g0 * kc + k0)
+
+        sig_lanes = [se.sigma[i] for i in range(c)]
+        sig_word = Cat(*sig_lanes)
+
+        # S1 registers
+        s1_v, s1_first, s1_last = Signal(), Signal(), Signal()
+        s1_g, s1_pix, s1_lastg = Signal(range(gc)), Signal(range(npix)), Signal()
+        s1_x, s1_h, s1_s, s1_hold = Signal(simd * a), Signal(simd * a), Signal(simd * a), Signal(pe * a)
+        m.d.sync += [s1_v.eq(issue), s1_first.eq(k0 == 0), s1_last.eq(k0 == kc - 1), s1_g.eq(g0),
+                     s1_pix.eq(cur_pix), s1_lastg.eq(g0 == gc - 1),
+                     s1_x.eq(cur_x.word_select(k0, simd * a)), s1_h.eq(cur_h.word_select(k0, simd * a)),
+                     s1_s.eq(sig_word.word_select(k0, simd * a)), s1_hold.eq(cur_h.word_select(g0, pe * a))]
+
+        # ---- S1 -> S2: channel scaling x~ = sigma x', h~ = sigma h; weights arrive from the ROM ----
+        s2_v, s2_first, s2_last = Signal(), Signal(), Signal()
+        s2_g, s2_pix, s2_lastg = Signal(range(gc)), Signal(range(npix)), Signal()
+        s2_hold = Signal(pe * a)
+        s2_w = Signal(len(wrp.data))
+        s2_xt = [Signal(signed(a), name=f"xt{s}") for s in range(simd)]
+        s2_ht = [Signal(signed(a), name=f"ht{s}") for s in range(simd)]
+        xl, hl, sl = lanes(s1_x, simd, a), lanes(s1_h, simd, a), lanes(s1_s, simd, a, sign=False)
+        m.d.sync += [s2_v.eq(s1_v), s2_first.eq(s1_first), s2_last.eq(s1_last), s2_g.eq(s1_g), s2_pix.eq(s1_pix),
+                     s2_lastg.eq(s1_lastg), s2_hold.eq(s1_hold), s2_w.eq(wrp.data)]
+        for s in range(simd):
+            m.d.sync += [s2_xt[s].eq(requant(sl[s] * xl[s], a, slo, shi)),
+                         s2_ht[s].eq(requant(sl[s] * hl[s], a, slo, shi))]
+
+        # ---- S2: MAC array; accumulators hold a group's sums the cycle after its last beat ----
+        acc = [{k: Signal(signed(accw[k]), name=f"acc_{k}{j}") for k in MATS} for j in range(pe)]
+        wl = lanes(s2_w, pe * len(MATS) * simd, wbits)
+        for j in range(pe):
+            o_bias = {k: rom([bias[k][g * pe + j] for g in range(gc)], accw[k], s2_g) for k in bias}
+            for mi, k in enumerate(MATS):
+                ws = wl[(j * len(MATS) + mi) * simd:(j * len(MATS) + mi + 1) * simd]
+                ins = s2_xt if k[0] == "w" else s2_ht
+                prod = sum(ws[s] * ins[s] for s in range(simd))
+                init = o_bias[k] if k in o_bias else 0
+                with m.If(s2_v):
+                    m.d.sync += acc[j][k].eq(Mux(s2_first, init, acc[j][k]) + prod)
+        e1_v = Signal()
+        e1_g, e1_pix, e1_lastg, e1_hold = Signal(range(gc)), Signal(range(npix)), Signal(), Signal(pe * a)
+        m.d.sync += [e1_v.eq(s2_v & s2_last), e1_g.eq(s2_g), e1_pix.eq(s2_pix), e1_lastg.eq(s2_lastg),
+                     e1_hold.eq(s2_hold)]
+
+        # ---- E1: align, requant to LUT addresses, p = requant(U h~) ----
+        gz, gr, gn = p.gate_grid("z"), p.gate_grid("r"), p.gate_grid("n")
+        llo, lhi = fp.srange(L)
+        e2_v = Signal()
+        e2_g, e2_pix, e2_lastg, e2_hold = Signal(range(gc)), Signal(range(npix)), Signal(), Signal(pe * a)
+        m.d.sync += [e2_v.eq(e1_v), e2_g.eq(e1_g), e2_pix.eq(e1_pix), e2_lastg.eq(e1_lastg), e2_hold.eq(e1_hold)]
+        e2_p = [Signal(signed(a), name=f"p{j}") for j in range(pe)]
+        e2_nw = [Signal(signed(accw["wn"] + gn - (p.f_w["n"] + p.f_xp)), name=f"nw{j}") for j in range(pe)]
+        for j in range(pe):
+            az = (acc[j]["wz"] << (gz - p.f_w["z"] - p.f_xp)) + (acc[j]["uz"] << (gz - p.f_u["z"] - p.f_h))
+            ar = (acc[j]["wr"] << (gr - p.f_w["r"] - p.f_xp)) + (acc[j]["ur"] << (gr - p.f_u["r"] - p.f_h))
+            cz, cr = Signal(signed(L), name=f"cz{j}"), Signal(signed(L), name=f"cr{j}")
+            m.d.comb += [cz.eq(requant(az, gz - p.lut_frac, llo, lhi)), cr.eq(requant(ar, gr - p.lut_frac, llo, lhi)),
+                         lut_ports[j]["z"].addr.eq(cz.as_unsigned()), lut_ports[j]["r"].addr.eq(cr.as_unsigned())]
+            m.d.sync += [e2_p[j].eq(requant(acc[j]["un"], p.p_shift, slo, shi)),
+                         e2_nw[j].eq(acc[j]["wn"] << (gn - p.f_w["n"] - p.f_xp))]
+
+        # ---- E2: z, r from the LUTs; candidate pre-activation W x~ + b + r * p -> tanh address ----
+        e3_v = Signal()
+        e3_g, e3_pix, e3_lastg, e3_hold = Signal(range(gc)), Signal(range(npix)), Signal(), Signal(pe * a)
+        m.d.sync += [e3_v.eq(e2_v), e3_g.eq(e2_g), e3_pix.eq(e2_pix), e3_lastg.eq(e2_lastg), e3_hold.eq(e2_hold)]
+        e3_z = [Signal(unsigned(a), name=f"z{j}") for j in range(pe)]
+        for j in range(pe):
+            q = lut_ports[j]["r"].data * e2_p[j]
+            an = e2_nw[j] + (q << (gn - a - p.f_p))
+            cn = Signal(signed(L), name=f"cn{j}")
+            m.d.comb += [cn.eq(requant(an, gn - p.lut_frac, llo, lhi)), lut_ports[j]["n"].addr.eq(cn.as_unsigned())]
+            m.d.sync += e3_z[j].eq(lut_ports[j]["z"].data)
+
+        # ---- E3: h_t = requant((2^A - z) h_{t-1} + z h^) ----
+        e4_v = Signal()
+        e4_g, e4_pix, e4_lastg = Signal(range(gc)), Signal(range(npix)), Signal()
+        m.d.sync += [e4_v.eq(e3_v), e4_g.eq(e3_g), e4_pix.eq(e3_pix), e4_lastg.eq(e3_lastg)]
+        e4_h = [Signal(signed(a), name=f"hn{j}") for j in range(pe)]
+        hold_l = lanes(e3_hold, pe, a)
+        for j in range(pe):
+            cand = lut_ports[j]["n"].data.as_signed()
+            upd = (Const(1 << a, unsigned(a + 1)) - e3_z[j]) * hold_l[j] + e3_z[j] * cand
+            m.d.sync += e4_h[j].eq(requant(upd, a, slo, shi))
+
+        # ---- E4: collect the pixel, pool sums for the next SE, write h and push the result ----
+        out_vec = Signal(c * a)
+        full_vec = Signal(c * a)
+        m.d.comb += full_vec.eq(out_vec)
+        for g in range(gc):
+            with m.If(e4_g == g):
+                m.d.comb += full_vec[g * pe * a:(g + 1) * pe * a].eq(Cat(*e4_h))
+        with m.If(e4_v):
+            m.d.sync += out_vec.eq(full_vec)
+            for ch in range(c):
+                with m.If(e4_g == ch // pe):
+                    m.d.sync += sums[ch].eq(sums[ch] + e4_h[ch % pe])
+        m.d.comb += [push.eq(e4_v & e4_lastg), ofifo.w_data.eq(full_vec), ofifo.w_en.eq(push),
+                     hwp.addr.eq(e4_pix), hwp.data.eq(full_vec), hwp.en.eq(push)]
+        with m.If(push):
+            m.d.sync += out_count.eq(out_count + 1)
+        return m

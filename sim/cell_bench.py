@@ -1,0 +1,51 @@
+"""Host side of the cell bench: pack codes, write Verilog, run cocotb, read the comparison back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgecodec.errors import FlowError
+
+from .runner import run_bench
+
+
+def pack_pixels(codes: np.ndarray, bits: int) -> np.ndarray:
+    """(T, C, H, W) signed codes -> (T, H*W) object array of pixel words (channel c at bits [c*bits, ...))."""
+    t, c, h, w = codes.shape
+    flat = (codes.reshape(t, c, h * w).astype(np.int64) & ((1 << bits) - 1)).transpose(0, 2, 1)
+    out = np.empty((t, h * w), dtype=object)
+    for ti in range(t):
+        for pi in range(h * w):
+            word = 0
+            for ch in range(c):
+                word |= int(flat[ti, pi, ch]) << (ch * bits)
+            out[ti, pi] = word
+    return out
+
+
+def run_cell_bench(verilog: Path, toplevel: str, inputs: np.ndarray, expected: np.ndarray, bits: int,
+                   build_dir: Path, simulator: str = "icarus", idle: float = 0.0, backpressure: float = 0.0,
+                   reset_mid: bool = False, seed: int = 0, raise_on_mismatch: bool = True) -> dict:
+    """Compare the RTL in `verilog` with `expected` (T, C, H, W) codes for `inputs` (T, C, H, W)."""
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    data = build_dir / "bench_data.npz"
+    result = build_dir / "bench_result.json"
+    if result.exists():
+        result.unlink()
+    np.savez(data, inputs=pack_pixels(inputs, bits), expected=pack_pixels(expected, bits),
+             channels=inputs.shape[1], bits=bits)
+    prm = {"data": str(data.resolve()), "result": str(result.resolve()), "idle": idle, "backpressure": backpressure,
+           "watchdog": 20000 + 50 * inputs.shape[2] * inputs.shape[3] * inputs.shape[1] ** 2,
+           "reset_mid": reset_mid, "seed": seed}
+    try:
+        run_bench(verilog, toplevel, "sim.tb_cell", build_dir / f"sim_{simulator}", simulator, env=prm)
+    except FlowError:
+        if raise_on_mismatch or not result.exists():
+            raise
+    if not result.exists():
+        raise FlowError(f"cocotb bench wrote no result ({result}); the simulation did not complete")
+    return json.loads(result.read_text())
