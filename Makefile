@@ -29,7 +29,7 @@ test-slow: setup
 	$(PY) -m pytest -q -m slow
 
 bench: setup
-	$(VENV)/bin/edgecodec bench --config $(CONFIG)
+	$(PY) bench/cell_bench.py --config $(CONFIG)
 
 verilog: setup
 	$(VENV)/bin/edgecodec verilog --config $(CONFIG)

@@ -78,4 +78,5 @@ def evaluate(model: nn.Module, frames: torch.Tensor) -> dict:
     pred = model(frames).clamp(0, 1)
     mse = float(nn.functional.mse_loss(pred, frames[:, 1:]))
     mse_copy = float(nn.functional.mse_loss(frames[:, :-1], frames[:, 1:]))
-    return {"psnr_db": 10 * np.log10(1 / max(mse, 1e-12)), "copy_psnr_db": 10 * np.log10(1 / max(mse_copy, 1e-12))}
+    return {"psnr_db": float(10 * np.log10(1 / max(mse, 1e-12))),
+            "copy_psnr_db": float(10 * np.log10(1 / max(mse_copy, 1e-12)))}

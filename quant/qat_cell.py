@@ -47,7 +47,7 @@ class _SqueezeExciteQ(nn.Module):
         self.sigma_q = QuantIdentity(act_quant=act_quant(a, a, signed=False), return_quant_tensor=False)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        n = h.shape[2] * h.shape[3]
+        n = int(h.shape[2]) * int(h.shape[3])  # a constant of the exported graph
         r, k = fp.mean_reciprocal(n)
         m = self.mean_q(h.sum(dim=(2, 3)) * (r * 2.0 ** -k))    # exact product, then round half even
         s1 = self.relu_q(self.fc1(m))

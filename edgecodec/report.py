@@ -1,0 +1,51 @@
+"""Human-readable Markdown report beside summary.json, from the summary alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_report(s: dict, path: Path) -> None:
+    m = s.get("model_metrics", {})
+    r = s["resources"]
+    c, h, w = s["feature_map"]
+    hw = s["config"]["hw"]
+    lines = [
+        "# ASE-GRU cell: PyTorch -> verified RTL",
+        "",
+        f"Clip `{s['clip']}` ({s['colour_space']}), {s['frames']} frames; cell layer {s['layer']} "
+        f"on a {c} x {h} x {w} feature map; folding PE={hw['pe']}, SIMD={hw['simd']}, dw_parallel={hw['dw_parallel']}.",
+        "",
+        "## Bit-exactness",
+        "",
+        "| check | codes compared | mismatches |",
+        "|---|---:|---:|",
+        f"| RTL ({s['simulator']}) vs integer golden | {s['outputs_compared']} | "
+        f"{s['mismatch_breakdown']['rtl_vs_golden']} |",
+        f"| integer golden vs Brevitas QAT (float64) | {s['outputs_compared']} | "
+        f"{s['mismatch_breakdown']['golden_vs_qat_float64']} |",
+        f"| QONNX (qonnx onnx_exec, float32) vs golden | {s['mismatch_breakdown']['qonnx_codes_compared']} | "
+        f"{s['mismatch_breakdown']['qonnx_vs_golden']} |",
+        "",
+        "## Cycles",
+        "",
+        f"- measured cycles per cell step: **{s['cycles_per_step']}** (no stalls on input or output)",
+        f"- ideal MAC-bound cycles: {s['ideal_cycles_per_step']:.0f} ({s['ideal_basis']})",
+        f"- efficiency ideal / measured: {s['mac_efficiency']:.3f}" if s.get("mac_efficiency") else "",
+        f"- MACs per step: {s['macs_per_step']} ({', '.join(f'{k} {v}' for k, v in s['macs_per_step_by_block'].items())})",
+        "",
+        "## Resources (Yosys synth_ecp5, before place and route)",
+        "",
+        "| LUT4 | FF | DSP (MULT18X18D) | BRAM (DP16KD) | LUTRAM | CCU2C |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {r['LUT']} | {r['FF']} | {r['DSP']} | {r['BRAM']} | {r['LUTRAM']} | {r['CARRY']} |",
+        "",
+        "## Proxy model quality (next-frame luma PSNR on the clip)",
+        "",
+    ]
+    if m:
+        lines += [f"- float: {m['float']['psnr_db']:.2f} dB, QAT: {m['qat']['psnr_db']:.2f} dB, "
+                  f"copy-previous-frame baseline: {m['float']['copy_psnr_db']:.2f} dB"]
+    lines += ["", "## Stage times (s)", "", ", ".join(f"{k} {v}" for k, v in s["stage_seconds"].items()),
+              "", f"Verilog: `{s['verilog']}`; QONNX: `{s['qonnx']}`."]
+    Path(path).write_text("\n".join(lines) + "\n")

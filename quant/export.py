@@ -1,0 +1,58 @@
+"""QONNX export of one QAT cell step (inputs x, h_{t-1}; output h_t) and its execution with qonnx."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgecodec.errors import FlowError
+
+
+def export_cell(qcell, channels: int, height: int, width: int, path: Path) -> Path:
+    """Export with brevitas.export.export_qonnx (TorchScript exporter: dynamo does not trace Brevitas proxies),
+    then run qonnx's cleanup (shape inference, constant folding) so the graph executes under onnx_exec."""
+    from brevitas.export import export_qonnx
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cell = copy.deepcopy(qcell).float().eval()
+    args = (torch.zeros(1, channels, height, width), torch.zeros(1, channels, height, width))
+    raw = path.with_suffix(".raw.onnx")
+    export_qonnx(cell, args, export_path=str(raw), dynamo=False, input_names=["x", "h"], output_names=["h_next"])
+    model = cleanup_model(ModelWrapper(str(raw)))
+    model.save(str(path))
+    raw.unlink()
+    return path
+
+
+def run_cell(path: Path, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Execute the exported step on real-valued (1, C, H, W) float32 inputs with qonnx.core.onnx_exec."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    model = ModelWrapper(str(path))
+    names = [i.name for i in model.graph.input]
+    if len(names) != 2:
+        raise FlowError(f"{path}: expected a cell graph with inputs (x, h), found {names}")
+    out = execute_onnx(model, {names[0]: x.astype(np.float32), names[1]: h.astype(np.float32)})
+    return out[model.graph.output[0].name]
+
+
+def run_sequence_codes(path: Path, x_codes: np.ndarray, f_x: int, act_bits: int) -> np.ndarray:
+    """h_t codes over a sequence of x codes (T, C, H, W), through the QONNX graph (float32 execution)."""
+    h = np.zeros((1,) + x_codes.shape[1:], dtype=np.float32)
+    outs = []
+    for x in x_codes:
+        h = run_cell(path, (x[None] * 2.0 ** -f_x).astype(np.float32), h)
+        outs.append(np.round(h[0] * 2.0 ** (act_bits - 1)).astype(np.int64))
+    return np.stack(outs)
+
+
+def node_types(path: Path) -> list[str]:
+    import onnx
+    return [n.op_type for n in onnx.load(str(path)).graph.node]
