@@ -18,6 +18,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from sim.runner import bench_params
+from sim.tb_common import reset_stream_dut
 
 
 class TB:
@@ -29,13 +30,8 @@ class TB:
         self.channels, self.bits = int(d["channels"]), int(d["bits"])
         self.stop = False
 
-    async def reset(self, cycles: int = 3):
-        self.dut.rst.value = 1
-        self.dut.i__valid.value = 0
-        self.dut.o__ready.value = 0
-        await ClockCycles(self.dut.clk, cycles)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+    async def reset(self, cycles: int = 3) -> None:
+        await reset_stream_dut(self.dut, cycles)
 
     async def source(self, beats):
         dut, idle = self.dut, self.prm.get("idle", 0.0)

@@ -25,6 +25,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from sim.runner import bench_params
+from sim.tb_common import reset_stream_dut
 
 MAX_REPORTED = 12
 
@@ -66,12 +67,7 @@ class TB:
         dut.o__ready.value = 0
 
     async def reset(self, cycles: int = 3) -> None:
-        self.dut.i__valid.value = 0
-        self.dut.o__ready.value = 0
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, cycles)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+        await reset_stream_dut(self.dut, cycles)
 
     def beats(self, frames: range) -> list[int]:
         return [_pack(self.x[f, :, y, xx], self.bits)
