@@ -190,9 +190,14 @@ def from_dict(data: dict) -> Config:
         for key, value in section.items():
             default = getattr(cls(), key)
             if isinstance(default, tuple):
-                value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-            elif isinstance(default, bool) or not isinstance(default, (int, float)):
-                pass
+                if isinstance(value, str):
+                    value = [value]
+                if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                    raise FlowError(f"invalid config: {name}.{key} must be a list of strings, got {value!r}")
+                value = tuple(value)
+            elif isinstance(default, str):
+                if not isinstance(value, str):
+                    raise FlowError(f"invalid config: {name}.{key} must be a string, got {value!r}")
             elif isinstance(default, int) and not (isinstance(value, int) and not isinstance(value, bool)):
                 raise FlowError(f"invalid config: {name}.{key} must be an integer, got {value!r}")
             elif isinstance(default, float):

@@ -78,9 +78,6 @@ def test_from_dict_rejects(data, names):
         assert name in msg, f"{name!r} not in {msg!r}"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG edgecodec/config.py from_dict: fields whose default is a str (flow.simulator, "
-                   "flow.clip, flow.build_dir, flow.checkpoint) or a tuple (train.clips) get no type check, so a number "
-                   "or a list is accepted silently")
 @pytest.mark.parametrize("data, field", [({"flow": {"build_dir": 5}}, "flow.build_dir"),
                                          ({"flow": {"clip": ["a.y4m", "b.y4m"]}}, "flow.clip"),
                                          ({"train": {"clips": [1, 2]}}, "train.clips")])
