@@ -179,7 +179,9 @@ def from_dict(data: dict) -> Config:
         raise FlowError(f"invalid config: unknown section(s) {sorted(unknown)}; known: {sorted(_SECTIONS)}")
     parts = {}
     for name, cls in _SECTIONS.items():
-        section = data.get(name) or {}
+        section = data.get(name)
+        if section is None:
+            section = {}
         if not isinstance(section, dict):
             raise FlowError(f"invalid config: section '{name}' must be a mapping")
         names = {f.name: f for f in dataclasses.fields(cls)}

@@ -18,7 +18,7 @@ CLIP = ROOT / ".." / "shared" / "data" / "video" / "CiscoVT2people_160x96_6fps.y
 
 def _need_clip() -> Path:
     if not CLIP.is_file():
-        pytest.skip(f"real clip not available: {CLIP}")
+        pytest.fail(f"real clip not available: {CLIP}")
     return CLIP
 
 
@@ -82,6 +82,13 @@ def test_from_dict_rejects(data, names):
                                          ({"flow": {"clip": ["a.y4m", "b.y4m"]}}, "flow.clip"),
                                          ({"train": {"clips": [1, 2]}}, "train.clips")])
 def test_from_dict_rejects_wrong_type_of_string_fields(data, field):
+    with pytest.raises(FlowError, match=field):
+        from_dict(data)
+
+
+@pytest.mark.parametrize("data, field", [({"hw": []}, "section 'hw'"), ({"model": 0}, "section 'model'"),
+                                         ({"quant": ""}, "section 'quant'")])
+def test_from_dict_rejects_falsy_non_mapping_section(data, field):
     with pytest.raises(FlowError, match=field):
         from_dict(data)
 
@@ -164,7 +171,7 @@ def test_non_y4m_files(tmp_path, content, message):
 def test_real_mp4_is_not_y4m():
     mp4 = CLIP.parent / "carphone_176x144_qp10.mp4"
     if not mp4.is_file():
-        pytest.skip(f"not available: {mp4}")
+        pytest.fail(f"not available: {mp4}")
     with pytest.raises(FlowError, match="not a Y4M file"):
         read_luma(mp4)
 

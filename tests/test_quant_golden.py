@@ -111,6 +111,50 @@ def test_golden_matches_qat_random(name):
     np.testing.assert_array_equal(got, want)
 
 
+# name: QuantConfig, fracs, float weight gain, input std (C = 8, r = 2, k = 3, 4 x 5 frame, 5 steps)
+WIDTH_CONFIGS = {
+    "a10_w8_l10": (QuantConfig(act_bits=10, weight_bits=8, lut_bits=10, lut_frac=6), CellFracs(8, 7, 7, 8), 1.0, 0.5),
+    "a4_w4_l6": (QuantConfig(act_bits=4, weight_bits=4, lut_bits=6, lut_frac=2), CellFracs(2, 2, 1, 1), 1.0, 0.7),
+    "w3_l4_f0": (QuantConfig(act_bits=8, weight_bits=3, lut_bits=4, lut_frac=0), CellFracs(6, 5, 5, 5), 1.0, 0.7),
+    "bias16": (QuantConfig(bias_bits=16), CellFracs(6, 5, 5, 5), 1.0, 0.7),
+    # negative fracs: dw/fc2 requant shifts <= 0 (exact left shifts); large weights and inputs
+    "neg_fracs": (QuantConfig(), CellFracs(-1, -1, -2, -1), 20.0, 50.0),
+    "fine_fracs": (QuantConfig(), CellFracs(10, 9, 9, 12), 0.1, 0.05),
+    "a12_w12_l12": (QuantConfig(act_bits=12, weight_bits=12, lut_bits=12, lut_frac=8), CellFracs(10, 9, 9, 10),
+                    1.0, 0.5),
+}
+
+
+@pytest.mark.parametrize("name", list(WIDTH_CONFIGS))
+def test_golden_matches_qat_other_widths(name):
+    q, fr, gain, std = WIDTH_CONFIGS[name]
+    cfg = dict(C=8, r=2, k=3, A=q.act_bits, Wb=q.weight_bits, fr=fr, H=4, W=5, T=5, std=std, gain=gain)
+    torch.manual_seed(0)
+    cell = ASEGRUCell(8, 2, 1, 3)
+    with torch.no_grad():
+        for prm in cell.parameters():
+            prm.mul_(gain)
+    qc = from_float(cell, q, fr, 2).double().eval()
+    p = extract(qc)
+    if name == "neg_fracs":
+        assert p.fc2_shift < 0
+    xs = _random_inputs(cfg, seed=2)
+    want = _qat_codes(qc, xs)
+    assert len(np.unique(want)) >= 4
+    np.testing.assert_array_equal(golden.run_sequence(p, _x_codes(xs, p.f_x, p.act_bits)), want)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(1, 9))
+@pytest.mark.parametrize("name", list(RANDOM_CONFIGS))
+def test_golden_matches_qat_many_seeds(name, seed):
+    cfg = RANDOM_CONFIGS[name]
+    qc = _qcell(cfg, seed=seed)
+    xs = _random_inputs(cfg, seed=100 + seed)
+    p = extract(qc)
+    np.testing.assert_array_equal(golden.run_sequence(p, _x_codes(xs, p.f_x, p.act_bits)), _qat_codes(qc, xs))
+
+
 def test_cell_step_chains_to_run_sequence():
     cfg = RANDOM_CONFIGS["c8_r2_k3_a8"]
     p = _cached("c8_r2_k3_a8")[1]
@@ -130,7 +174,7 @@ def test_cell_step_chains_to_run_sequence():
 def _real_frames() -> torch.Tensor:
     from model.video import read_luma
     if not CLIP.is_file():
-        pytest.skip(f"real clip not available: {CLIP}")
+        pytest.fail(f"real clip not available: {CLIP}")
     luma = read_luma(CLIP)
     return torch.from_numpy(luma.astype(np.float32) / 255.0)[None, :, None]     # (1, T, 1, 96, 160)
 
