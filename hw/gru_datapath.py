@@ -177,7 +177,7 @@ class GRUDatapath(wiring.Component):
         nxt_h = Signal(c * a)
         nxt_full = Signal()
         nxt_pend = Signal()
-        nxt_pix = Signal(range(npix))
+        nxt_pix = Signal(range(max(npix, 2)))
         take_nxt = Signal()
         accept = Signal()
         m.d.comb += [accept.eq(self.i.valid & self.i.ready),
@@ -193,10 +193,10 @@ class GRUDatapath(wiring.Component):
         # ---- S0: issue beats of the current pixel ----
         cur_x = Signal(c * a)
         cur_h = Signal(c * a)
-        cur_pix = Signal(range(npix))
+        cur_pix = Signal(range(max(npix, 2)))
         cur_valid = Signal()
-        g0 = Signal(range(gc))
-        k0 = Signal(range(kc))
+        g0 = Signal(range(max(gc, 2)))
+        k0 = Signal(range(max(kc, 2)))
         issue = Signal()
         last_beat = Signal()
         m.d.comb += [issue.eq(cur_valid), last_beat.eq((g0 == gc - 1) & (k0 == kc - 1))]
@@ -220,7 +220,7 @@ class GRUDatapath(wiring.Component):
 
         # S1 registers
         s1_v, s1_first, s1_last = Signal(), Signal(), Signal()
-        s1_g, s1_pix, s1_lastg = Signal(range(gc)), Signal(range(npix)), Signal()
+        s1_g, s1_pix, s1_lastg = Signal(range(max(gc, 2))), Signal(range(max(npix, 2))), Signal()
         s1_x, s1_h, s1_s, s1_hold = Signal(simd * a), Signal(simd * a), Signal(simd * a), Signal(pe * a)
         m.d.sync += [s1_v.eq(issue), s1_first.eq(k0 == 0), s1_last.eq(k0 == kc - 1), s1_g.eq(g0),
                      s1_pix.eq(cur_pix), s1_lastg.eq(g0 == gc - 1),
@@ -229,7 +229,7 @@ class GRUDatapath(wiring.Component):
 
         # ---- S1 -> S2: channel scaling x~ = sigma x', h~ = sigma h; weights arrive from the ROM ----
         s2_v, s2_first, s2_last = Signal(), Signal(), Signal()
-        s2_g, s2_pix, s2_lastg = Signal(range(gc)), Signal(range(npix)), Signal()
+        s2_g, s2_pix, s2_lastg = Signal(range(max(gc, 2))), Signal(range(max(npix, 2))), Signal()
         s2_hold = Signal(pe * a)
         s2_w = Signal(len(wrp.data))
         s2_xt = [Signal(signed(a), name=f"xt{s}") for s in range(simd)]
@@ -254,7 +254,7 @@ class GRUDatapath(wiring.Component):
                 with m.If(s2_v):
                     m.d.sync += acc[j][k].eq(Mux(s2_first, init, acc[j][k]) + prod)
         e1_v = Signal()
-        e1_g, e1_pix, e1_lastg, e1_hold = Signal(range(gc)), Signal(range(npix)), Signal(), Signal(pe * a)
+        e1_g, e1_pix, e1_lastg, e1_hold = Signal(range(max(gc, 2))), Signal(range(max(npix, 2))), Signal(), Signal(pe * a)
         m.d.sync += [e1_v.eq(s2_v & s2_last), e1_g.eq(s2_g), e1_pix.eq(s2_pix), e1_lastg.eq(s2_lastg),
                      e1_hold.eq(s2_hold)]
 
@@ -262,7 +262,7 @@ class GRUDatapath(wiring.Component):
         gz, gr, gn = p.gate_grid("z"), p.gate_grid("r"), p.gate_grid("n")
         llo, lhi = fp.srange(L)
         e2_v = Signal()
-        e2_g, e2_pix, e2_lastg, e2_hold = Signal(range(gc)), Signal(range(npix)), Signal(), Signal(pe * a)
+        e2_g, e2_pix, e2_lastg, e2_hold = Signal(range(max(gc, 2))), Signal(range(max(npix, 2))), Signal(), Signal(pe * a)
         m.d.sync += [e2_v.eq(e1_v), e2_g.eq(e1_g), e2_pix.eq(e1_pix), e2_lastg.eq(e1_lastg), e2_hold.eq(e1_hold)]
         e2_p = [Signal(signed(a), name=f"p{j}") for j in range(pe)]
         e2_nw = [Signal(signed(accw["wn"] + gn - (p.f_w["n"] + p.f_xp)), name=f"nw{j}") for j in range(pe)]
@@ -277,7 +277,7 @@ class GRUDatapath(wiring.Component):
 
         # ---- E2: z, r from the LUTs; candidate pre-activation W x~ + b + r * p -> tanh address ----
         e3_v = Signal()
-        e3_g, e3_pix, e3_lastg, e3_hold = Signal(range(gc)), Signal(range(npix)), Signal(), Signal(pe * a)
+        e3_g, e3_pix, e3_lastg, e3_hold = Signal(range(max(gc, 2))), Signal(range(max(npix, 2))), Signal(), Signal(pe * a)
         m.d.sync += [e3_v.eq(e2_v), e3_g.eq(e2_g), e3_pix.eq(e2_pix), e3_lastg.eq(e2_lastg), e3_hold.eq(e2_hold)]
         e3_z = [Signal(unsigned(a), name=f"z{j}") for j in range(pe)]
         for j in range(pe):
@@ -289,7 +289,7 @@ class GRUDatapath(wiring.Component):
 
         # ---- E3: h_t = requant((2^A - z) h_{t-1} + z h^) ----
         e4_v = Signal()
-        e4_g, e4_pix, e4_lastg = Signal(range(gc)), Signal(range(npix)), Signal()
+        e4_g, e4_pix, e4_lastg = Signal(range(max(gc, 2))), Signal(range(max(npix, 2))), Signal()
         m.d.sync += [e4_v.eq(e3_v), e4_g.eq(e3_g), e4_pix.eq(e3_pix), e4_lastg.eq(e3_lastg)]
         e4_h = [Signal(signed(a), name=f"hn{j}") for j in range(pe)]
         hold_l = lanes(e3_hold, pe, a)
