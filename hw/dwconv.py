@@ -44,7 +44,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.fixed import requant
+from hw.fixed import requant, rom
 from quant.fixed_point import bits_for, srange
 
 
@@ -137,8 +137,7 @@ class DWConvResidual(wiring.Component):
                     + (xmax << self.residual_shift) for ch in range(c))
         if bound >= 1 << 62:
             raise ValueError(f"accumulator bound {bound} does not fit the int64 reference")
-        # hw.fixed.shift_round takes the remainder from the low `s` bits: the word needs more than `s` bits.
-        self.acc_bits = max(bits_for(-bound, bound), self.out_shift + 2)
+        self.acc_bits = bits_for(-bound, bound)
         self.weights.setflags(write=False)
         self.bias.setflags(write=False)
         super().__init__({
@@ -227,13 +226,10 @@ class DWConvResidual(wiring.Component):
             return group[p * A:(p + 1) * A].as_signed()
 
         def constant(values, bits):
-            """Per-group constant: a literal, or a slice of one packed word selected by g. (A shift of a packed
-            word, not an `Array`: Yosys writes an Array of constants as an `always @*` case that Icarus 11 never
-            evaluates while g keeps its initial value.)"""
+            """Per-group constant: a literal when all groups share it, else a table indexed by g."""
             if all(v == values[0] for v in values):
                 return Const(int(values[0]), signed(bits))
-            packed = sum((int(v) & ((1 << bits) - 1)) << (i * bits) for i, v in enumerate(values))
-            return Const(packed, len(values) * bits).word_select(g, bits).as_signed()
+            return rom(values, bits, g)
 
         results = []
         for p in range(P):
