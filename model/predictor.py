@@ -31,7 +31,11 @@ class NextFramePredictor(nn.Module):
             out = max(8, channels // 2)
             dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, out, 3, padding=1), nn.ReLU()]
             ch = out
-        dec += [nn.Conv2d(ch, 1, 3, padding=1)]
+        head = nn.Conv2d(ch, 1, 3, padding=1)
+        # Start at "repeat the previous frame": training learns a correction instead of first undoing noise.
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+        dec += [head]
         self.decoder = nn.Sequential(*dec)
 
     def features(self, frame: torch.Tensor) -> torch.Tensor:
