@@ -65,7 +65,7 @@ def fit(model: nn.Module, sampler: ClipSampler, steps: int, batch: int, lr: floa
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{losses[-1]:.5f}")
     model.eval()
     return losses
