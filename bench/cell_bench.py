@@ -34,7 +34,7 @@ def main() -> int:
     from hw.emit import TOP_NAME, write_verilog
     from quant import golden
     from quant.params import CellParams
-    from sim.cell_bench import run_cell_bench
+    from sim.cell_bench import run_cell_bench, unpack_pixels
 
     build = Path(cfg.flow.build_dir)
     summary_path = build / "summary.json"
@@ -44,11 +44,8 @@ def main() -> int:
     params = CellParams.load(build / "cell_params.json")
     c, h, w = summary["feature_map"]
     data = np.load(build / "sim" / "bench_data.npz", allow_pickle=True)
-    # Unpack the flow's real-frame x words back into codes.
-    words = data["inputs"]
     a = params.act_bits
-    x = np.array([[[((int(v) >> (ch * a)) & ((1 << a) - 1)) for ch in range(c)] for v in step] for step in words])
-    x = np.where(x >= 1 << (a - 1), x - (1 << a), x).transpose(0, 2, 1).reshape(len(words), c, h, w)
+    x = unpack_pixels(data["inputs"], c, h, w, a)  # the flow's real-frame x codes
     bdir = Path("build/bench")
     verilog = write_verilog(params, h, w, cfg.hw, bdir / f"{TOP_NAME}.v")
     result = {"config": args.config, "machine": platform.machine(), "feature_map": [c, h, w],

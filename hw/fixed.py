@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from amaranth.hdl import Const, Mux, Value, signed
 
+from quant.fixed_point import pack_codes
+
 
 def shift_round(acc: Value, shift: int) -> Value:
     """acc * 2^-shift, rounded half to even (shift > 0), or the exact left shift (shift <= 0)."""
@@ -26,8 +28,8 @@ def shift_round(acc: Value, shift: int) -> Value:
 def saturate(value: Value, lo: int, hi: int) -> Value:
     """Clamp a signed value to [lo, hi]."""
     value = value.as_signed()
-    return Mux(value < lo, Const(lo, signed(max(lo.bit_length(), hi.bit_length()) + 1)),
-               Mux(value > hi, Const(hi, signed(max(lo.bit_length(), hi.bit_length()) + 1)), value))
+    shape = signed(max(lo.bit_length(), hi.bit_length()) + 1)
+    return Mux(value < lo, Const(lo, shape), Mux(value > hi, Const(hi, shape), value))
 
 
 def rom(values, bits: int, index: Value, signed_out: bool = True) -> Value:
@@ -36,10 +38,7 @@ def rom(values, bits: int, index: Value, signed_out: bool = True) -> Value:
     Not an `Array` of constants: Yosys writes that as an `always @*` case which Icarus 11 never evaluates
     while the index keeps its reset value.
     """
-    packed = 0
-    for i, v in enumerate(values):
-        packed |= (int(v) & ((1 << bits) - 1)) << (i * bits)
-    word = Const(packed, len(values) * bits).word_select(index, bits)
+    word = Const(pack_codes(values, bits), len(values) * bits).word_select(index, bits)
     return word.as_signed() if signed_out else word
 
 

@@ -30,13 +30,6 @@ MATS = ("wz", "uz", "wr", "ur", "wn", "un")
 OUT_FIFO_DEPTH = 4
 
 
-def _pack(values, bits: int) -> int:
-    word = 0
-    for i, v in enumerate(values):
-        word |= (int(v) & ((1 << bits) - 1)) << (i * bits)
-    return word
-
-
 def _acc_bits(mat: np.ndarray, in_max: int, bias: np.ndarray | None) -> int:
     bound = int(np.abs(mat).sum(axis=1).max()) * in_max + (int(np.abs(bias).max()) if bias is not None else 0)
     return fp.bits_for(-bound, bound)
@@ -115,7 +108,7 @@ class GRUDatapath(wiring.Component):
                     o = g * pe + j
                     for name in MATS:
                         vals += list(mats[name][o, k * simd:(k + 1) * simd])
-                rom_init.append(_pack(vals, wbits))
+                rom_init.append(fp.pack_codes(vals, wbits))
         m.submodules.wrom = wrom = Memory(shape=unsigned(pe * len(MATS) * simd * wbits), depth=gc * kc, init=rom_init)
         wrp = wrom.read_port()
         m.submodules.hmem = hmem = Memory(shape=unsigned(c * a), depth=npix, init=[])

@@ -51,8 +51,3 @@ def run_sequence_codes(path: Path, x_codes: np.ndarray, f_x: int, act_bits: int)
         h = run_cell(path, (x[None] * 2.0 ** -f_x).astype(np.float32), h)
         outs.append(np.round(h[0] * 2.0 ** (act_bits - 1)).astype(np.int64))
     return np.stack(outs)
-
-
-def node_types(path: Path) -> list[str]:
-    import onnx
-    return [n.op_type for n in onnx.load(str(path)).graph.node]

@@ -103,3 +103,20 @@ def bits_for(lo: int, hi: int) -> int:
     while not (-(1 << (n - 1)) <= lo and hi <= (1 << (n - 1)) - 1):
         n += 1
     return n
+
+
+def pack_codes(codes, bits: int) -> int:
+    """Codes into one word, code i at bits [i*bits, (i+1)*bits) in two's complement (a pixel beat, a ROM word)."""
+    word = 0
+    for i, v in enumerate(codes):
+        word |= (int(v) & ((1 << bits) - 1)) << (i * bits)
+    return word
+
+
+def unpack_codes(word: int, count: int, bits: int, signed: bool = True) -> list[int]:
+    """Inverse of pack_codes."""
+    mask = (1 << bits) - 1
+    vals = [(int(word) >> (i * bits)) & mask for i in range(count)]
+    if signed:
+        vals = [v - (1 << bits) if v >> (bits - 1) else v for v in vals]
+    return vals

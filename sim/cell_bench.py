@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecodec.errors import FlowError
+from quant.fixed_point import pack_codes, unpack_codes
 
 from .runner import run_bench
 
@@ -15,15 +16,18 @@ from .runner import run_bench
 def pack_pixels(codes: np.ndarray, bits: int) -> np.ndarray:
     """(T, C, H, W) signed codes -> (T, H*W) object array of pixel words (channel c at bits [c*bits, ...))."""
     t, c, h, w = codes.shape
-    flat = (codes.reshape(t, c, h * w).astype(np.int64) & ((1 << bits) - 1)).transpose(0, 2, 1)
+    flat = codes.reshape(t, c, h * w).transpose(0, 2, 1)
     out = np.empty((t, h * w), dtype=object)
     for ti in range(t):
         for pi in range(h * w):
-            word = 0
-            for ch in range(c):
-                word |= int(flat[ti, pi, ch]) << (ch * bits)
-            out[ti, pi] = word
+            out[ti, pi] = pack_codes(flat[ti, pi], bits)
     return out
+
+
+def unpack_pixels(words: np.ndarray, channels: int, height: int, width: int, bits: int) -> np.ndarray:
+    """Inverse of pack_pixels: (T, H*W) words -> (T, C, H, W) signed codes."""
+    codes = np.array([[unpack_codes(v, channels, bits) for v in step] for step in words], dtype=np.int64)
+    return codes.transpose(0, 2, 1).reshape(len(words), channels, height, width)
 
 
 def run_cell_bench(verilog: Path, toplevel: str, inputs: np.ndarray, expected: np.ndarray, bits: int,

@@ -17,6 +17,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
+from quant.fixed_point import unpack_codes
 from sim.runner import bench_params
 from sim.tb_common import reset_stream_dut
 
@@ -70,9 +71,7 @@ class TB:
         dut.o__ready.value = 0
 
     def unpack(self, word: int) -> list[int]:
-        a, mask = self.bits, (1 << self.bits) - 1
-        vals = [(word >> (c * a)) & mask for c in range(self.channels)]
-        return [v - (1 << a) if v >> (a - 1) else v for v in vals]
+        return unpack_codes(word, self.channels, self.bits)
 
     async def run_sequence(self, steps: int) -> tuple[list, list]:
         beats = [w for t in range(steps) for w in self.inputs[t]]

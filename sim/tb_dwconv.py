@@ -24,26 +24,11 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
+from quant.fixed_point import pack_codes, unpack_codes
 from sim.runner import bench_params
 from sim.tb_common import reset_stream_dut
 
 MAX_REPORTED = 12
-
-
-def _pack(pixel: np.ndarray, bits: int) -> int:
-    word = 0
-    for c, code in enumerate(pixel):
-        word |= (int(code) & ((1 << bits) - 1)) << (c * bits)
-    return word
-
-
-def _unpack(word: int, channels: int, bits: int) -> list[int]:
-    mask, half = (1 << bits) - 1, 1 << (bits - 1)
-    codes = []
-    for c in range(channels):
-        v = (word >> (c * bits)) & mask
-        codes.append(v - (1 << bits) if v >= half else v)
-    return codes
 
 
 class TB:
@@ -70,7 +55,7 @@ class TB:
         await reset_stream_dut(self.dut, cycles)
 
     def beats(self, frames: range) -> list[int]:
-        return [_pack(self.x[f, :, y, xx], self.bits)
+        return [pack_codes(self.x[f, :, y, xx], self.bits)
                 for f in frames for y in range(self.height) for xx in range(self.width)]
 
     async def stream(self, beats: list[int], outputs: int, max_cycles: int) -> tuple[list[int], list[int]]:
@@ -108,7 +93,7 @@ class TB:
         for n, word in enumerate(got):
             f, rest = divmod(n, pixels)
             y, xx = divmod(rest, self.width)
-            codes = _unpack(word, self.channels, self.bits)
+            codes = unpack_codes(word, self.channels, self.bits)
             for c, code in enumerate(codes):
                 want = int(self.expected[frames[f], c, y, xx])
                 if code != want:
