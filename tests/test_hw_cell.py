@@ -5,7 +5,6 @@ deterministic emission and a sanity bound on cycles per step."""
 from __future__ import annotations
 
 import copy
-import functools
 import gc
 import os
 import re
@@ -20,7 +19,6 @@ import torch
 from edgecodec.config import HwConfig, QuantConfig
 from edgecodec.errors import FlowError
 from hw.emit import TOP_NAME, build_top, write_verilog
-from model.ase_gru import ASEGRUCell
 from quant import fixed_point as fp
 from quant import golden
 from quant.params import CellParams, extract
@@ -28,9 +26,10 @@ from quant.qat_cell import CellFracs, from_float
 from sim.cell_bench import run_cell_bench
 from sim.runner import ensure_simulator
 
-CLIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video" / "CiscoVT2people_160x96_6fps.y4m"
+from cellgen import random_inputs as _inputs
+from cellgen import random_params as _params
 
-FRACS = {8: CellFracs(x=6, xp=5, s1=5, p=5), 6: CellFracs(x=4, xp=3, s1=3, p=3)}
+CLIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video" / "CiscoVT2people_160x96_6fps.y4m"
 
 # name: C, pe, simd, dw_parallel, dw kernel, SE reduction, act/weight bits, frame, steps, stalls, reset in mid-stream;
 # optional q (QuantConfig), fr (CellFracs), gain (float weights scaled), std (input spread, real units)
@@ -67,32 +66,8 @@ SWEEP_SLOW = {
 }
 
 
-@functools.lru_cache(maxsize=None)
-def _params(C: int, r: int, k: int, bits: int = 8, seed: int = 0, q: QuantConfig | None = None,
-            fr: CellFracs | None = None, gain: float = 1.0) -> CellParams:
-    """Integer parameters of a random-init cell through the real QAT path (from_float -> extract)."""
-    torch.manual_seed(seed)
-    cell = ASEGRUCell(C, r, 1, k)
-    if gain != 1.0:
-        with torch.no_grad():
-            for prm in cell.parameters():
-                prm.mul_(gain)
-    q = q or QuantConfig(act_bits=bits, weight_bits=bits)
-    return extract(from_float(cell, q, fr or FRACS[q.act_bits], r).double().eval())
-
-
 def _cfg_params(cfg: dict) -> CellParams:
     return _params(cfg["C"], cfg["r"], cfg["k"], cfg["A"], q=cfg.get("q"), fr=cfg.get("fr"), gain=cfg.get("gain", 1.0))
-
-
-def _inputs(p: CellParams, T: int, H: int, W: int, seed: int, std: float = 0.7) -> np.ndarray:
-    """Input codes (T, C, H, W): real-valued N(0, std) on the x grid, with saturated extremes in every run."""
-    rng = np.random.default_rng(seed)
-    x = np.clip(np.round(rng.normal(0, std, size=(T, p.channels, H, W)) * 2.0 ** p.f_x), *fp.srange(p.act_bits))
-    x = x.astype(np.int64)
-    lo, hi = fp.srange(p.act_bits)
-    x[0, :, 0, 0], x[0, :, -1, -1] = lo, hi
-    return x
 
 
 def _bench(tmp_path: Path, p: CellParams, x: np.ndarray, hw: HwConfig, simulator: str = "icarus",
