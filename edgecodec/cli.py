@@ -53,6 +53,30 @@ def cmd_synth(args) -> None:
     print(json.dumps(synth_ecp5(Path(args.verilog), args.top or TOP_NAME, Path(args.out), Path("build/.yowasp-cache"))))
 
 
+def cmd_baseline(args) -> None:
+    from . import checkpoint
+    from .baseline import run_baseline
+    from .flow import float_model
+    cfg = _cfg(args)
+    model = float_model(cfg)
+    model.load_state_dict(checkpoint.load(Path(cfg.flow.checkpoint), cfg)["float"])
+    b = cfg.baseline
+    res = run_baseline(model.rnn.cells[cfg.flow.layer], cfg.model.channels, cfg.model.downsample,
+                       args.resolution or list(b.resolutions), args.device or b.device,
+                       b.warmup if args.warmup is None else args.warmup, b.iters if args.iters is None else args.iters)
+    text = json.dumps(res, indent=2)
+    if args.output:
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    print(text)
+
+
+def cmd_report(args) -> None:
+    from .html_report import write_html
+    print(write_html(Path(args.summary), Path(args.output)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgecodec", description="Hardware flow for edge neural video codecs "
                                 "(ASE-GRU): PyTorch -> Brevitas QAT -> QONNX -> integer golden -> Amaranth RTL -> cocotb")
@@ -78,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("verilog")
     sp.add_argument("--top", default=None)
     sp.add_argument("--out", default="build/synth")
+    sp = add("baseline", cmd_baseline, "time the float PyTorch cell on the torch device (CUDA if present, else CPU) "
+             "with a Jetson AGX Xavier roofline estimate")
+    sp.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default: baseline.device")
+    sp.add_argument("--resolution", action="append", help="WIDTHxHEIGHT (repeatable; default: baseline.resolutions)")
+    sp.add_argument("--warmup", type=int, default=None)
+    sp.add_argument("--iters", type=int, default=None)
+    sp.add_argument("-o", "--output", default=None, help="also write the JSON here")
+    sp = add("report", cmd_report, "self-contained HTML report (tables, plots) from the flow's summary.json")
+    sp.add_argument("--summary", default="build/flow/summary.json")
+    sp.add_argument("-o", "--output", default="build/flow/report.html")
     return p
 
 

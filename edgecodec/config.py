@@ -7,6 +7,7 @@ configuration that cannot work fails with a message naming the field.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,12 +144,96 @@ class FlowConfig:
 
 
 @dataclass(frozen=True)
+class FpgaConfig:
+    """FPGA implementation (hw/fpga): Yosys + nextpnr + ecppack/icepack, all open tools.
+
+    Parameters
+    ----------
+    family : 'ecp5' or 'ice40'.
+    device : ECP5 '25k', '45k', '85k'; iCE40 'up5k'.
+    package : package name (empty = the device's default package).
+    speed : ECP5 speed grade 6, 7 or 8 (0 = the device's default).
+    freq_mhz : clock target handed to nextpnr (0 = the tool's default).
+    bus_bits : width of the wrapper's byte-stream I/O.
+    seed : nextpnr placement seed (fixed: same inputs -> same bitstream bytes).
+    xilinx_family : family for the Yosys synth_xilinx estimate and the Vivado script.
+    xilinx_part : part named in the Vivado script (not run here).
+    """
+
+    family: str = "ecp5"
+    device: str = "85k"
+    package: str = ""
+    speed: int = 0
+    freq_mhz: float = 0.0
+    bus_bits: int = 8
+    seed: int = 1
+    xilinx_family: str = "xc7"
+    xilinx_part: str = "xc7a100tcsg324-1"
+
+    def validate(self) -> None:
+        _check(self.bus_bits in (1, 2, 4, 8, 16, 32), "fpga.bus_bits must be one of 1, 2, 4, 8, 16, 32")
+        _check(self.freq_mhz >= 0, "fpga.freq_mhz must be >= 0")
+        _check(self.speed >= 0, "fpga.speed must be >= 0 (0 = default)")
+
+
+@dataclass(frozen=True)
+class AsicConfig:
+    """ASIC estimate (hw/asic): Yosys + ABC mapping to a liberty, static timing, power from simulated activity.
+
+    Parameters
+    ----------
+    library : 'sky130hd' (default), 'gf180mcu' or 'sg13g2' (files in ../shared/data/liberty).
+    clock_mhz : clock for power and energy (0 = the achievable clock from static timing).
+    power_height, power_width : feature-map crop simulated at gate level for switching activity.
+    power_steps : cell steps of that simulation.
+    """
+
+    library: str = "sky130hd"
+    clock_mhz: float = 0.0
+    power_height: int = 6
+    power_width: int = 8
+    power_steps: int = 3
+
+    def validate(self) -> None:
+        _check(self.clock_mhz >= 0, "asic.clock_mhz must be >= 0")
+        _check(self.power_height >= 3 and self.power_width >= 3, "asic.power_height/width must be >= 3")
+        _check(self.power_steps >= 2, "asic.power_steps must be >= 2")
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Software baseline (`edgecodec baseline`): the float cell on the torch device.
+
+    Parameters
+    ----------
+    device : 'auto' (CUDA if present, else CPU), 'cpu' or 'cuda'.
+    resolutions : frame sizes WIDTHxHEIGHT; the cell runs on frame / model.downsample.
+    warmup, iters : untimed and timed steps per resolution.
+    """
+
+    device: str = "auto"
+    resolutions: tuple[str, ...] = ("320x192", "640x360", "1280x720", "1920x1080")
+    warmup: int = 5
+    iters: int = 20
+
+    def validate(self) -> None:
+        _check(self.device in ("auto", "cpu", "cuda"), "baseline.device must be auto, cpu or cuda")
+        _check(len(self.resolutions) >= 1, "baseline.resolutions must name at least one WIDTHxHEIGHT")
+        for r in self.resolutions:
+            parse_resolution(r)
+        _check(self.warmup >= 0 and self.iters >= 1, "baseline.warmup must be >= 0 and baseline.iters >= 1")
+
+
+@dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
     hw: HwConfig = field(default_factory=HwConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
+    fpga: FpgaConfig = field(default_factory=FpgaConfig)
+    asic: AsicConfig = field(default_factory=AsicConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
 
     def validate(self) -> "Config":
         self.model.validate()
@@ -156,13 +241,25 @@ class Config:
         self.hw.validate(self.model)
         self.train.validate()
         self.flow.validate(self.model)
+        self.fpga.validate()
+        self.asic.validate()
+        self.baseline.validate()
         return self
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-_SECTIONS = {"model": ModelConfig, "quant": QuantConfig, "hw": HwConfig, "train": TrainConfig, "flow": FlowConfig}
+_SECTIONS = {"model": ModelConfig, "quant": QuantConfig, "hw": HwConfig, "train": TrainConfig, "flow": FlowConfig,
+             "fpga": FpgaConfig, "asic": AsicConfig, "baseline": BaselineConfig}
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """'WIDTHxHEIGHT' -> (width, height); anything else is a FlowError naming the text."""
+    m = re.match(r"^(\d+)x(\d+)$", str(text).strip())
+    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+        raise FlowError(f"resolution '{text}' must look like WIDTHxHEIGHT, e.g. 1920x1080")
+    return int(m.group(1)), int(m.group(2))
 
 
 def _check(ok: bool, message: str) -> None:
