@@ -26,6 +26,11 @@ and one frame takes exactly
 cycles: one cycle per extended position plus ``C/P - 1`` more per output pixel. For ``C/P = 1`` this is
 ``(H+pad)(W+pad)``, i.e. one pixel per cycle plus the padding positions.
 
+Pipeline: a group's ``k*k*P`` products (and its bias and residual) are registered when the group issues;
+the next cycle sums, requantizes and stores them (staging register, or the output register for the last
+group), so a multiplier never feeds the adder tree in the same cycle. This adds one cycle of latency, not
+of throughput: a group issues every cycle unless the output register is full.
+
 Handshakes: ``o.valid`` and ``o.payload`` are registers; ``i.ready`` depends combinationally on ``o.ready``
 (the output register may be refilled in the cycle it is emptied), never on ``i.valid``. A reset drops the
 frame in progress; the next beat after reset is pixel (0, 0) of a new frame.
@@ -165,8 +170,14 @@ class DWConvResidual(wiring.Component):
         g = Signal(range(max(G, 2)))             # channel group being computed
         last_group = g == G - 1
 
+        # Two-stage group pipeline: S1 registers the k*k*P products of group g (issue), S2 sums, requantizes
+        # and shifts the result into the staging register or, for the last group, into the output register.
         out_free = ~self.o.valid | self.o.ready
-        complete = pending & last_group & out_free
+        s1_valid = Signal()                      # S1 holds the products of one group
+        s1_last = Signal()                       # ... the last group of its pixel
+        s1_moves = ~s1_valid | ~s1_last | out_free
+        issue = pending & s1_moves
+        complete = issue & last_group            # the window's pixel is fully issued: it may shift
         slot_free = ~pending | complete
         need_input = (iy < H) & (ix < W)
         advance = slot_free & (~need_input | self.i.valid)
@@ -215,10 +226,14 @@ class DWConvResidual(wiring.Component):
         with m.Elif(complete):
             m.d.sync += pending.eq(0)
 
-        with m.If(pending & ~last_group):
+        with m.If(issue & ~last_group):
             m.d.sync += g.eq(g + 1)
         with m.Elif(complete):
             m.d.sync += g.eq(0)
+        with m.If(issue):
+            m.d.sync += [s1_valid.eq(1), s1_last.eq(last_group)]
+        with m.Elif(s1_moves):
+            m.d.sync += s1_valid.eq(0)
 
         # Compute the P channels g*P .. g*P+P-1 of the pixel in the window.
         def lane(value, p):
@@ -239,11 +254,21 @@ class DWConvResidual(wiring.Component):
                 for dx in range(k):
                     wv = [self.weights[ch, dy, dx] for ch in chans]
                     if any(wv):
-                        terms.append(constant(wv, self.weight_bits) * lane(window[dy][dx], p))
+                        prod = constant(wv, self.weight_bits) * lane(window[dy][dx], p)
+                        reg = Signal(signed(self.weight_bits + A), name=f"prod_{p}_{dy}_{dx}")
+                        with m.If(issue):
+                            m.d.sync += reg.eq(prod)
+                        terms.append(reg)
             bv = [self.bias[ch] for ch in chans]
             if any(bv):
-                terms.append(constant(bv, bits_for(int(min(bv)), int(max(bv)))))
-            terms.append(lane(window[pad][pad], p) << self.residual_shift)
+                breg = Signal(signed(bits_for(int(min(bv)), int(max(bv)))), name=f"bias_{p}")
+                with m.If(issue):
+                    m.d.sync += breg.eq(constant(bv, len(breg)))
+                terms.append(breg)
+            res = Signal(signed(A), name=f"res_{p}")
+            with m.If(issue):
+                m.d.sync += res.eq(lane(window[pad][pad], p))
+            terms.append(res << self.residual_shift)
             acc = Signal(signed(self.acc_bits), name=f"acc_{p}")
             m.d.comb += acc.eq(sum(terms[1:], terms[0]))
             results.append(requant(acc, self.out_shift, *srange(A))[:A])
@@ -254,11 +279,11 @@ class DWConvResidual(wiring.Component):
         if G > 1:
             # Groups 0 .. G-2 shift in from the top; after G-1 of them group 0 sits in the low bits.
             staging = Signal((G - 1) * P * A)
-            with m.If(pending & ~last_group):
+            with m.If(s1_valid & ~s1_last):
                 m.d.sync += staging.eq(Cat(staging[P * A:], group_result))
             out_word = Cat(staging, group_result)
         else:
             out_word = group_result
-        with m.If(complete):
+        with m.If(s1_valid & s1_last & out_free):
             m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(out_word)]
         return m
