@@ -1,7 +1,14 @@
 """SE unit: average pool of h_{t-1} (from running sums), FC1 + ReLU, FC2, sigmoid LUT -> sigma per channel.
 
-One multiplier, sequential: C (mean) + 2 * C * C/r (FCs) + a few cycles per step, run between frames while
-the gate pipeline is drained. Arithmetic: docs/numerics.md steps 2-4.
+One multiplier (plus the constant multiply of the mean), sequential: C (mean) + 2 * C * C/r (FCs) + 13 cycles
+per step (start, pipeline drain between phases and `done`), run between frames while the gate pipeline is
+drained. Arithmetic: docs/numerics.md steps 2-4.
+
+Pipeline of one multiply-accumulate term: S0 issue (weight/bias ROM by flat/outer, operand by inner or sum by
+outer, into registers with the phase/first/last/output-index tags) -> S1 product register -> S2 accumulate
+(first ? bias : acc) + product, or for MEAN mean[i] = requant(sum * R) -> S3 on the last term requant of acc
+(FC1 -> s1[j] with the ReLU clamp, FC2 -> LUT code register) -> S4 (FC2) sigma[i] = LUT[code]. A phase is
+issued only once the pipeline is empty, since FC1 reads every mean and FC2 every s1 (C/r may be 1).
 """
 
 from __future__ import annotations
@@ -81,41 +88,92 @@ class SEUnit(wiring.Component):
         outer = Signal(range(max(c, hd) + 1))
         inner = Signal(range(max(c, hd) + 1))
         flat = Signal(range(c * hd + 1))
+        idx_shape = range(max(c, hd))
 
+        # ---- pipeline registers; phase tags ----
+        MEAN, FC1, FC2 = 0, 1, 2
+        # S0 issue -> S1: operands (ROM weight and bias by flat/outer, FC operand by inner, sum by outer) and tags
+        v1, first1, last1 = Signal(), Signal(), Signal()
+        ph1, idx1 = Signal(range(3)), Signal(idx_shape)
+        w_r = Signal(signed(wb))
+        op_r = Signal(signed(a + 1))             # mean (signed A) or s1 (unsigned A)
+        bias1 = Signal(signed(bb))
+        sum_r = Signal(signed(sum_bits))
+        # S1 product -> S2
+        v2, first2, last2 = Signal(), Signal(), Signal()
+        ph2, idx2 = Signal(range(3)), Signal(idx_shape)
+        bias2 = Signal(signed(bb))
+        prod_e = w_r * op_r
+        mprod_e = sum_r * self.recip
+        prod = Signal(prod_e.shape())
+        mprod = Signal(mprod_e.shape())
+        # S2 accumulate / mean write -> S3 requant (FC1 -> s1[j], FC2 -> LUT code)
+        v3, ph3, idx3 = Signal(), Signal(range(3)), Signal(idx_shape)
+        # S3 -> S4 sigma[i] = LUT[code]
+        v4, idx4 = Signal(), Signal(idx_shape)
+        code = Signal(signed(self.lb))
+        busy = Signal()
+        m.d.comb += busy.eq(v1 | v2 | v3 | v4)
+
+        # S1: product registers
+        m.d.sync += [prod.eq(prod_e), mprod.eq(mprod_e), v2.eq(v1), first2.eq(first1), last2.eq(last1),
+                     ph2.eq(ph1), idx2.eq(idx1), bias2.eq(bias1)]
+        # S2: accumulate; the pool mean is written here
+        with m.If(v2 & (ph2 != MEAN)):
+            m.d.sync += acc.eq(Mux(first2, bias2, acc) + prod)
+        with m.If(v2 & (ph2 == MEAN)):
+            m.d.sync += mean_a[idx2].eq(requant(mprod, self.recip_shift, *fp.srange(a)))
+        m.d.sync += [v3.eq(v2 & last2 & (ph2 != MEAN)), ph3.eq(ph2), idx3.eq(idx2)]
+        # S3: requant of the finished sum (acc holds it for exactly this cycle)
+        with m.If(v3 & (ph3 == FC1)):
+            m.d.sync += s1_a[idx3].eq(requant(acc, self.fc1_shift, *fp.urange(a)))
+        with m.If(v3 & (ph3 == FC2)):
+            m.d.sync += code.eq(requant(acc, self.fc2_shift, *fp.srange(self.lb)))
+        m.d.sync += [v4.eq(v3 & (ph3 == FC2)), idx4.eq(idx3)]
+        # S4: sigmoid LUT
+        with m.If(v4):
+            m.d.sync += sigma_a[idx4].eq(rom(self.lut, a, code.as_unsigned(), signed_out=False))
+
+        # S0: issue sequencer. A phase starts only when the pipeline is empty (FC1 reads every mean, FC2 every s1).
+        m.d.sync += v1.eq(0)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += outer.eq(0)
                     m.next = "MEAN"
-            with m.State("MEAN"):
-                m.d.sync += mean_a[outer].eq(requant(sums_w.word_select(outer, sum_bits).as_signed() * self.recip, self.recip_shift,
-                                                     *fp.srange(a)))
-                m.d.sync += outer.eq(outer + 1)
+            with m.State("MEAN"):  # mean[i] = requant(sum[i] * R, K)
+                m.d.sync += [v1.eq(1), ph1.eq(MEAN), first1.eq(1), last1.eq(1), idx1.eq(outer),
+                             sum_r.eq(sums_w.word_select(outer, sum_bits).as_signed()), outer.eq(outer + 1)]
                 with m.If(outer == c - 1):
-                    m.d.sync += [outer.eq(0), inner.eq(0), flat.eq(0)]
+                    m.next = "MEAN_DRAIN"
+            with m.State("MEAN_DRAIN"):
+                m.d.sync += [outer.eq(0), inner.eq(0), flat.eq(0)]
+                with m.If(~busy):
                     m.next = "FC1"
             with m.State("FC1"):  # s1[j] = relu-requant(b1[j] + sum_c W1[j, c] mean[c])
-                nxt = Signal.like(acc)
-                m.d.comb += nxt.eq(Mux(inner == 0, b1(outer), acc) + w1(flat) * Cat(*mean).word_select(inner, a).as_signed())
-                m.d.sync += [acc.eq(nxt), flat.eq(flat + 1), inner.eq(inner + 1)]
+                m.d.sync += [v1.eq(1), ph1.eq(FC1), first1.eq(inner == 0), last1.eq(inner == c - 1),
+                             idx1.eq(outer), w_r.eq(w1(flat)), bias1.eq(b1(outer)),
+                             op_r.eq(Cat(*mean).word_select(inner, a).as_signed()),
+                             flat.eq(flat + 1), inner.eq(inner + 1)]
                 with m.If(inner == c - 1):
-                    m.d.sync += [s1_a[outer].eq(requant(nxt, self.fc1_shift, *fp.urange(a))),
-                                 inner.eq(0), outer.eq(outer + 1)]
+                    m.d.sync += [inner.eq(0), outer.eq(outer + 1)]
                     with m.If(outer == hd - 1):
-                        m.d.sync += [outer.eq(0), flat.eq(0)]
-                        m.next = "FC2"
+                        m.next = "FC1_DRAIN"
+            with m.State("FC1_DRAIN"):
+                m.d.sync += [outer.eq(0), inner.eq(0), flat.eq(0)]
+                with m.If(~busy):
+                    m.next = "FC2"
             with m.State("FC2"):  # sigma[c] = SIG[requant(b2[c] + sum_j W2[c, j] s1[j])]
-                nxt = Signal.like(acc)
-                code = Signal(signed(self.lb))
-                m.d.comb += [nxt.eq(Mux(inner == 0, b2(outer), acc) + w2(flat) * Cat(*s1).word_select(inner, a)),
-                             code.eq(requant(nxt, self.fc2_shift, *fp.srange(self.lb)))]
-                m.d.sync += [acc.eq(nxt), flat.eq(flat + 1), inner.eq(inner + 1)]
+                m.d.sync += [v1.eq(1), ph1.eq(FC2), first1.eq(inner == 0), last1.eq(inner == hd - 1),
+                             idx1.eq(outer), w_r.eq(w2(flat)), bias1.eq(b2(outer)),
+                             op_r.eq(Cat(*s1).word_select(inner, a)),
+                             flat.eq(flat + 1), inner.eq(inner + 1)]
                 with m.If(inner == hd - 1):
-                    m.d.sync += [sigma_a[outer].eq(rom(self.lut, a, code.as_unsigned(), signed_out=False)), inner.eq(0), outer.eq(outer + 1)]
+                    m.d.sync += [inner.eq(0), outer.eq(outer + 1)]
                     with m.If(outer == c - 1):
-                        m.next = "DONE"
-            with m.State("DONE"):
-                m.d.comb += self.done.eq(1)
-                m.next = "IDLE"
+                        m.next = "FC2_DRAIN"
+            with m.State("FC2_DRAIN"):  # done once the last sigma is written
+                with m.If(~busy):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
         return m
-
