@@ -8,7 +8,10 @@ the pipeline drains and the SE unit computes sigma for the next step from sums o
 Arithmetic: docs/numerics.md steps 5-8.
 
 Stages of a beat token: S0 issue (select slices, weight ROM address) -> S1 scale (sigma * x', sigma * h)
--> S2 MAC -> E1 align/requant/LUT address -> E2 gate values, r * p, tanh address -> E3 update -> E4 store.
+-> S2 MAC -> E1 align/requant to LUT addresses (registered) -> E2 sigmoid LUT read -> E3 z, 2^A - z, r * p
+(registered) -> E4 candidate pre-activation, tanh address -> E5 update products (2^A - z) h, z h^ (registered)
+-> E6 sum + requant -> E7 store. No multiplier output or LUT read feeds an adder/requant and a memory address or a
+second multiplier in the same cycle; the pipeline is pure retiming of docs/numerics.md steps 5-8.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from .fixed import requant, rom
 from .se_unit import SEUnit
 
 MATS = ("wz", "uz", "wr", "ur", "wn", "un")
-OUT_FIFO_DEPTH = 4
+OUT_FIFO_DEPTH = 4                          # minimum depth; deeper where pixels issue faster than PIPE_LAT
+PIPE_LAT = 9                                # cycles from a pixel's last beat at S0 to its store at E7
 
 
 def _acc_bits(mat: np.ndarray, in_max: int, bias: np.ndarray | None) -> int:
@@ -125,9 +129,14 @@ class GRUDatapath(wiring.Component):
             lut_ports.append(ports)
 
         # ---- output FIFO with credits: a pixel is issued only if its result has room ----
-        m.submodules.ofifo = ofifo = SyncFIFOBuffered(width=c * a, depth=OUT_FIFO_DEPTH)
+        # A credit is held from the take of a pixel until its result leaves the FIFO: the last beat issues B - 1
+        # cycles after the first, the store (E7) is PIPE_LAT cycles after the last beat, the buffered FIFO adds ~2.
+        # Enough credits for that span keep one pixel per B cycles flowing without backpressure.
+        beats = gc * kc
+        out_depth = max(OUT_FIFO_DEPTH, -(-(beats + PIPE_LAT + 3) // beats) + 1)
+        m.submodules.ofifo = ofifo = SyncFIFOBuffered(width=c * a, depth=out_depth)
         m.d.comb += [self.o.valid.eq(ofifo.r_rdy), self.o.payload.eq(ofifo.r_data), ofifo.r_en.eq(self.o.ready)]
-        inflight = Signal(range(OUT_FIFO_DEPTH + 2))
+        inflight = Signal(range(out_depth + 2))
 
         def lanes(word, n, bits, sign=True):
             return [(word[i * bits:(i + 1) * bits].as_signed() if sign else word[i * bits:(i + 1) * bits])
@@ -194,7 +203,7 @@ class GRUDatapath(wiring.Component):
         last_beat = Signal()
         m.d.comb += [issue.eq(cur_valid), last_beat.eq((g0 == gc - 1) & (k0 == kc - 1))]
         credit_ok = Signal()
-        m.d.comb += credit_ok.eq(ofifo.level + inflight < OUT_FIFO_DEPTH)
+        m.d.comb += credit_ok.eq(ofifo.level + inflight < out_depth)
         m.d.comb += take_nxt.eq(nxt_full & credit_ok & (~cur_valid | (issue & last_beat)))
         with m.If(issue):
             m.d.sync += [k0.eq(Mux(k0 == kc - 1, 0, k0 + 1))]
@@ -250,48 +259,77 @@ class GRUDatapath(wiring.Component):
         e1_g, e1_pix, e1_lastg, e1_hold = Signal(range(max(gc, 2))), Signal(range(max(npix, 2))), Signal(), Signal(pe * a)
         m.d.sync += [e1_v.eq(s2_v & s2_last), e1_g.eq(s2_g), e1_pix.eq(s2_pix), e1_lastg.eq(s2_lastg),
                      e1_hold.eq(s2_hold)]
+        t1 = {"v": e1_v, "g": e1_g, "pix": e1_pix, "lastg": e1_lastg, "hold": e1_hold}
 
-        # ---- E1: align, requant to LUT addresses, p = requant(U h~) ----
+        def stage(prev: dict, name: str, hold: bool = True) -> dict:
+            """Token tags (valid, group, pixel, last group, h_{t-1} slice) one stage later."""
+            nxt = {k: Signal.like(v, name=f"{name}_{k}") for k, v in prev.items() if hold or k != "hold"}
+            m.d.sync += [nxt[k].eq(prev[k]) for k in nxt]
+            return nxt
+
+        def reg(value, name: str) -> Signal:
+            """`value` registered at its own shape (so the arithmetic is unchanged)."""
+            r = Signal.like(value, name=name)
+            m.d.sync += r.eq(value)
+            return r
+
+        # ---- E1: align, requant to LUT addresses, p = requant(U h~); all registered (acc holds one cycle) ----
         gz, gr, gn = p.gate_grid("z"), p.gate_grid("r"), p.gate_grid("n")
         llo, lhi = fp.srange(L)
-        e2_v = Signal()
-        e2_g, e2_pix, e2_lastg, e2_hold = Signal(range(max(gc, 2))), Signal(range(max(npix, 2))), Signal(), Signal(pe * a)
-        m.d.sync += [e2_v.eq(e1_v), e2_g.eq(e1_g), e2_pix.eq(e1_pix), e2_lastg.eq(e1_lastg), e2_hold.eq(e1_hold)]
+        t2 = stage(t1, "e2")
+        e2_cz = [Signal(signed(L), name=f"cz{j}") for j in range(pe)]
+        e2_cr = [Signal(signed(L), name=f"cr{j}") for j in range(pe)]
         e2_p = [Signal(signed(a), name=f"p{j}") for j in range(pe)]
         e2_nw = [Signal(signed(accw["wn"] + gn - (p.f_w["n"] + p.f_xp)), name=f"nw{j}") for j in range(pe)]
         for j in range(pe):
             az = (acc[j]["wz"] << (gz - p.f_w["z"] - p.f_xp)) + (acc[j]["uz"] << (gz - p.f_u["z"] - p.f_h))
             ar = (acc[j]["wr"] << (gr - p.f_w["r"] - p.f_xp)) + (acc[j]["ur"] << (gr - p.f_u["r"] - p.f_h))
-            cz, cr = Signal(signed(L), name=f"cz{j}"), Signal(signed(L), name=f"cr{j}")
-            m.d.comb += [cz.eq(requant(az, gz - p.lut_frac, llo, lhi)), cr.eq(requant(ar, gr - p.lut_frac, llo, lhi)),
-                         lut_ports[j]["z"].addr.eq(cz.as_unsigned()), lut_ports[j]["r"].addr.eq(cr.as_unsigned())]
-            m.d.sync += [e2_p[j].eq(requant(acc[j]["un"], p.p_shift, slo, shi)),
+            m.d.sync += [e2_cz[j].eq(requant(az, gz - p.lut_frac, llo, lhi)),
+                         e2_cr[j].eq(requant(ar, gr - p.lut_frac, llo, lhi)),
+                         e2_p[j].eq(requant(acc[j]["un"], p.p_shift, slo, shi)),
                          e2_nw[j].eq(acc[j]["wn"] << (gn - p.f_w["n"] - p.f_xp))]
 
-        # ---- E2: z, r from the LUTs; candidate pre-activation W x~ + b + r * p -> tanh address ----
-        e3_v = Signal()
-        e3_g, e3_pix, e3_lastg, e3_hold = Signal(range(max(gc, 2))), Signal(range(max(npix, 2))), Signal(), Signal(pe * a)
-        m.d.sync += [e3_v.eq(e2_v), e3_g.eq(e2_g), e3_pix.eq(e2_pix), e3_lastg.eq(e2_lastg), e3_hold.eq(e2_hold)]
-        e3_z = [Signal(unsigned(a), name=f"z{j}") for j in range(pe)]
+        # ---- E2: sigmoid LUT addresses from registers (z, r read out in E3) ----
+        t3 = stage(t2, "e3")
+        e3_p = [reg(e2_p[j], f"e3_p{j}") for j in range(pe)]
+        e3_nw = [reg(e2_nw[j], f"e3_nw{j}") for j in range(pe)]
         for j in range(pe):
-            q = lut_ports[j]["r"].data * e2_p[j]
-            an = e2_nw[j] + (q << (gn - a - p.f_p))
+            m.d.comb += [lut_ports[j]["z"].addr.eq(e2_cz[j].as_unsigned()),
+                         lut_ports[j]["r"].addr.eq(e2_cr[j].as_unsigned())]
+
+        # ---- E3: z, 2^A - z from the LUT; q = r * p registered ----
+        t4 = stage(t3, "e4")
+        e4_z, e4_zc, e4_q, e4_nw = [], [], [], []
+        for j in range(pe):
+            zd = lut_ports[j]["z"].data
+            e4_z.append(reg(zd, f"z{j}"))
+            e4_zc.append(reg(Const(1 << a, unsigned(a + 1)) - zd, f"zc{j}"))
+            e4_q.append(reg(lut_ports[j]["r"].data * e3_p[j], f"q{j}"))
+            e4_nw.append(reg(e3_nw[j], f"e4_nw{j}"))
+
+        # ---- E4: candidate pre-activation W x~ + b + r * p -> tanh address ----
+        t5 = stage(t4, "e5")
+        e5_z = [reg(e4_z[j], f"e5_z{j}") for j in range(pe)]
+        e5_zc = [reg(e4_zc[j], f"e5_zc{j}") for j in range(pe)]
+        for j in range(pe):
+            an = e4_nw[j] + (e4_q[j] << (gn - a - p.f_p))
             cn = Signal(signed(L), name=f"cn{j}")
             m.d.comb += [cn.eq(requant(an, gn - p.lut_frac, llo, lhi)), lut_ports[j]["n"].addr.eq(cn.as_unsigned())]
-            m.d.sync += e3_z[j].eq(lut_ports[j]["z"].data)
 
-        # ---- E3: h_t = requant((2^A - z) h_{t-1} + z h^) ----
-        e4_v = Signal()
-        e4_g, e4_pix, e4_lastg = Signal(range(max(gc, 2))), Signal(range(max(npix, 2))), Signal()
-        m.d.sync += [e4_v.eq(e3_v), e4_g.eq(e3_g), e4_pix.eq(e3_pix), e4_lastg.eq(e3_lastg)]
+        # ---- E5: products of h_t = requant((2^A - z) h_{t-1} + z h^), registered ----
+        t6 = stage(t5, "e6", hold=False)
+        hold_l = lanes(t5["hold"], pe, a)
+        e6_ph = [reg(e5_zc[j] * hold_l[j], f"ph{j}") for j in range(pe)]
+        e6_pc = [reg(e5_z[j] * lut_ports[j]["n"].data.as_signed(), f"pc{j}") for j in range(pe)]
+
+        # ---- E6: sum and requant ----
+        t7 = stage(t6, "e7", hold=False)
+        e4_v, e4_g, e4_pix, e4_lastg = t7["v"], t7["g"], t7["pix"], t7["lastg"]
         e4_h = [Signal(signed(a), name=f"hn{j}") for j in range(pe)]
-        hold_l = lanes(e3_hold, pe, a)
         for j in range(pe):
-            cand = lut_ports[j]["n"].data.as_signed()
-            upd = (Const(1 << a, unsigned(a + 1)) - e3_z[j]) * hold_l[j] + e3_z[j] * cand
-            m.d.sync += e4_h[j].eq(requant(upd, a, slo, shi))
+            m.d.sync += e4_h[j].eq(requant(e6_ph[j] + e6_pc[j], a, slo, shi))
 
-        # ---- E4: collect the pixel, pool sums for the next SE, write h and push the result ----
+        # ---- E7: collect the pixel, pool sums for the next SE, write h and push the result ----
         out_vec = Signal(c * a)
         full_vec = Signal(c * a)
         m.d.comb += full_vec.eq(out_vec)
