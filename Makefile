@@ -4,6 +4,8 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CONFIG  ?= configs/default.yaml
 JOBS    ?= 2
+FINN      := finn-plus==1.6.1
+FINN_DEPS := rich pydantic scipy
 
 .PHONY: setup flow test test-slow bench verilog clean
 
@@ -15,8 +17,13 @@ $(STAMP): pyproject.toml
 	# The CPU wheel first: with it installed no dependency can pull a CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
-	@command -v iverilog >/dev/null || { (apt-get update -qq && apt-get install -y -qq iverilog) || \
-	  { echo "error: Icarus Verilog (iverilog) is missing and apt-get could not install it" >&2; exit 1; }; }
+	# FINN (finn-plus) pins old brevitas/onnx: install it without its dependency pins (see docs/finn.md).
+	$(PY) -m pip install -q --no-deps $(FINN)
+	$(PY) -m pip install -q $(FINN_DEPS)
+	@missing=""; command -v iverilog >/dev/null || missing="$$missing iverilog"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  if [ -n "$$missing" ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) \
+	    || { echo "error:$$missing missing and apt-get could not install it (Icarus Verilog; Chromium for the report test)" >&2; exit 1; }; fi
 	touch $@
 
 flow: setup
@@ -30,6 +37,7 @@ test-slow: setup
 
 bench: setup
 	$(PY) bench/cell_bench.py --config $(CONFIG)
+	$(PY) bench/impl_bench.py --config $(CONFIG)
 
 verilog: setup
 	$(VENV)/bin/edgecodec verilog --config $(CONFIG)

@@ -18,10 +18,18 @@ def _cfg(args):
 
 
 def cmd_flow(args) -> None:
-    from .flow import run
-    s = run(_cfg(args), retrain=args.retrain, progress=not args.quiet)
-    print(json.dumps({k: s[k] for k in ("outputs_compared", "mismatches", "cycles_per_step", "ideal_cycles_per_step",
-                                        "macs_per_step", "resources", "verilog")}, indent=2))
+    from .flow import STAGES, run
+    skip = tuple(st for st in STAGES if getattr(args, f"no_{st}"))
+    s = run(_cfg(args), retrain=args.retrain, progress=not args.quiet, skip=skip, all_targets=args.all_targets)
+    brief = {k: s[k] for k in ("outputs_compared", "mismatches", "cycles_per_step", "ideal_cycles_per_step",
+                               "macs_per_step", "resources", "verilog")}
+    if s.get("fpga"):
+        brief["fpga"] = {k: s["fpga"].get(k) for k in ("device", "fmax_mhz", "fps", "bitstream")}
+    if s.get("asic"):
+        brief["asic"] = {k: s["asic"].get(k) for k in ("library", "area_um2", "clock_mhz", "energy_per_frame_mj")}
+    if s.get("baseline"):
+        brief["baseline"] = {k: s["baseline"].get(k) for k in ("device", "resolution", "ms_per_frame")}
+    print(json.dumps(brief, indent=2))
 
 
 def cmd_train(args) -> None:
@@ -30,19 +38,76 @@ def cmd_train(args) -> None:
     print(json.dumps(ck["metrics"], indent=2))
 
 
+def _params(cfg, path: str | None):
+    """Integer cell parameters: a cell_params.json, or the checkpoint's cell `flow.layer`."""
+    from quant.params import CellParams
+    if path:
+        return CellParams.load(Path(path))
+    from . import checkpoint
+    from .flow import qat_model
+    from quant.params import extract
+    return extract(qat_model(cfg, checkpoint.load(Path(cfg.flow.checkpoint), cfg)).rnn.cells[cfg.flow.layer])
+
+
+def _feature_size(cfg) -> tuple[int, int]:
+    """(height, width) of the layer's feature map for the flow clip."""
+    from model.video import read_header
+    hdr = read_header(cfg.flow.clip)
+    return max(1, hdr.height // cfg.model.downsample), max(1, hdr.width // cfg.model.downsample)
+
+
+def _measured_cycles(cfg) -> int | None:
+    summary = Path(cfg.flow.build_dir) / "summary.json"
+    if summary.is_file():
+        try:
+            return json.loads(summary.read_text()).get("cycles_per_step")
+        except json.JSONDecodeError:
+            return None
+    return None
+
+
 def cmd_verilog(args) -> None:
     from hw.emit import write_verilog
-    from quant.params import CellParams
     cfg = _cfg(args)
-    if args.params:
-        params = CellParams.load(Path(args.params))
-    else:
-        from . import checkpoint
-        from .flow import qat_model
-        from quant.params import extract
-        params = extract(qat_model(cfg, checkpoint.load(Path(cfg.flow.checkpoint), cfg)).rnn.cells[cfg.flow.layer])
-    out = write_verilog(params, args.height, args.width, cfg.hw, Path(args.output))
+    out = write_verilog(_params(cfg, args.params), args.height, args.width, cfg.hw, Path(args.output))
     print(out)
+
+
+def cmd_fpga(args) -> None:
+    import dataclasses
+    from .config import Config
+    from .impl import fpga_stage
+    cfg = _cfg(args)
+    f = dataclasses.replace(cfg.fpga, **{k: v for k, v in (("family", args.family), ("device", args.device),
+                                                           ("package", args.package), ("speed", args.speed),
+                                                           ("freq_mhz", args.freq)) if v is not None})
+    cfg = Config(cfg.model, cfg.quant, cfg.hw, cfg.train, cfg.flow, f, cfg.asic, cfg.baseline).validate()
+    h, w = (args.height, args.width) if args.height and args.width else _feature_size(cfg)
+    r = fpga_stage(cfg, _params(cfg, args.params), h, w, Path(args.out), _measured_cycles(cfg) if
+                   (h, w) == _feature_size(cfg) else None)
+    print(json.dumps({k: r.get(k) for k in ("family", "device", "package", "speed", "lut", "ff", "dsp", "bram",
+                                            "io_pins", "utilisation", "fmax_mhz", "target_mhz", "fps", "bitstream",
+                                            "seconds", "vivado_tcl")}, indent=2))
+
+
+def cmd_asic(args) -> None:
+    from . import checkpoint
+    from .flow import layer_codes, load_clip, qat_model
+    from hw.asic import asic_estimate
+    from quant.params import extract
+    cfg = _cfg(args)
+    qm = qat_model(cfg, checkpoint.load(Path(cfg.flow.checkpoint), cfg))
+    params = extract(qm.rnn.cells[cfg.flow.layer])
+    x_codes, _ = layer_codes(cfg, qm, load_clip(cfg.flow.clip, cfg.flow.frames))
+    _, _, h, w = x_codes.shape
+    a = cfg.asic
+    r = asic_estimate(params, h, w, cfg.hw, x_codes, library=args.library or a.library, out_dir=Path(args.out),
+                      clock_mhz=args.clock_mhz or a.clock_mhz or None, cycles_per_step=_measured_cycles(cfg),
+                      crop=(min(a.power_height, h), min(a.power_width, w)), crop_steps=min(a.power_steps, len(x_codes)))
+    print(json.dumps({k: r.get(k) for k in ("library", "area_um2", "area_breakdown", "ff_share", "critical_path_ns",
+                                            "fmax_mhz", "clock_mhz", "power_mw", "cycles_per_step",
+                                            "cycles_per_step_source", "energy_per_frame_mj", "gate_level_bit_exact",
+                                            "seconds")}, indent=2))
 
 
 def cmd_synth(args) -> None:
@@ -79,7 +144,8 @@ def cmd_report(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgecodec", description="Hardware flow for edge neural video codecs "
-                                "(ASE-GRU): PyTorch -> Brevitas QAT -> QONNX -> integer golden -> Amaranth RTL -> cocotb")
+                                "(ASE-GRU): PyTorch -> Brevitas QAT -> QONNX -> integer golden -> Amaranth RTL -> cocotb "
+                                "-> FPGA bitstream, ASIC estimate, FINN comparison, PyTorch baseline")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def add(name, fn, help_):
@@ -88,9 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn)
         return sp
 
-    sp = add("flow", cmd_flow, "train or reuse -> QAT -> QONNX -> golden -> Verilog -> cocotb -> synth_ecp5")
+    sp = add("flow", cmd_flow, "train or reuse -> QAT -> QONNX -> golden -> Verilog -> cocotb -> FPGA, ASIC, FINN, "
+             "baseline -> summary.json, report.html")
     sp.add_argument("--retrain", action="store_true", help="ignore an existing checkpoint")
     sp.add_argument("--quiet", action="store_true", help="no progress bars")
+    for st, what in (("fpga", "the FPGA bitstream and Xilinx estimate"), ("asic", "the ASIC estimate"),
+                     ("finn", "the FINN comparison"), ("baseline", "the PyTorch baseline")):
+        sp.add_argument(f"--no-{st}", action="store_true", help=f"skip {what}")
+    sp.add_argument("--all-targets", action="store_true",
+                    help="longer sweep: every ECP5 device and every liberty library")
     sp = add("train", cmd_train, "train the float model, calibrate, QAT fine-tune, write the checkpoint")
     sp.add_argument("--quiet", action="store_true")
     sp = add("verilog", cmd_verilog, "emit the cell's Verilog from the checkpoint (or a cell_params.json)")
@@ -98,6 +170,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--height", type=int, default=24)
     sp.add_argument("--width", type=int, default=40)
     sp.add_argument("-o", "--output", default="build/verilog/ase_gru_cell.v")
+    sp = add("fpga", cmd_fpga, "FPGA bitstream of the cell behind a narrow I/O wrapper (Yosys, nextpnr, ecppack/"
+             "icepack), Xilinx estimate and Vivado script")
+    sp.add_argument("--family", choices=("ecp5", "ice40"), default=None, help="default: fpga.family")
+    sp.add_argument("--device", default=None, help="ECP5 25k/45k/85k, iCE40 up5k (default: fpga.device)")
+    sp.add_argument("--package", default=None, help="e.g. CABGA381 (default: the device's default)")
+    sp.add_argument("--speed", type=int, default=None, help="ECP5 speed grade 6/7/8")
+    sp.add_argument("--freq", type=float, default=None, help="nextpnr target MHz")
+    sp.add_argument("--params", help="cell_params.json (default: the checkpoint's cell)")
+    sp.add_argument("--height", type=int, default=None, help="feature map (default: the flow clip's)")
+    sp.add_argument("--width", type=int, default=None)
+    sp.add_argument("--out", default="build/fpga")
+    sp = add("asic", cmd_asic, "ASIC area, timing, power and energy per frame on a liberty library "
+             "(real features of the flow clip)")
+    sp.add_argument("--library", choices=("sky130hd", "gf180mcu", "sg13g2"), default=None,
+                    help="default: asic.library")
+    sp.add_argument("--clock-mhz", type=float, default=None, help="default: the achievable clock from STA")
+    sp.add_argument("--out", default="build/asic")
     sp = add("synth", cmd_synth, "Yosys synth_ecp5 resource counts of a Verilog file")
     sp.add_argument("verilog")
     sp.add_argument("--top", default=None)

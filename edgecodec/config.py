@@ -153,7 +153,7 @@ class FpgaConfig:
     device : ECP5 '25k', '45k', '85k'; iCE40 'up5k'.
     package : package name (empty = the device's default package).
     speed : ECP5 speed grade 6, 7 or 8 (0 = the device's default).
-    freq_mhz : clock target handed to nextpnr (0 = the tool's default).
+    freq_mhz : clock target handed to nextpnr (0 = 50 MHz on ECP5, 24 MHz on iCE40).
     bus_bits : width of the wrapper's byte-stream I/O.
     seed : nextpnr placement seed (fixed: same inputs -> same bitstream bytes).
     xilinx_family : family for the Yosys synth_xilinx estimate and the Vivado script.
@@ -184,7 +184,8 @@ class AsicConfig:
     ----------
     library : 'sky130hd' (default), 'gf180mcu' or 'sg13g2' (files in ../shared/data/liberty).
     clock_mhz : clock for power and energy (0 = the achievable clock from static timing).
-    power_height, power_width : feature-map crop simulated at gate level for switching activity.
+    power_height, power_width : feature-map crop of the real features simulated at gate level for switching
+        activity (the mapped netlist of a cell of that size, same memories as macros; docs/asic.md).
     power_steps : cell steps of that simulation.
     """
 
@@ -192,9 +193,11 @@ class AsicConfig:
     clock_mhz: float = 0.0
     power_height: int = 6
     power_width: int = 8
-    power_steps: int = 3
+    power_steps: int = 2
 
     def validate(self) -> None:
+        libs = ("sky130hd", "gf180mcu", "sg13g2")   # = hw.asic.LIBRARIES (not imported: config stays light)
+        _check(self.library in libs, f"asic.library '{self.library}' is unknown; choose one of {', '.join(libs)}")
         _check(self.clock_mhz >= 0, "asic.clock_mhz must be >= 0")
         _check(self.power_height >= 3 and self.power_width >= 3, "asic.power_height/width must be >= 3")
         _check(self.power_steps >= 2, "asic.power_steps must be >= 2")

@@ -107,8 +107,19 @@ def layer_codes(cfg: Config, qmodel, clip: torch.Tensor) -> tuple[np.ndarray, np
     return np.stack(xs), np.stack(hs)
 
 
-def run(cfg: Config, retrain: bool = False, progress: bool = True) -> dict:
-    """The whole flow; returns the summary (also written to build_dir/summary.json)."""
+STAGES = ("fpga", "asic", "finn", "baseline")
+
+
+def run(cfg: Config, retrain: bool = False, progress: bool = True, skip: tuple[str, ...] = (),
+        all_targets: bool = False) -> dict:
+    """The whole flow; returns the summary (also written to build_dir/summary.json and report.html).
+
+    `skip` names optional stages (of STAGES) not to run; `all_targets` adds the longer sweep: every ECP5
+    device and every liberty library.
+    """
+    bad = set(skip) - set(STAGES)
+    if bad:
+        raise FlowError(f"unknown stage(s) to skip {sorted(bad)}; choose from {', '.join(STAGES)}")
     from hw.emit import TOP_NAME, write_verilog
     from hw.synth import synth_ecp5
     from model.macs import count_cell, total
@@ -163,8 +174,22 @@ def run(cfg: Config, retrain: bool = False, progress: bool = True) -> dict:
     if bench["mismatches"] == 0:
         rtl_vs_qat = golden_vs_qat  # RTL == golden code for code, so RTL vs QAT = golden vs QAT
     stage("verify")
-    resources = synth_ecp5(verilog, TOP_NAME, out / "synth", Path("build") / ".yowasp-cache")
-    stage("synth_ecp5")
+    cycles = max(bench["cycles_per_step"]) if bench["cycles_per_step"] else None
+    if bench["mismatches"]:
+        impl = {}  # nothing to implement: the RTL is not verified
+    else:
+        fmodel = float_model(cfg)
+        fmodel.load_state_dict(ck["float"])
+        impl = implement(cfg, params, cell, fmodel.rnn.cells[cfg.flow.layer], f"{clip.shape[-1]}x{clip.shape[-2]}",
+                         x_codes, hh, ww, out, cycles, verilog, onnx_path, skip, all_targets, stage)
+    if impl.get("fpga"):
+        f = impl["fpga"]
+        resources = {k: f.get(k, 0) for k in ("lut", "ff", "dsp", "bram", "lutram", "carry")}
+        res_target = f"{f['family'].upper()} {f['device']} (Yosys, placed and routed by nextpnr)"
+    else:
+        resources = synth_ecp5(verilog, TOP_NAME, out / "synth", Path("build") / ".yowasp-cache")
+        res_target = "ECP5 (yosys synth_ecp5, pre-P&R)"
+        stage("synth_ecp5")
 
     from model.ase_gru import ASEGRUCell
     fcell = ASEGRUCell(c, cfg.model.se_reduction, cfg.model.gate_kernel, cfg.model.dw_kernel)
@@ -172,7 +197,6 @@ def run(cfg: Config, retrain: bool = False, progress: bool = True) -> dict:
     gate_macs = sum(r.macs for r in rows if r.name.startswith("gate."))
     multipliers = 6 * cfg.hw.pe * cfg.hw.simd
     ideal = gate_macs / multipliers
-    cycles = max(bench["cycles_per_step"]) if bench["cycles_per_step"] else None
     mismatches = bench["mismatches"] + golden_vs_qat + onnx_vs_golden
     summary = {
         "config": cfg.to_dict(),
@@ -192,20 +216,74 @@ def run(cfg: Config, retrain: bool = False, progress: bool = True) -> dict:
         "macs_per_step_by_block": {r.name: r.macs for r in rows},
         "elementwise_products_per_step": int(total(rows).elementwise),
         "multipliers": {"gate_array": multipliers, "dwconv": cfg.model.dw_kernel ** 2 * cfg.hw.dw_parallel, "se": 1},
-        "resources": {"target": "ECP5 (yosys synth_ecp5, pre-P&R)", "LUT": resources["lut"], "FF": resources["ff"],
+        "resources": {"target": res_target, "LUT": resources["lut"], "FF": resources["ff"],
                       "DSP": resources["dsp"], "BRAM": resources["bram"], "LUTRAM": resources["lutram"],
                       "CARRY": resources["carry"]},
         "simulator": cfg.flow.simulator, "sim_cycles_per_s": bench["sim_cycles_per_s"],
         "verilog": str(verilog), "qonnx": str(onnx_path), "checkpoint": cfg.flow.checkpoint,
         "model_metrics": ck.get("metrics", {}),
+        **impl,
         "stage_seconds": times, "total_seconds": round(time.time() - t_all, 1),
     }
+    if impl.get("asic") and impl["asic"].get("gate_level_mismatches"):
+        mismatches += impl["asic"]["gate_level_mismatches"]
+        summary["mismatches"] = int(mismatches)
+    from .html_report import write_html
     from .report import write_report
     write_report(summary, out / "report.md")
+    write_html(summary, out / "report.html")
     tmp = summary_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(summary, indent=2))
     tmp.replace(summary_path)
-    log(f"summary: {summary_path} ; report: {out / 'report.md'}")
+    log(f"summary: {summary_path} ; reports: {out / 'report.md'}, {out / 'report.html'}")
     if mismatches:
         raise FlowError(f"verification failed: {mismatches} mismatching codes (see {summary_path})")
     return summary
+
+
+def implement(cfg: Config, params, cell, float_cell, frame_size: str, x_codes, hh: int, ww: int, out: Path, cycles,
+              verilog: Path, onnx_path: Path, skip, all_targets: bool, stage) -> dict:
+    """The implementation stages on the verified RTL; returns the summary sections they produce."""
+    from . import impl
+
+    res = {}
+    if "fpga" not in skip:
+        log(f"FPGA: {cfg.fpga.family} {cfg.fpga.device}: Yosys -> nextpnr -> bitstream; Xilinx estimate")
+        f = impl.fpga_stage(cfg, params, hh, ww, out / "fpga", cycles)
+        res["fpga"] = f
+        log(f"FPGA: {f['lut']} LUT, {f['ff']} FF, {f['dsp']} DSP, {f['bram']} BRAM; Fmax {f['fmax_mhz']:.1f} MHz "
+            f"-> {f['fps']:.0f} fps; bitstream {f['bitstream']}")
+        stage("fpga")
+        if all_targets:
+            from hw.fpga.devices import ECP5_DEVICES
+            sweep = []
+            for dev in ECP5_DEVICES:
+                try:
+                    sweep.append(f if dev == cfg.fpga.device else
+                                 impl.fpga_stage(cfg, params, hh, ww, out / "fpga_sweep", cycles, dev))
+                except FlowError as exc:
+                    sweep.append({"device": dev, "error": str(exc)})
+            res["fpga_sweep"] = sweep
+            stage("fpga_sweep")
+    if "asic" not in skip:
+        log(f"ASIC: {cfg.asic.library}: Yosys + ABC mapping, static timing, gate-level activity, power")
+        a = impl.asic_stage(cfg, params, hh, ww, x_codes, out / "asic", cycles)
+        res["asic"] = a
+        log(f"ASIC: {a['area_um2']:.0f} um2, {a['clock_mhz']:.1f} MHz, {a['power_mw']['total']:.3f} mW, "
+            f"{a['energy_per_frame_mj']:.4g} mJ/frame")
+        stage("asic")
+        if all_targets:
+            from hw.asic.liberty import LIBRARIES
+            res["asic_sweep"] = [impl.asic_stage(cfg, params, hh, ww, x_codes, out / "asic", cycles, lib)
+                                 for lib in LIBRARIES if lib != cfg.asic.library]
+            stage("asic_sweep")
+    if "finn" not in skip:
+        log("FINN: streamline, convert to HW layers, fold like ours, AnnotateResources/AnnotateCycles")
+        res["finn"] = impl.finn_stage(cfg, cell, hh, ww, out / "finn", cycles, onnx_path, res.get("fpga"))
+        stage("finn")
+    if "baseline" not in skip:
+        b = impl.baseline_stage(cfg, float_cell, frame_size)
+        res["baseline"] = b
+        log(f"baseline: {b['device']}: {b['ms_per_frame']:.3f} ms per cell step at {b['resolution']}")
+        stage("baseline")
+    return res

@@ -146,26 +146,52 @@ def _section_finn(s: dict, plt, parts: list[str]) -> None:
     if not fn:
         parts.append("<p>The FINN comparison did not run in this flow.</p>")
         return
-    layers = fn.get("layers", [])
-    cols = ["name", "finn_op", "pe", "simd", "finn_cycles", "ours_cycles", "finn_lut", "ours_lut", "finn_bram18",
-            "finn_dsp", "ours_dsp"]
-    cols = [c for c in cols if any(c in l for l in layers)]
-    parts.append(_table(cols, [[l.get(c, "") for c in cols] for l in layers]))
-    if layers:
+    parts.append(f"<p>finn-plus {html.escape(str(fn.get('finn_version', '')))}, analytic estimates "
+                 f"(AnnotateResources('estimate'), AnnotateCycles) for part {html.escape(str(fn.get('fpgapart', '')))}"
+                 f" ({html.escape(str(fn.get('impl_style', '')))} layers, {html.escape(str(fn.get('res_type', '')))} "
+                 "multipliers), same layer weights and folding as ours.</p>")
+    blocks = fn.get("blocks") or {}
+    if blocks:
+        cols = ["finn_cycles_max", "ours_cycles", "finn_lut", "ours_lut_xilinx", "ours_lut_ecp5", "finn_bram18",
+                "finn_dsp", "ours_dsp_xilinx", "ours_dsp_ecp5"]
+        cols = [c for c in cols if any(c in b for b in blocks.values())]
+        parts.append(_table(["block"] + cols, [[n] + [b.get(c, "") for c in cols] for n, b in blocks.items()]))
+        if fn.get("ours_blocks_note"):
+            parts.append(f"<p class='note'>{html.escape(fn['ours_blocks_note'])}</p>")
         import numpy as np
-        names = [l["name"] for l in layers]
+        names = list(blocks)
         xs = np.arange(len(names))
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.0))
-        for ax, (fk, ok, title) in zip(axes, [("finn_cycles", "ours_cycles", "cycles per frame"),
-                                              ("finn_lut", "ours_lut", "LUTs")]):
-            ax.bar(xs - 0.2, [l.get(fk) or 0 for l in layers], 0.4, label="FINN estimate")
-            ax.bar(xs + 0.2, [l.get(ok) or 0 for l in layers], 0.4, label="ours")
-            ax.set_xticks(xs, names, rotation=30)
+        ours_lut = "ours_lut_xilinx" if any("ours_lut_xilinx" in b for b in blocks.values()) else "ours_lut_ecp5"
+        for ax, (fk, ok, title) in zip(axes, [("finn_cycles_max", "ours_cycles", "cycles per frame"),
+                                              ("finn_lut", ours_lut, "LUTs")]):
+            ax.bar(xs - 0.2, [blocks[n].get(fk) or 0 for n in names], 0.4, label="FINN estimate")
+            ax.bar(xs + 0.2, [blocks[n].get(ok) or 0 for n in names], 0.4,
+                   label="ours" + (" (Yosys synth_xilinx)" if ok.endswith("xilinx") else
+                                   " (Yosys synth_ecp5, LUT4)" if ok.endswith("ecp5") else ""))
+            ax.set_xticks(xs, names)
             ax.set_title(title)
-            ax.legend()
-        parts.append(_img(_fig_png(fig), "FINN analytic estimates vs our design"))
+            ax.legend(fontsize=7)
+        parts.append(_img(_fig_png(fig), "FINN analytic estimates vs our design, per block"))
+    layers = fn.get("layers", [])
+    cols = ["name", "finn_op", "pe", "simd", "finn_cycles", "ours_cycles", "finn_lut", "finn_bram18", "finn_dsp"]
+    cols = [c for c in cols if any(c in l for l in layers)]
+    parts.append("<h3>FINN layers</h3>")
+    parts.append(_table(cols, [[l.get(c, "") for c in cols] for l in layers]))
+    cs = fn.get("cell_step")
+    if cs:
+        parts.append(_table(["FINN pipeline cycles", "ours analytic", "ours measured (RTL)"],
+                            [[cs.get("finn_pipeline_cycles"), cs.get("ours_analytic_cycles"),
+                              cs.get("ours_measured_cycles")]]))
+    wc = fn.get("whole_cell")
+    if wc:
+        parts.append(f"<p>Whole cell QONNX through FINN: {wc.get('nodes_converted_to_hw')} of "
+                     f"{wc.get('nodes_total')} nodes became FINN hardware layers; left: "
+                     f"{html.escape(', '.join(map(str, wc.get('remaining_ops', []))))}.</p>")
+    parts.append("<h3>Why the numbers differ</h3><ul>")
     for n in fn.get("notes", []):
-        parts.append(f"<p class='note'>{html.escape(n)}</p>")
+        parts.append(f"<li class='note'>{html.escape(n)}</li>")
+    parts.append("</ul>")
 
 
 def _section_baseline(s: dict, plt, parts: list[str]) -> None:

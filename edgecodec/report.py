@@ -34,7 +34,7 @@ def write_report(s: dict, path: Path) -> None:
         f"- efficiency ideal / measured: {s['mac_efficiency']:.3f}" if s.get("mac_efficiency") else "",
         f"- MACs per step: {s['macs_per_step']} ({', '.join(f'{k} {v}' for k, v in s['macs_per_step_by_block'].items())})",
         "",
-        "## Resources (Yosys synth_ecp5, before place and route)",
+        f"## Resources ({r['target']})",
         "",
         "| LUT4 | FF | DSP (MULT18X18D) | BRAM (DP16KD) | LUTRAM | CCU2C |",
         "|---:|---:|---:|---:|---:|---:|",
@@ -46,6 +46,24 @@ def write_report(s: dict, path: Path) -> None:
     if m:
         lines += [f"- float: {m['float']['psnr_db']:.2f} dB, QAT: {m['qat']['psnr_db']:.2f} dB, "
                   f"copy-previous-frame baseline: {m['float']['copy_psnr_db']:.2f} dB"]
-    lines += ["", "## Stage times (s)", "", ", ".join(f"{k} {v}" for k, v in s["stage_seconds"].items()),
+    f, a, b = s.get("fpga"), s.get("asic"), s.get("baseline")
+    if f:
+        lines += ["", "## FPGA", "",
+                  f"- {f['family'].upper()} {f['device']} {f['package']} speed {f['speed']}: Fmax {f['fmax_mhz']:.1f} MHz "
+                  f"(nextpnr, target {f['target_mhz']:g} MHz) -> {f['fps']:.0f} cell steps per second; "
+                  f"bitstream `{f['bitstream']}`; {f['io_pins']} I/O pins",
+                  f"- Xilinx {f['xilinx']['family']} estimate (Yosys synth_xilinx): {f['xilinx']['lut']} LUT, "
+                  f"{f['xilinx']['ff']} FF, {f['xilinx']['dsp']} DSP48E1, {f['xilinx']['bram18']} BRAM18; "
+                  f"Vivado script `{f['vivado_tcl']}` (not run)"]
+    if a:
+        lines += ["", "## ASIC estimate", "",
+                  f"- {a['library']}: {a['area_um2']:.0f} um2, critical path {a['critical_path_ns']:.2f} ns, "
+                  f"clock {a['clock_mhz']:.1f} MHz, {a['power_mw']['total']:.3f} mW, "
+                  f"{a['energy_per_frame_mj']:.4g} mJ per cell step (see docs/asic.md for the method)"]
+    if b:
+        lines += ["", "## Software baseline", "",
+                  f"- {b['what']} on {b['device']}: {b['ms_per_frame']:.3f} ms per step at {b['resolution']}"]
+    lines += ["", "HTML report with plots: `report.html` (`edgecodec report`).",
+              "", "## Stage times (s)", "", ", ".join(f"{k} {v}" for k, v in s["stage_seconds"].items()),
               "", f"Verilog: `{s['verilog']}`; QONNX: `{s['qonnx']}`."]
     Path(path).write_text("\n".join(lines) + "\n")

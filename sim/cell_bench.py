@@ -30,26 +30,39 @@ def unpack_pixels(words: np.ndarray, channels: int, height: int, width: int, bit
     return codes.transpose(0, 2, 1).reshape(len(words), channels, height, width)
 
 
-def run_cell_bench(verilog: Path, toplevel: str, inputs: np.ndarray, expected: np.ndarray, bits: int,
-                   build_dir: Path, simulator: str = "icarus", idle: float = 0.0, backpressure: float = 0.0,
-                   reset_mid: bool = False, seed: int = 0, raise_on_mismatch: bool = True) -> dict:
-    """Compare the RTL in `verilog` with `expected` (T, C, H, W) codes for `inputs` (T, C, H, W)."""
+def run_pixel_bench(verilog: Path, toplevel: str, test_module: str, inputs: np.ndarray, expected: np.ndarray,
+                    bits: int, build_dir: Path, simulator: str, prm: dict, raise_on_mismatch: bool = True,
+                    **data) -> dict:
+    """Write the packed pixels (+ `data`) for a pixel-stream bench, run `test_module`, return its JSON result.
+
+    `prm` are the bench parameters besides `data` and `result`. A failing bench raises FlowError unless
+    `raise_on_mismatch` is False and it wrote its result (then the result lists the mismatches).
+    """
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    data = build_dir / "bench_data.npz"
+    npz = build_dir / "bench_data.npz"
     result = build_dir / "bench_result.json"
     if result.exists():
         result.unlink()
-    np.savez(data, inputs=pack_pixels(inputs, bits), expected=pack_pixels(expected, bits),
-             channels=inputs.shape[1], bits=bits)
-    prm = {"data": str(data.resolve()), "result": str(result.resolve()), "idle": idle, "backpressure": backpressure,
-           "watchdog": 20000 + 50 * inputs.shape[2] * inputs.shape[3] * inputs.shape[1] ** 2,
-           "reset_mid": reset_mid, "seed": seed}
+    np.savez(npz, inputs=pack_pixels(inputs, bits), expected=pack_pixels(expected, bits),
+             channels=inputs.shape[1], bits=bits, **data)
+    prm = {"data": str(npz.resolve()), "result": str(result.resolve()), **prm}
     try:
-        run_bench(verilog, toplevel, "sim.tb_cell", build_dir / f"sim_{simulator}", simulator, env=prm)
+        run_bench(verilog, toplevel, test_module, build_dir / f"sim_{simulator}", simulator, env=prm)
     except FlowError:
         if raise_on_mismatch or not result.exists():
             raise
     if not result.exists():
         raise FlowError(f"cocotb bench wrote no result ({result}); the simulation did not complete")
     return json.loads(result.read_text())
+
+
+def run_cell_bench(verilog: Path, toplevel: str, inputs: np.ndarray, expected: np.ndarray, bits: int,
+                   build_dir: Path, simulator: str = "icarus", idle: float = 0.0, backpressure: float = 0.0,
+                   reset_mid: bool = False, seed: int = 0, raise_on_mismatch: bool = True) -> dict:
+    """Compare the RTL in `verilog` with `expected` (T, C, H, W) codes for `inputs` (T, C, H, W)."""
+    prm = {"idle": idle, "backpressure": backpressure,
+           "watchdog": 20000 + 50 * inputs.shape[2] * inputs.shape[3] * inputs.shape[1] ** 2,
+           "reset_mid": reset_mid, "seed": seed}
+    return run_pixel_bench(verilog, toplevel, "sim.tb_cell", inputs, expected, bits, build_dir, simulator, prm,
+                           raise_on_mismatch)

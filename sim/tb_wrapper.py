@@ -119,25 +119,10 @@ def run_wrapper_bench(verilog: Path, toplevel: str, inputs: np.ndarray, expected
                       bus_bits: int, build_dir: Path, simulator: str = "icarus", idle: float = 0.0,
                       backpressure: float = 0.0, seed: int = 0, raise_on_mismatch: bool = True) -> dict:
     """Run the byte-stream bench on `verilog` for `inputs` (T, C, H, W) codes against `expected` (T, C, H, W)."""
-    from edgecodec.errors import FlowError
-    from sim.cell_bench import pack_pixels
-    from sim.runner import run_bench
+    from sim.cell_bench import run_pixel_bench
 
-    build_dir = Path(build_dir)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    data, result = build_dir / "bench_data.npz", build_dir / "bench_result.json"
-    if result.exists():
-        result.unlink()
-    np.savez(data, inputs=pack_pixels(inputs, bits), expected=pack_pixels(expected, bits),
-             channels=inputs.shape[1], bits=bits, bus_bits=bus_bits)
     beats = -(-inputs.shape[1] * bits // bus_bits)
-    prm = {"data": str(data.resolve()), "result": str(result.resolve()), "idle": idle, "backpressure": backpressure,
-           "seed": seed, "watchdog": 20000 + 50 * inputs.shape[2] * inputs.shape[3] * inputs.shape[1] ** 2 * beats}
-    try:
-        run_bench(verilog, toplevel, "sim.tb_wrapper", build_dir / f"sim_{simulator}", simulator, env=prm)
-    except FlowError:
-        if raise_on_mismatch or not result.exists():
-            raise
-    if not result.exists():
-        raise FlowError(f"cocotb bench wrote no result ({result}); the simulation did not complete")
-    return json.loads(result.read_text())
+    prm = {"idle": idle, "backpressure": backpressure, "seed": seed,
+           "watchdog": 20000 + 50 * inputs.shape[2] * inputs.shape[3] * inputs.shape[1] ** 2 * beats}
+    return run_pixel_bench(verilog, toplevel, "sim.tb_wrapper", inputs, expected, bits, build_dir, simulator, prm,
+                           raise_on_mismatch, bus_bits=bus_bits)

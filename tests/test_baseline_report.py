@@ -97,7 +97,10 @@ def _summary(with_all: bool = True) -> dict:
                      "power_mw": {"leakage": 0.01, "internal": 1.0, "switching": 0.5, "total": 1.51},
                      "energy_per_frame_mj": 1.51 * 15515 / 100e6}
         s["finn"] = {"layers": [{"name": "dwconv", "finn_op": "VVAU", "pe": 4, "simd": 9, "finn_cycles": 3840,
-                                 "ours_cycles": 3840, "finn_lut": 500}], "notes": ["a note"]}
+                                 "ours_cycles": 3905, "finn_lut": 500}],
+                     "blocks": {"projector": {"finn_cycles_max": 4370, "ours_cycles": 3905, "finn_lut": 600,
+                                              "ours_lut_ecp5": 700}},
+                     "notes": ["a note"]}
         cell = ASEGRUCell(16, 4, 1, 3)
         s["baseline"] = baseline.run_baseline(cell, 16, 8, ["320x192", "640x384"], "cpu", warmup=0, iters=2)
     return s

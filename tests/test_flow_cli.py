@@ -107,9 +107,9 @@ def test_training_is_deterministic(tmp_path):
 
 
 def test_tiny_flow_end_to_end(tmp_path, capsys):
-    """Train -> QAT -> QONNX -> golden -> Verilog -> Icarus -> synth_ecp5 on a small config."""
+    """Train -> QAT -> QONNX -> golden -> Verilog -> Icarus -> synth_ecp5 -> baseline -> reports, small config."""
     cfg_path = write_cfg(tmp_path, tiny_config(tmp_path))
-    assert main(["flow", "--config", cfg_path, "--quiet"]) == 0
+    assert main(["flow", "--config", cfg_path, "--quiet", "--no-fpga", "--no-asic", "--no-finn"]) == 0
     s = json.loads((tmp_path / "flow" / "summary.json").read_text())
     assert s["mismatches"] == 0
     assert s["outputs_compared"] == 2 * 8 * 12 * 20
@@ -121,9 +121,49 @@ def test_tiny_flow_end_to_end(tmp_path, capsys):
     assert Path(s["verilog"]).is_file()
     report = (tmp_path / "flow" / "report.md").read_text()
     assert "Bit-exactness" in report and "synth_ecp5" in report
+    assert "fpga" not in s and "asic" not in s and "finn" not in s
+    assert s["baseline"]["resolution"] == "160x96" and s["baseline"]["ms_per_frame"] > 0
+    html = (tmp_path / "flow" / "report.html").read_text()
+    assert "did not run" in html and "Software baseline" in html
     # The second run reuses the checkpoint and produces the same Verilog bytes.
     first = Path(s["verilog"]).read_bytes()
     shutil.rmtree(tmp_path / "flow" / "sim")
     assert main(["verilog", "--config", cfg_path, "--height", "12", "--width", "20", "-o",
                  str(tmp_path / "again.v")]) == 0
     assert (tmp_path / "again.v").read_bytes() == first
+
+
+def test_unknown_stage_to_skip_is_an_error(tmp_path):
+    from edgecodec.flow import run
+    with pytest.raises(FlowError, match="unknown stage"):
+        run(from_dict(tiny_config(tmp_path)), skip=("fpgaa",))
+
+
+def test_asic_library_choices_match_the_config():
+    from hw.asic import LIBRARIES
+    for lib in LIBRARIES:
+        from_dict({"asic": {"library": lib}})
+    with pytest.raises(FlowError, match="choose one of sky130hd, gf180mcu, sg13g2"):
+        from_dict({"asic": {"library": "tsmc7"}})
+
+
+@pytest.mark.slow
+def test_tiny_flow_all_stages(tmp_path):
+    """Every implementation stage on a small config: ECP5 25k bitstream, sky130 estimate, FINN, baseline, HTML."""
+    data = tiny_config(tmp_path)
+    data["fpga"] = {"device": "25k", "freq_mhz": 40}
+    cfg_path = write_cfg(tmp_path, data)
+    assert main(["flow", "--config", cfg_path, "--quiet"]) == 0
+    s = json.loads((tmp_path / "flow" / "summary.json").read_text())
+    f, a, b = s["fpga"], s["asic"], s["baseline"]
+    assert s["mismatches"] == 0 and a["gate_level_bit_exact"]
+    assert Path(f["bitstream"]).stat().st_size > 100_000 and f["fmax_mhz"] > 0
+    assert f["fps"] == pytest.approx(f["fmax_mhz"] * 1e6 / s["cycles_per_step"])
+    assert f["xilinx"]["lut"] > 0 and Path(f["vivado_tcl"]).is_file()
+    assert a["library"] == "sky130hd" and a["area_um2"] > 0 and a["power_mw"]["total"] > 0
+    assert a["energy_per_frame_mj"] == pytest.approx(a["power_mw"]["total"] * s["cycles_per_step"]
+                                                     / (a["clock_mhz"] * 1e6), rel=1e-6)
+    assert s["finn"]["blocks"]["gates"]["finn_cycles_max"] == 12 * 20 * 8 * 8 // (2 * 2)
+    assert b["ms_per_frame"] > 0
+    html = (tmp_path / "flow" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 5
