@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 CONFIG  ?= configs/default.yaml
 JOBS    ?= 2
 FINN      := finn-plus==1.6.1
-FINN_DEPS := rich pydantic scipy
+FINN_DEPS := "rich>=13.9.4,<14" pydantic scipy
 
 .PHONY: setup flow test test-slow bench verilog clean
 
