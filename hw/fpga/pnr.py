@@ -54,7 +54,9 @@ ROUTERS = ("router2", "router1")
 DEFAULT_FREQ = {"ecp5": 50.0, "ice40": 24.0}
 # per_block: flattened cell-name prefix -> block (longest first); everything else (the byte-stream registers, the
 # width converters, the pixel-word register named after the cell's input port) is "wrapper"
-BLOCKS = (("cell.gru.se.", "se"), ("cell.dw.", "dw"), ("cell.gru.", "gru"))
+# The cell's own output port nets (cell.o__*, cell.step_*) are driven by the GRU datapath (its output FIFO and step
+# counters), and flattening names them after the port.
+BLOCKS = (("cell.gru.se.", "se"), ("cell.dw.", "dw"), ("cell.gru.", "gru"), ("cell.o__", "gru"), ("cell.step_", "gru"))
 
 
 def per_block_resources(netlist: dict, family: str, top: str = TOP_NAME, classes: dict | None = None) -> dict:
