@@ -149,9 +149,9 @@ def test_asic_library_choices_match_the_config():
 
 @pytest.mark.slow
 def test_tiny_flow_all_stages(tmp_path):
-    """Every implementation stage on a small config: ECP5 25k bitstream, sky130 estimate, FINN, baseline, HTML."""
+    """Every implementation stage on a small config: ECP5 45k bitstream, sky130 estimate, FINN, baseline, HTML."""
     data = tiny_config(tmp_path)
-    data["fpga"] = {"device": "25k", "freq_mhz": 40}
+    data["fpga"] = {"device": "45k", "freq_mhz": 40}   # 54 multipliers: more than the 25k has
     cfg_path = write_cfg(tmp_path, data)
     assert main(["flow", "--config", cfg_path, "--quiet"]) == 0
     s = json.loads((tmp_path / "flow" / "summary.json").read_text())

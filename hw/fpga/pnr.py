@@ -11,8 +11,9 @@
    achieved Fmax per clock); ``--timing-allow-fail`` so a missed target still gives a bitstream and the Fmax;
 5. ecppack -> ``.bit`` / icepack -> ``.bin``.
 
-Pins: the I/O are placed by nextpnr (``--lpf-allow-unconstrained`` / ``--pcf-allow-unconstrained``) on bonded
-pins of the chosen package; the bitstream is real and loads, but the pin-out is whatever the placer chose (listed in
+Pins: ``clk`` goes to a primary-clock ball where the package is known (`ECP5_CLOCK_PINS`); the other I/O are
+placed by nextpnr (``--lpf-allow-unconstrained`` / ``--pcf-allow-unconstrained``) on bonded pins of the chosen
+package; the bitstream is real and loads, but the pin-out is whatever the placer chose (listed in
 the returned ``pins``). For a board, pass its LPF/PCF as ``constraints``: those pins are then fixed and only the
 rest are left to the placer.
 
@@ -50,6 +51,10 @@ CLASSES = {
               "carry": ("SB_CARRY",)},
 }
 DSP_MODES = ("on", "off")
+# A primary-clock input pin per ECP5 package (same ball on every density of the package): CABGA381 G2 is
+# PCLKT6_0 (the ULX3S board's clock ball on its 12F/25F/45F/85F builds). Other packages: pass an LPF that
+# LOCATEs "clk" on a PCLK ball as `constraints`.
+ECP5_CLOCK_PINS = {"CABGA381": "G2"}
 ROUTERS = ("router2", "router1")
 DEFAULT_FREQ = {"ecp5": 50.0, "ice40": 24.0}
 # per_block: flattened cell-name prefix -> block (longest first); everything else (the byte-stream registers, the
@@ -172,6 +177,11 @@ def build_fpga(params: CellParams, height: int, width: int, hw: HwConfig, out_di
         if constraints is not None:
             shutil.copyfile(constraints, out / "user.lpf")
             args += ["--lpf", "user.lpf"]
+        elif pkg in ECP5_CLOCK_PINS:
+            # the clock must enter on a primary-clock pin: from an arbitrary PIO the global network is unroutable
+            (out / "clock.lpf").write_text(f'LOCATE COMP "clk" SITE "{ECP5_CLOCK_PINS[pkg]}";\n'
+                                           'IOBUF PORT "clk" IO_TYPE=LVCMOS33;\n')
+            args += ["--lpf", "clock.lpf"]
         routed, bit = "design.config", "design.bit"
     else:
         args = [dev.nextpnr_flag, "--package", pkg, "--asc", "design.asc", "--pcf-allow-unconstrained"]
