@@ -96,6 +96,9 @@ def _section_fpga(s: dict, plt, parts: list[str]) -> None:
         parts.append("<h3>Resources per block</h3>")
         parts.append(_table(["block"] + [k.upper() for k in keys],
                             [[b] + [v.get(k, 0) for k in keys] for b, v in per_block.items()]))
+        parts.append("<p class='note'>ECP5 split of the flat netlist by the instance path in each cell's name: "
+                     "approximate ('other' = the wrapper plus logic Yosys named after a port of the cell). The "
+                     "Xilinx split below comes from the hierarchical netlist, one module per block.</p>")
         fig, axes = plt.subplots(1, len(keys), figsize=(2.2 * len(keys), 3.0))
         axes = [axes] if len(keys) == 1 else axes
         for ax, k in zip(axes, keys):
@@ -110,6 +113,11 @@ def _section_fpga(s: dict, plt, parts: list[str]) -> None:
         parts.append(f"<h3>Xilinx estimate (Yosys synth_xilinx -family {html.escape(str(x.get('family', '')))})</h3>")
         keys = [k for k in ("lut", "ff", "dsp", "bram18", "bram36", "lutram", "carry") if k in x]
         parts.append(_table([k.upper() for k in keys], [[x[k] for k in keys]]))
+        xb = x.get("per_block") or {}
+        if xb:
+            bk = [k for k in ("lut", "ff", "dsp", "ramb18", "ramb36", "lutram", "carry") if any(k in v for v in xb.values())]
+            parts.append(_table(["block"] + [k.upper() for k in bk], [[b] + [v.get(k, 0) for k in bk]
+                                                                      for b, v in xb.items()]))
         if f.get("vivado_tcl"):
             parts.append(f"<p>Vivado script (not run here): <code>{html.escape(str(f['vivado_tcl']))}</code></p>")
 

@@ -191,7 +191,7 @@ def test_ecp5_25k_bitstream_and_fmax(tmp_path):
     assert res["pnr_utilisation"]["MULT18X18D"]["used"] == res["dsp"]
     assert res["pnr_utilisation"]["TRELLIS_IO"]["used"] == 22
     blocks = res["per_block"]
-    assert set(blocks) == {"dw", "gru", "se", "wrapper"}, blocks
+    assert set(blocks) == {"dw", "gru", "se", "other"}, blocks
     for k in ("lut", "ff", "dsp", "bram", "lutram", "carry"):
         assert sum(b[k] for b in blocks.values()) == res[k], k              # the blocks add up to the totals
     assert min(blocks[b]["lut"] for b in blocks) > 0 and blocks["dw"]["dsp"] > 0 and blocks["gru"]["dsp"] > 0
