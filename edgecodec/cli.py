@@ -75,13 +75,12 @@ def cmd_verilog(args) -> None:
 
 def cmd_fpga(args) -> None:
     import dataclasses
-    from .config import Config
     from .impl import fpga_stage
     cfg = _cfg(args)
     f = dataclasses.replace(cfg.fpga, **{k: v for k, v in (("family", args.family), ("device", args.device),
                                                            ("package", args.package), ("speed", args.speed),
                                                            ("freq_mhz", args.freq)) if v is not None})
-    cfg = Config(cfg.model, cfg.quant, cfg.hw, cfg.train, cfg.flow, f, cfg.asic, cfg.baseline).validate()
+    cfg = dataclasses.replace(cfg, fpga=f).validate()
     h, w = (args.height, args.width) if args.height and args.width else _feature_size(cfg)
     r = fpga_stage(cfg, _params(cfg, args.params), h, w, Path(args.out), _measured_cycles(cfg) if
                    (h, w) == _feature_size(cfg) else None)
@@ -91,19 +90,20 @@ def cmd_fpga(args) -> None:
 
 
 def cmd_asic(args) -> None:
+    import dataclasses
     from . import checkpoint
     from .flow import layer_codes, load_clip, qat_model
-    from hw.asic import asic_estimate
+    from .impl import asic_stage
     from quant.params import extract
     cfg = _cfg(args)
+    a = dataclasses.replace(cfg.asic, **{k: v for k, v in (("library", args.library), ("clock_mhz", args.clock_mhz))
+                                         if v is not None})
+    cfg = dataclasses.replace(cfg, asic=a).validate()
     qm = qat_model(cfg, checkpoint.load(Path(cfg.flow.checkpoint), cfg))
     params = extract(qm.rnn.cells[cfg.flow.layer])
     x_codes, _ = layer_codes(cfg, qm, load_clip(cfg.flow.clip, cfg.flow.frames))
     _, _, h, w = x_codes.shape
-    a = cfg.asic
-    r = asic_estimate(params, h, w, cfg.hw, x_codes, library=args.library or a.library, out_dir=Path(args.out),
-                      clock_mhz=args.clock_mhz or a.clock_mhz or None, cycles_per_step=_measured_cycles(cfg),
-                      crop=(min(a.power_height, h), min(a.power_width, w)), crop_steps=min(a.power_steps, len(x_codes)))
+    r = asic_stage(cfg, params, h, w, x_codes, Path(args.out), _measured_cycles(cfg))
     print(json.dumps({k: r.get(k) for k in ("library", "area_um2", "area_breakdown", "ff_share", "critical_path_ns",
                                             "fmax_mhz", "clock_mhz", "power_mw", "cycles_per_step",
                                             "cycles_per_step_source", "energy_per_frame_mj", "gate_level_bit_exact",

@@ -6,7 +6,6 @@ Each stage is a function the CLI also exposes. Results go to build/flow/summary.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 from . import checkpoint
 from .config import Config
 from .errors import FlowError
+from .files import write_json_atomic
 
 
 def log(msg: str) -> None:
@@ -232,9 +232,7 @@ def run(cfg: Config, retrain: bool = False, progress: bool = True, skip: tuple[s
     from .report import write_report
     write_report(summary, out / "report.md")
     write_html(summary, out / "report.html")
-    tmp = summary_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(summary_path)
+    write_json_atomic(summary_path, summary, indent=2)
     log(f"summary: {summary_path} ; reports: {out / 'report.md'}, {out / 'report.html'}")
     if mismatches:
         raise FlowError(f"verification failed: {mismatches} mismatching codes (see {summary_path})")

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from .errors import FlowError
+from .files import write_text_atomic
 
 
 def _fig_png(fig) -> str:
@@ -63,11 +64,7 @@ def frame_cycles(s: dict, width: int, height: int) -> float:
 
 
 def _section_fpga(s: dict, plt, parts: list[str]) -> None:
-    f = s.get("fpga")
-    parts.append("<h2>FPGA implementation</h2>")
-    if not f:
-        parts.append("<p>The FPGA step did not run in this flow (see <code>--no-fpga</code>).</p>")
-        return
+    f = s["fpga"]
     parts.append(f"<p>Target {html.escape(f['family'].upper())} {html.escape(str(f['device']))} "
                  f"package {html.escape(str(f['package']))} speed {html.escape(str(f['speed']))}: Yosys synthesis, "
                  f"nextpnr place and route, bitstream <code>{html.escape(str(f['bitstream']))}</code>. "
@@ -123,11 +120,7 @@ def _section_fpga(s: dict, plt, parts: list[str]) -> None:
 
 
 def _section_asic(s: dict, plt, parts: list[str]) -> None:
-    a = s.get("asic")
-    parts.append("<h2>ASIC estimate</h2>")
-    if not a:
-        parts.append("<p>The ASIC step did not run in this flow (see <code>--no-asic</code>).</p>")
-        return
+    a = s["asic"]
     pw = a["power_mw"]
     parts.append(_table(["library", "area µm²", "critical path ns", "Fmax MHz", "clock MHz", "power mW",
                          "energy / frame mJ"],
@@ -149,11 +142,7 @@ def _section_asic(s: dict, plt, parts: list[str]) -> None:
 
 
 def _section_finn(s: dict, plt, parts: list[str]) -> None:
-    fn = s.get("finn")
-    parts.append("<h2>FINN side by side</h2>")
-    if not fn:
-        parts.append("<p>The FINN comparison did not run in this flow.</p>")
-        return
+    fn = s["finn"]
     parts.append(f"<p>finn-plus {html.escape(str(fn.get('finn_version', '')))}, analytic estimates "
                  f"(AnnotateResources('estimate'), AnnotateCycles) for part {html.escape(str(fn.get('fpgapart', '')))}"
                  f" ({html.escape(str(fn.get('impl_style', '')))} layers, {html.escape(str(fn.get('res_type', '')))} "
@@ -203,11 +192,7 @@ def _section_finn(s: dict, plt, parts: list[str]) -> None:
 
 
 def _section_baseline(s: dict, plt, parts: list[str]) -> None:
-    b = s.get("baseline")
-    parts.append("<h2>Software baseline and throughput</h2>")
-    if not b:
-        parts.append("<p>The baseline did not run in this flow.</p>")
-        return
+    b = s["baseline"]
     parts.append(f"<p>{html.escape(b['what'])} on <b>{html.escape(b['device'])}</b> (torch {html.escape(b['torch'])},"
                  f" {b['warmup']} warm-up + {b['iters']} timed steps). The Jetson AGX Xavier column is a roofline "
                  f"<b>estimate</b> (lower bound from the MAC count and minimum memory traffic, no launch overhead), "
@@ -251,6 +236,11 @@ def _section_baseline(s: dict, plt, parts: list[str]) -> None:
     parts.append(_img(_fig_png(fig), "frames per second vs resolution"))
 
 
+# (summary key, heading, writer) of the optional stages; a stage that did not run gets a line saying so
+SECTIONS = (("fpga", "FPGA implementation", _section_fpga), ("asic", "ASIC estimate", _section_asic),
+            ("finn", "FINN side by side", _section_finn),
+            ("baseline", "Software baseline and throughput", _section_baseline))
+
 CSS = """body{font-family:sans-serif;max-width:60em;margin:1em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:2px 8px;text-align:right}
 th{background:#eee}td:first-child{text-align:left}figure{margin:.5em 0}img{max-width:100%}
@@ -285,10 +275,12 @@ def render(s: dict) -> str:
              _table(["measured cycles / step", "ideal (MAC bound)", "efficiency", "MACs / step"],
                     [[s["cycles_per_step"], s["ideal_cycles_per_step"], s.get("mac_efficiency") or "",
                       s["macs_per_step"]]])]
-    _section_fpga(s, plt, parts)
-    _section_asic(s, plt, parts)
-    _section_finn(s, plt, parts)
-    _section_baseline(s, plt, parts)
+    for key, title, section in SECTIONS:
+        parts.append(f"<h2>{title}</h2>")
+        if s.get(key):
+            section(s, plt, parts)
+        else:
+            parts.append(f"<p>This step did not run in this flow (see <code>edgecodec flow --no-{key}</code>).</p>")
     st = s.get("stage_seconds", {})
     parts.append("<h2>Stage times</h2>")
     parts.append(_table(list(st), [list(st.values())]))
@@ -309,10 +301,4 @@ def write_html(summary: dict | Path, path: Path) -> Path:
     for key in ("feature_map", "config", "cycles_per_step", "mismatch_breakdown"):
         if key not in summary:
             raise FlowError(f"summary lacks '{key}': not written by this version of `edgecodec flow`")
-    text = render(summary)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, render(summary))

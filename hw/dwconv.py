@@ -53,6 +53,12 @@ from hw.fixed import requant, rom
 from quant.fixed_point import bits_for, srange
 
 
+def cycles_per_frame(channels: int, height: int, width: int, kernel: int, parallel: int) -> int:
+    """Cycles of one frame without stalls (module docstring): one per extended position, C/P - 1 more per pixel."""
+    pad = kernel // 2
+    return (height + pad) * (width + pad) + height * width * (channels // parallel - 1)
+
+
 def _check_int(name: str, value, minimum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r}")
@@ -152,8 +158,7 @@ class DWConvResidual(wiring.Component):
 
     @property
     def cycles_per_frame(self) -> int:
-        h, w, p = self.height, self.width, self.pad
-        return (h + p) * (w + p) + h * w * (self.groups - 1)
+        return cycles_per_frame(self.channels, self.height, self.width, self.kernel, self.parallel)
 
     def elaborate(self, platform):
         m = Module()

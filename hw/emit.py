@@ -8,6 +8,7 @@ from amaranth.back import verilog
 
 from edgecodec.config import HwConfig
 from edgecodec.errors import FlowError
+from edgecodec.files import write_text_atomic
 from quant.params import CellParams
 
 from .cell_top import CellTop
@@ -25,10 +26,9 @@ def build_top(params: CellParams, height: int, width: int, hw: HwConfig) -> Cell
 
 def write_verilog(params: CellParams, height: int, width: int, hw: HwConfig, path: Path) -> Path:
     top = build_top(params, height, width, hw)
-    text = verilog.convert(top, name=TOP_NAME, emit_src=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".v.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)  # never leave a half-written file under the final name
-    return path
+    return write_component_verilog(top, TOP_NAME, path)
+
+
+def write_component_verilog(component, name: str, path: Path) -> Path:
+    """Verilog of an Amaranth component as module `name` (no source locations: deterministic bytes)."""
+    return write_text_atomic(path, verilog.convert(component, name=name, emit_src=False))

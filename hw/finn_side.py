@@ -26,7 +26,6 @@ See docs/finn.md.
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import time
 import warnings
@@ -97,9 +96,9 @@ def _quiet():
 
 # ---------------------------------------------------------------- our analytic cycles
 def ours_projector_cycles(channels: int, height: int, width: int, kernel: int, dw_parallel: int) -> int:
-    """Cycles per frame of hw.dwconv.DWConvResidual (its `cycles_per_frame`, without building it)."""
-    pad = kernel // 2
-    return (height + pad) * (width + pad) + height * width * (channels // dw_parallel - 1)
+    """Cycles per frame of hw.dwconv.DWConvResidual (the same formula, without building it)."""
+    from hw.dwconv import cycles_per_frame
+    return cycles_per_frame(channels, height, width, kernel, dw_parallel)
 
 
 def ours_gate_cycles(channels: int, height: int, width: int, pe: int, simd: int) -> int:
@@ -147,22 +146,6 @@ def _standalone_modules(cell):
         in_q = cell.xt_q if side == "w" else cell.ht_q
         mods.append((f"gate_{side.upper()}{g}", Gate(in_q, getattr(cell, side)[g]), "mat"))
     return mods
-
-
-def _export(module, channels: int, height: int, width: int, path: Path):
-    import torch
-    from brevitas.export import export_qonnx
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.util.cleanup import cleanup_model
-
-    raw = path.with_suffix(".raw.onnx")
-    m = copy.deepcopy(module).float().eval()
-    with _quiet():
-        export_qonnx(m, torch.zeros(1, channels, height, width), export_path=str(raw), dynamo=False)
-        model = cleanup_model(ModelWrapper(str(raw)))
-    raw.unlink()
-    model.save(str(path))
-    return model
 
 
 # ---------------------------------------------------------------- FINN recipe
@@ -380,6 +363,10 @@ def finn_compare(cfg, ck_or_cell, height: int, width: int, hw, out_dir, *, fpgap
     res_type : "lut" or "dsp" multipliers in FINN's MVAU/VVAU estimate.
     whole_cell : also push the whole-cell graph through FINN (about 45 s); `whole_cell` is None otherwise.
     """
+    import torch
+
+    from quant.export import export_module
+
     t0 = time.time()
     fm = finn_modules()
     for name, v in (("height", height), ("width", width)):
@@ -407,8 +394,8 @@ def finn_compare(cfg, ck_or_cell, height: int, width: int, hw, out_dir, *, fpgap
     ours_gate = ours_gate_cycles(C, height, width, hw.pe, hw.simd)
     layers, notes = [], []
     for name, module, kind in _standalone_modules(cell):
-        q = _export(module, C, height, width, out / f"{name}.qonnx.onnx")
-        del q
+        with _quiet():
+            export_module(module, (torch.zeros(1, C, height, width),), out / f"{name}.qonnx.onnx")
         model, log = _convert(out / f"{name}.qonnx.onnx", out, name, fm, fpgapart, impl_style, res_type)
         model = _set_folding(model, hw.pe, hw.simd, hw.dw_parallel, k * k)
         rows, model = _estimates(model, fm, fpgapart)

@@ -93,8 +93,9 @@ class SEUnit(wiring.Component):
         # ---- pipeline registers; phase tags ----
         MEAN, FC1, FC2 = 0, 1, 2
         # S0 issue -> S1: operands (ROM weight and bias by flat/outer, FC operand by inner, sum by outer) and tags
-        v1, first1, last1 = Signal(), Signal(), Signal()
-        ph1, idx1 = Signal(range(3)), Signal(idx_shape)
+        # (explicit names: the issue helpers below close over these, which hides them from Amaranth's name tracer)
+        v1, first1, last1 = Signal(name="v1"), Signal(name="first1"), Signal(name="last1")
+        ph1, idx1 = Signal(range(3), name="ph1"), Signal(idx_shape, name="idx1")
         w_r = Signal(signed(wb))
         op_r = Signal(signed(a + 1))             # mean (signed A) or s1 (unsigned A)
         bias1 = Signal(signed(bb))
@@ -135,6 +136,21 @@ class SEUnit(wiring.Component):
             m.d.sync += sigma_a[idx4].eq(rom(self.lut, a, code.as_unsigned(), signed_out=False))
 
         # S0: issue sequencer. A phase starts only when the pipeline is empty (FC1 reads every mean, FC2 every s1).
+        def fc_issue(phase, w, b, operand, n_in: int, n_out: int, drain_state: str):
+            """Issue W[outer, inner] * operand (+ b[outer] with the first term); next (outer, inner)."""
+            m.d.sync += [v1.eq(1), ph1.eq(phase), first1.eq(inner == 0), last1.eq(inner == n_in - 1),
+                         idx1.eq(outer), w_r.eq(w(flat)), bias1.eq(b(outer)), op_r.eq(operand),
+                         flat.eq(flat + 1), inner.eq(inner + 1)]
+            with m.If(inner == n_in - 1):
+                m.d.sync += [inner.eq(0), outer.eq(outer + 1)]
+                with m.If(outer == n_out - 1):
+                    m.next = drain_state
+
+        def drain_then(next_state: str):
+            m.d.sync += [outer.eq(0), inner.eq(0), flat.eq(0)]
+            with m.If(~busy):
+                m.next = next_state
+
         m.d.sync += v1.eq(0)
         with m.FSM():
             with m.State("IDLE"):
@@ -147,31 +163,13 @@ class SEUnit(wiring.Component):
                 with m.If(outer == c - 1):
                     m.next = "MEAN_DRAIN"
             with m.State("MEAN_DRAIN"):
-                m.d.sync += [outer.eq(0), inner.eq(0), flat.eq(0)]
-                with m.If(~busy):
-                    m.next = "FC1"
+                drain_then("FC1")
             with m.State("FC1"):  # s1[j] = relu-requant(b1[j] + sum_c W1[j, c] mean[c])
-                m.d.sync += [v1.eq(1), ph1.eq(FC1), first1.eq(inner == 0), last1.eq(inner == c - 1),
-                             idx1.eq(outer), w_r.eq(w1(flat)), bias1.eq(b1(outer)),
-                             op_r.eq(Cat(*mean).word_select(inner, a).as_signed()),
-                             flat.eq(flat + 1), inner.eq(inner + 1)]
-                with m.If(inner == c - 1):
-                    m.d.sync += [inner.eq(0), outer.eq(outer + 1)]
-                    with m.If(outer == hd - 1):
-                        m.next = "FC1_DRAIN"
+                fc_issue(FC1, w1, b1, Cat(*mean).word_select(inner, a).as_signed(), c, hd, "FC1_DRAIN")
             with m.State("FC1_DRAIN"):
-                m.d.sync += [outer.eq(0), inner.eq(0), flat.eq(0)]
-                with m.If(~busy):
-                    m.next = "FC2"
+                drain_then("FC2")
             with m.State("FC2"):  # sigma[c] = SIG[requant(b2[c] + sum_j W2[c, j] s1[j])]
-                m.d.sync += [v1.eq(1), ph1.eq(FC2), first1.eq(inner == 0), last1.eq(inner == hd - 1),
-                             idx1.eq(outer), w_r.eq(w2(flat)), bias1.eq(b2(outer)),
-                             op_r.eq(Cat(*s1).word_select(inner, a)),
-                             flat.eq(flat + 1), inner.eq(inner + 1)]
-                with m.If(inner == hd - 1):
-                    m.d.sync += [inner.eq(0), outer.eq(outer + 1)]
-                    with m.If(outer == c - 1):
-                        m.next = "FC2_DRAIN"
+                fc_issue(FC2, w2, b2, Cat(*s1).word_select(inner, a), hd, c, "FC2_DRAIN")
             with m.State("FC2_DRAIN"):  # done once the last sigma is written
                 with m.If(~busy):
                     m.d.comb += self.done.eq(1)

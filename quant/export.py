@@ -11,23 +11,32 @@ import torch
 from edgecodec.errors import FlowError
 
 
-def export_cell(qcell, channels: int, height: int, width: int, path: Path) -> Path:
-    """Export with brevitas.export.export_qonnx (TorchScript exporter: dynamo does not trace Brevitas proxies),
-    then run qonnx's cleanup (shape inference, constant folding) so the graph executes under onnx_exec."""
+def export_module(module, args: tuple, path: Path, **names) -> Path:
+    """QONNX of a Brevitas module (a float32 copy in eval mode) for example inputs `args`.
+
+    brevitas.export.export_qonnx with the TorchScript exporter (dynamo does not trace Brevitas proxies), then
+    qonnx's cleanup (shape inference, constant folding) so the graph executes under onnx_exec. `names`:
+    input_names / output_names for the exporter.
+    """
     from brevitas.export import export_qonnx
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cell = copy.deepcopy(qcell).float().eval()
-    args = (torch.zeros(1, channels, height, width), torch.zeros(1, channels, height, width))
+    m = copy.deepcopy(module).float().eval()
     raw = path.with_suffix(".raw.onnx")
-    export_qonnx(cell, args, export_path=str(raw), dynamo=False, input_names=["x", "h"], output_names=["h_next"])
+    export_qonnx(m, args, export_path=str(raw), dynamo=False, **names)
     model = cleanup_model(ModelWrapper(str(raw)))
     model.save(str(path))
     raw.unlink()
     return path
+
+
+def export_cell(qcell, channels: int, height: int, width: int, path: Path) -> Path:
+    """One cell step: inputs x, h (1, C, H, W) -> output h_next."""
+    args = (torch.zeros(1, channels, height, width), torch.zeros(1, channels, height, width))
+    return export_module(qcell, args, path, input_names=["x", "h"], output_names=["h_next"])
 
 
 def run_cell(path: Path, x: np.ndarray, h: np.ndarray) -> np.ndarray:

@@ -15,11 +15,10 @@ import time
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge
 
-from quant.fixed_point import unpack_codes
 from sim.runner import bench_params
-from sim.tb_common import reset_stream_dut
+from sim.tb_common import collect_stream, compare_pixels, drive_stream, reset_stream_dut
 
 
 class TB:
@@ -35,43 +34,11 @@ class TB:
         await reset_stream_dut(self.dut, cycles)
 
     async def source(self, beats):
-        dut, idle = self.dut, self.prm.get("idle", 0.0)
-        for word in beats:
-            while idle and self.rng.random() < idle:
-                dut.i__valid.value = 0
-                await RisingEdge(dut.clk)
-                if self.stop:
-                    return
-            dut.i__valid.value = 1
-            dut.i__payload.value = int(word)
-            while True:
-                await ReadOnly()
-                fired = bool(dut.i__ready.value)
-                await RisingEdge(dut.clk)
-                if fired or self.stop:
-                    break
-            if self.stop:
-                return
-        dut.i__valid.value = 0
+        await drive_stream(self.dut, beats, self.rng, self.prm.get("idle", 0.0), lambda: self.stop)
 
     async def sink(self, count: int, out: list):
-        dut, bp = self.dut, self.prm.get("backpressure", 0.0)
-        limit, quiet = self.prm.get("watchdog", 200000), 0
-        while len(out) < count and not self.stop:
-            quiet += 1
-            if quiet > limit:
-                raise AssertionError(f"watchdog: no output for {limit} cycles after {len(out)} of {count} pixels")
-            ready = not (bp and self.rng.random() < bp)
-            dut.o__ready.value = int(ready)
-            await ReadOnly()
-            if ready and dut.o__valid.value:
-                out.append(int(dut.o__payload.value))
-                quiet = 0
-            await RisingEdge(dut.clk)
-        dut.o__ready.value = 0
-
-    def unpack(self, word: int) -> list[int]:
-        return unpack_codes(word, self.channels, self.bits)
+        await collect_stream(self.dut, count, out, self.rng, self.prm.get("backpressure", 0.0),
+                             self.prm.get("watchdog", 200000), lambda: self.stop, "pixels")
 
     async def run_sequence(self, steps: int) -> tuple[list, list]:
         beats = [w for t in range(steps) for w in self.inputs[t]]
@@ -120,16 +87,7 @@ async def cell_matches_golden(dut):
         await tb.reset(4)
     out, cycles = await tb.run_sequence(steps)
     wall = time.time() - t0
-    mismatches, report, compared = 0, [], 0
-    for idx, word in enumerate(out):
-        t, pix = divmod(idx, tb.inputs.shape[1])
-        got, exp = tb.unpack(word), tb.unpack(int(tb.expected[t][pix]))
-        for ch, (g, e) in enumerate(zip(got, exp)):
-            compared += 1
-            if g != e:
-                mismatches += 1
-                if len(report) < prm.get("max_report", 10):
-                    report.append({"step": t, "pixel": pix, "channel": ch, "rtl": g, "expected": e})
+    compared, mismatches, report = compare_pixels(out, tb.expected, tb.channels, tb.bits, prm.get("max_report", 10))
     missing = steps * tb.inputs.shape[1] - len(out)
     sim_cycles = int(cocotb.utils.get_sim_time("ns") // 10)
     result = {"outputs_compared": compared, "mismatches": mismatches + missing * tb.channels,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+
+from quant.fixed_point import unpack_codes
 
 
 async def reset_stream_dut(dut, cycles: int = 3) -> None:
@@ -13,3 +15,62 @@ async def reset_stream_dut(dut, cycles: int = 3) -> None:
     await ClockCycles(dut.clk, cycles)
     dut.rst.value = 0
     await RisingEdge(dut.clk)
+
+
+async def drive_stream(dut, beats, rng, idle: float = 0.0, stop=lambda: False) -> None:
+    """Source on `i`: each beat held with valid until a rising edge sees ready; random idle cycles before beats
+    with probability `idle`. Returns early when `stop()` turns true."""
+    for word in beats:
+        while idle and rng.random() < idle:
+            dut.i__valid.value = 0
+            await RisingEdge(dut.clk)
+            if stop():
+                return
+        dut.i__valid.value = 1
+        dut.i__payload.value = int(word)
+        while True:
+            await ReadOnly()
+            fired = bool(dut.i__ready.value)
+            await RisingEdge(dut.clk)
+            if fired or stop():
+                break
+        if stop():
+            return
+    dut.i__valid.value = 0
+
+
+async def collect_stream(dut, count: int, out: list, rng, backpressure: float = 0.0, watchdog: int = 200000,
+                         stop=lambda: False, what: str = "beats") -> None:
+    """Sink on `o`: append `count` payloads to `out`, dropping ready with probability `backpressure`; fails when
+    nothing arrives for `watchdog` cycles."""
+    quiet = 0
+    while len(out) < count and not stop():
+        quiet += 1
+        if quiet > watchdog:
+            raise AssertionError(f"watchdog: no output for {watchdog} cycles after {len(out)} of {count} {what}")
+        ready = not (backpressure and rng.random() < backpressure)
+        dut.o__ready.value = int(ready)
+        await ReadOnly()
+        if ready and dut.o__valid.value:
+            out.append(int(dut.o__payload.value))
+            quiet = 0
+        await RisingEdge(dut.clk)
+    dut.o__ready.value = 0
+
+
+def compare_pixels(words: list[int], expected, channels: int, bits: int, max_report: int = 10) -> tuple:
+    """Code-by-code comparison of output pixel words with `expected` (T, P) words, in stream order.
+
+    Returns (codes compared, mismatching codes, the first `max_report` mismatches as dicts)."""
+    pixels = expected.shape[1]
+    compared, mismatches, report = 0, 0, []
+    for idx, word in enumerate(words):
+        t, pix = divmod(idx, pixels)
+        got, exp = unpack_codes(word, channels, bits), unpack_codes(int(expected[t][pix]), channels, bits)
+        for ch, (g, e) in enumerate(zip(got, exp)):
+            compared += 1
+            if g != e:
+                mismatches += 1
+                if len(report) < max_report:
+                    report.append({"step": t, "pixel": pix, "channel": ch, "rtl": g, "expected": e})
+    return compared, mismatches, report

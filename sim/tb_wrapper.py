@@ -34,9 +34,8 @@ def _join(parts: list[int], bus_bits: int) -> int:
 if cocotb is not None:
     @cocotb.test()
     async def wrapper_matches_golden(dut):
-        from quant.fixed_point import unpack_codes
         from sim.runner import bench_params
-        from sim.tb_common import reset_stream_dut
+        from sim.tb_common import collect_stream, compare_pixels, drive_stream, reset_stream_dut
 
         prm = bench_params()
         rng = random.Random(prm.get("seed", 0))
@@ -52,35 +51,9 @@ if cocotb is not None:
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
         await reset_stream_dut(dut, 4)
 
-        async def source():
-            for byte in stream_in:
-                while idle and rng.random() < idle:
-                    dut.i__valid.value = 0
-                    await RisingEdge(dut.clk)
-                dut.i__valid.value = 1
-                dut.i__payload.value = byte
-                while True:
-                    await ReadOnly()
-                    fired = bool(dut.i__ready.value)
-                    await RisingEdge(dut.clk)
-                    if fired:
-                        break
-            dut.i__valid.value = 0
-
         got: list[int] = []
-        src = cocotb.start_soon(source())
-        limit, quiet = prm.get("watchdog", 200000), 0
-        while len(got) < want:
-            quiet += 1
-            assert quiet <= limit, f"watchdog: no output for {limit} cycles after {len(got)} of {want} beats"
-            ready = not (bp and rng.random() < bp)
-            dut.o__ready.value = int(ready)
-            await ReadOnly()
-            if ready and dut.o__valid.value:
-                got.append(int(dut.o__payload.value))
-                quiet = 0
-            await RisingEdge(dut.clk)
-        dut.o__ready.value = 0
+        src = cocotb.start_soon(drive_stream(dut, stream_in, rng, idle))
+        await collect_stream(dut, want, got, rng, bp, prm.get("watchdog", 200000))
         await src
         # nothing more may come out: the wrapper must not duplicate or invent beats
         extra = 0
@@ -91,21 +64,13 @@ if cocotb is not None:
             await RisingEdge(dut.clk)
         dut.o__ready.value = 0
 
-        mismatches, report, compared = 0, [], 0
-        for idx in range(steps * pixels):
-            t, pix = divmod(idx, pixels)
-            word = _join(got[idx * beats:(idx + 1) * beats], bus)
-            g, e = unpack_codes(word, channels, bits), unpack_codes(int(expected[t][pix]), channels, bits)
+        words = [_join(got[idx * beats:(idx + 1) * beats], bus) for idx in range(steps * pixels)]
+        compared, mismatches, report = compare_pixels(words, expected, channels, bits, prm.get("max_report", 10))
+        for idx, word in enumerate(words):
             pad = word >> (channels * bits)
-            for ch, (a, b) in enumerate(zip(g, e)):
-                compared += 1
-                if a != b:
-                    mismatches += 1
-                    if len(report) < prm.get("max_report", 10):
-                        report.append({"step": t, "pixel": pix, "channel": ch, "rtl": a, "expected": b})
             if pad:
                 mismatches += 1
-                report.append({"step": t, "pixel": pix, "padding": pad})
+                report.append({"step": idx // pixels, "pixel": idx % pixels, "padding": pad})
         sim_cycles = int(cocotb.utils.get_sim_time("ns") // 10)
         result = {"outputs_compared": compared, "mismatches": mismatches, "extra_beats": extra,
                   "beats_out": len(got), "first_mismatches": report, "sim_cycles": sim_cycles}

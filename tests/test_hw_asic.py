@@ -307,7 +307,7 @@ def test_asic_estimate_entry_point(tmp_path):
 
 
 def test_liberty_function_evaluation():
-    from hw.asic.sram import _eval
+    from hw.asic.liberty import eval_function as _eval
     # gf180mcu writes xor3 as (A1^A2^A3): a chained comparison would get 1^1^1 wrong
     assert _eval("(A1^A2^A3)", {"A1": 1, "A2": 1, "A3": 1}) is True
     assert _eval("(A1^A2^A3)", {"A1": 1, "A2": 1, "A3": 0}) is False

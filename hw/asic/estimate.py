@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -25,20 +24,15 @@ import numpy as np
 
 from edgecodec.config import HwConfig
 from edgecodec.errors import FlowError
+from edgecodec.files import write_json_atomic
 from quant.params import CellParams
 
 from .liberty import LIBRARIES, load_library
-from .mapping import MACRO_MIN_BITS, area_breakdown, cell_types, map_design
+from .mapping import MACRO_MIN_BITS, area_breakdown, cell_types, map_design, param_int
 from .sram import register_file
 from .sta import MACRO, analyse, build_graph
 
 TOP = "ase_gru_cell"
-
-
-def _map_job(args):
-    verilog, library, out_dir, clock_ns, write_v, macros, min_bits = args
-    return map_design(Path(verilog), TOP, library, Path(out_dir), clock_ns=clock_ns, write_verilog=write_v,
-                      macros=macros, macro_min_bits=min_bits)
 
 
 def _memids(netlist: dict) -> dict:
@@ -55,8 +49,7 @@ def _macro_models(netlist: dict, lib) -> dict:
     models = {}
     for n, (memid, c) in _memids(netlist).items():
         p = c["parameters"]
-        models[memid] = register_file(lib, memid, int(p["SIZE"], 2) if isinstance(p["SIZE"], str) else p["SIZE"],
-                                      int(p["WIDTH"], 2) if isinstance(p["WIDTH"], str) else p["WIDTH"])
+        models[memid] = register_file(lib, memid, param_int(p["SIZE"]), param_int(p["WIDTH"]))
     return models
 
 
@@ -92,10 +85,11 @@ def asic_estimate(params: CellParams, height: int, width: int, hw: HwConfig, x_c
     seconds["emit"] = round(time.time() - t0, 2)
     # the full design decides which memories are macros; the crop (smaller memories) keeps the same ones
     t0 = time.time()
-    full_m = _map_job((full_v, library, out_dir / "full" / "map", map_clock_ns, False, None, macro_min_bits))
+    full_m = map_design(full_v, TOP, library, out_dir / "full" / "map", clock_ns=map_clock_ns,
+                        macro_min_bits=macro_min_bits, write_verilog=False)
     full_macros = {m["name"] for m in full_m.memories if m["mapped_to"] == "macro"}
-    crop_m = _map_job((crop_v, library, out_dir / "crop" / "map", map_clock_ns, False, full_macros,
-                      macro_min_bits))
+    crop_m = map_design(crop_v, TOP, library, out_dir / "crop" / "map", clock_ns=map_clock_ns, macros=full_macros,
+                        macro_min_bits=macro_min_bits, write_verilog=False)
     seconds["map"] = round(time.time() - t0, 2)
     # area
     full = full_m.load()
@@ -190,7 +184,5 @@ def asic_estimate(params: CellParams, height: int, width: int, hw: HwConfig, x_c
     # energy per frame [mJ] = P [mW] * cycles / f [Hz]  (mW * s = mJ)
     res["energy_per_frame_mj"] = pw["total"] * cycles_per_step / (clock * 1e6)
     res["energy_per_frame_uj"] = res["energy_per_frame_mj"] * 1e3
-    tmp = out_dir / "asic_estimate.json.tmp"
-    tmp.write_text(json.dumps(res, indent=1, default=str))
-    tmp.replace(out_dir / "asic_estimate.json")
+    write_json_atomic(out_dir / "asic_estimate.json", res, indent=1, default=str)
     return res

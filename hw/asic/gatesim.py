@@ -22,28 +22,12 @@ import numpy as np
 
 from edgecodec.errors import FlowError
 
-from .liberty import Library
+from .liberty import Library, clock_pins, eval_function, truth_table
+from .mapping import param_int
 from .power import Activity
-from .sram import _eval
 from .sta import MACRO
 
 MAX_INPUTS = 6
-
-
-def _tt(fn: str, names: list[str], extra: dict | None = None) -> np.ndarray:
-    out = np.zeros(1 << len(names), dtype=np.uint8)
-    for k in range(1 << len(names)):
-        env = {p: (k >> i) & 1 for i, p in enumerate(names)}
-        if extra:
-            env.update(extra)
-        out[k] = 1 if _eval(fn, env) else 0
-    return out
-
-
-def _pint(v) -> int:
-    if isinstance(v, int):
-        return v
-    return int(str(v).replace("x", "0").replace("z", "0") or "0", 2)
 
 
 @dataclass
@@ -101,7 +85,7 @@ class GateSim:
                     continue
                 key = (t, o)
                 if key not in tt_cache:
-                    tt_cache[key] = _tt(lc.pins[o].function, ins)
+                    tt_cache[key] = np.array(truth_table(lc.pins[o].function, ins), dtype=np.uint8)
                 comb.append((name, [ix(conns[p][0]) for p in ins], ix(conns[o][0]), tt_cache[key]))
         # levelise
         driver = {out: k for k, (_, _, out, _) in enumerate(comb)}
@@ -173,7 +157,7 @@ class GateSim:
     def _ff(self, name, c, lc, cache):
         info = lc.seq_info
         conns = c["connections"]
-        ins = [p for p in lc.inputs if p in conns and p not in self._clock_pins(lc)]
+        ins = [p for p in lc.inputs if p in conns and p not in clock_pins(lc)]
         iq, iqn = (info["_args"] + ["IQN"])[:2] if info.get("_args") else ("IQ", "IQN")
         key = ("ff", lc.name)
         if key not in cache:
@@ -182,18 +166,18 @@ class GateSim:
             for k in range(len(tbl)):
                 env = {p: (k >> i) & 1 for i, p in enumerate(names)}
                 env[iqn] = 1 - env[iq]
-                if "clear" in info and _eval(info["clear"], env):
+                if "clear" in info and eval_function(info["clear"], env):
                     v = 0
-                elif "preset" in info and _eval(info["preset"], env):
+                elif "preset" in info and eval_function(info["preset"], env):
                     v = 1
                 else:
-                    v = 1 if _eval(info["next_state"], env) else 0
+                    v = 1 if eval_function(info["next_state"], env) else 0
                 tbl[k] = v
             # output functions of the state alone: evaluate with IQN = !IQ
             fixed = []
             for o in lc.outputs:
                 fn = lc.pins[o].function
-                fixed.append((o, np.array([1 if _eval(fn, {iq: v, iqn: 1 - v}) else 0 for v in (0, 1)],
+                fixed.append((o, np.array([1 if eval_function(fn, {iq: v, iqn: 1 - v}) else 0 for v in (0, 1)],
                                           dtype=np.uint8)))
             cache[key] = (tbl, fixed)
         tbl, fixed = cache[key]
@@ -203,16 +187,11 @@ class GateSim:
             self._fftab.append(tbl)
         return ([self.idx(conns[p][0]) for p in ins], self._ff_off[key], None, outs)
 
-    @staticmethod
-    def _clock_pins(lc):
-        from .sta import clock_pins
-        return clock_pins(lc)
-
     def _mem(self, name, c):
         p = c["parameters"]
         conns = c["connections"]
-        size, width = _pint(p["SIZE"]), _pint(p["WIDTH"])
-        if _pint(p["RD_PORTS"]) != 1 or _pint(p["WR_PORTS"]) != 1 or not _pint(p["RD_CLK_ENABLE"]):
+        size, width = param_int(p["SIZE"]), param_int(p["WIDTH"])
+        if param_int(p["RD_PORTS"]) != 1 or param_int(p["WR_PORTS"]) != 1 or not param_int(p["RD_CLK_ENABLE"]):
             raise FlowError(f"macro {name}: only 1 synchronous read + 1 write port are simulated")
         init = str(p.get("INIT", "0")).replace("x", "0")
         init_int = int(init, 2) if init else 0
@@ -220,9 +199,9 @@ class GateSim:
         ix = self.idx
         rd = {k: [ix(b) for b in conns.get(k, [])] for k in ("RD_EN", "RD_ADDR", "RD_DATA", "RD_SRST", "RD_ARST")}
         wr = {k: [ix(b) for b in conns.get(k, [])] for k in ("WR_EN", "WR_ADDR", "WR_DATA")}
-        return _Mem(str(p.get("MEMID", name)).lstrip("\\"), size, width, _pint(p.get("OFFSET", 0)), data, rd, wr,
-                    bool(_pint(p.get("RD_TRANSPARENCY_MASK", 0))), _pint(p.get("RD_SRST_VALUE", 0)),
-                    bool(_pint(p.get("RD_CE_OVER_SRST", 0))))
+        return _Mem(str(p.get("MEMID", name)).lstrip("\\"), size, width, param_int(p.get("OFFSET", 0)), data, rd, wr,
+                    bool(param_int(p.get("RD_TRANSPARENCY_MASK", 0))), param_int(p.get("RD_SRST_VALUE", 0)),
+                    bool(param_int(p.get("RD_CE_OVER_SRST", 0))))
 
     # ------------------------------------------------------------------------------------------ running
 

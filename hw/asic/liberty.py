@@ -412,6 +412,95 @@ def _to_library(lib: Group, path: Path) -> Library:
 _CACHE: dict[str, Library] = {}
 
 
+# ---------------------------------------------------------------- cell functions
+def eval_function(fn: str, env: dict) -> bool:
+    """Evaluate a liberty function: ! and postfix ' (not), & * and juxtaposition (and), + | (or), ^ (xor),
+    parentheses, constants 0/1. Translated to Python bitwise operators on 0/1 ints (unary ~ binds tightest;
+    xor binds between and and or, as in Python; the libraries' xor expressions are parenthesised)."""
+    s = fn.replace("\"", "")
+    toks = re.findall(r"[A-Za-z_][A-Za-z0-9_\[\]]*|[!&*+^|()']|[01]", s)
+    out: list[str] = []
+    prev_operand = False
+    for t in toks:
+        starts_operand = t in ("(", "!") or re.match(r"[A-Za-z_01]", t) is not None
+        if starts_operand and prev_operand:
+            out.append("&")
+        if t == "!":
+            out.append("~")
+            prev_operand = False
+        elif t in ("&", "*"):
+            out.append("&")
+            prev_operand = False
+        elif t in ("+", "|"):
+            out.append("|")
+            prev_operand = False
+        elif t == "^":
+            out.append("^")
+            prev_operand = False
+        elif t == "'":
+            # postfix not: applies to the previous operand (a name, constant or parenthesised group)
+            if out and out[-1] == ")":
+                depth, k = 0, len(out) - 1
+                while k >= 0:
+                    depth += out[k] == ")"
+                    depth -= out[k] == "("
+                    if depth == 0:
+                        break
+                    k -= 1
+                out.insert(k, "~")
+            else:
+                out.insert(len(out) - 1, "~")
+            prev_operand = True
+        elif t == "(":
+            out.append("(")
+            prev_operand = False
+        elif t == ")":
+            out.append(")")
+            prev_operand = True
+        elif t in ("0", "1"):
+            out.append(t)
+            prev_operand = True
+        else:
+            out.append(str(int(bool(env[t]))))
+            prev_operand = True
+    return bool(eval("".join(out), {"__builtins__": {}}) & 1)  # noqa: S307 - only our own token stream
+
+
+def truth_table(fn: str, inputs: list[str], extra: dict | None = None) -> tuple[int, ...]:
+    """Output of `fn` (0/1) for every input combination; row k sets inputs[i] = bit i of k (+ `extra` pins)."""
+    rows = []
+    for k in range(1 << len(inputs)):
+        env = {p: (k >> i) & 1 for i, p in enumerate(inputs)}
+        if extra:
+            env.update(extra)
+        rows.append(int(eval_function(fn, env)))
+    return tuple(rows)
+
+
+def has_function(cell: "Cell", n_inputs: int, test) -> bool:
+    """A usable combinational cell with one output function of `n_inputs` non-clock inputs for which
+    `test(inputs, function)` holds."""
+    outs = [o for o in cell.outputs if cell.pins[o].function]
+    ins = [i for i in cell.inputs if not cell.pins[i].clock]
+    return (cell.usable and not cell.sequential and len(outs) == 1 and len(ins) == n_inputs
+            and test(ins, cell.pins[outs[0]].function))
+
+
+def cells_with_table(lib: "Library", n_inputs: int, table: tuple[int, ...]) -> list["Cell"]:
+    """Usable single-output combinational cells of `lib` computing `table` (see truth_table), e.g. (1, 0) = NOT."""
+    return [c for c in lib.cells.values() if has_function(c, n_inputs, lambda ins, f: truth_table(f, ins) == table)]
+
+
+def clock_pins(cell: "Cell") -> set[str]:
+    """Pins that clock a sequential cell (liberty `clock : true`, or named in clocked_on / enable)."""
+    pins = {p for p, v in cell.pins.items() if v.clock}
+    for key in ("clocked_on", "enable"):
+        expr = cell.seq_info.get(key, "")
+        pins |= {p for p in cell.inputs if p in expr.replace("!", " ").replace("'", " ").replace("(", " ")
+                 .replace(")", " ").split()}
+    return pins
+
+
 def read_text(path: Path) -> str:
     path = Path(path)
     try:

@@ -32,10 +32,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecodec.errors import FlowError
+from edgecodec.files import write_text_atomic
 
-from .liberty import Library, library_path, load_library, read_text
+from .liberty import Library, cells_with_table, library_path, load_library, read_text
 
 MACRO_MIN_BITS = 4096
+
+
+def param_int(v) -> int:
+    """A cell parameter of Yosys' JSON netlist as an int (ints stay; bit strings are binary, x/z read as 0)."""
+    if isinstance(v, int):
+        return v
+    return int(str(v).replace("x", "0").replace("z", "0") or "0", 2)
 
 
 def plain_liberty(library: str, cache_dir: Path) -> Path:
@@ -50,20 +58,14 @@ def plain_liberty(library: str, cache_dir: Path) -> Path:
     key = f"{src.resolve()} {src.stat().st_size} {src.stat().st_mtime_ns}"
     if dst.exists() and stamp.exists() and stamp.read_text() == key:
         return dst.resolve()
-    tmp = dst.with_suffix(".lib.tmp")
-    tmp.write_text(read_text(src))
-    tmp.replace(dst)
+    write_text_atomic(dst, read_text(src))
     stamp.write_text(key)
     return dst.resolve()
 
 
 def driving_cell(lib: Library):
     """The smallest usable inverter: drives top-level inputs and (x4 its input cap) loads outputs in ABC."""
-    from .sram import truth_table
-
-    invs = [c for c in lib.cells.values() if c.usable and not c.sequential and len(c.inputs) == 1
-            and len(c.outputs) == 1 and c.pins[c.outputs[0]].function
-            and truth_table(c, c.inputs, c.pins[c.outputs[0]].function) == (True, False)]
+    invs = cells_with_table(lib, 1, (1, 0))
     if not invs:
         raise FlowError(f"library {lib.name} has no usable inverter")
     return min(invs, key=lambda c: (c.area, c.name))

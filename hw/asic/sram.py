@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from edgecodec.errors import FlowError
 
-from .liberty import Cell, Library
+from .liberty import Cell, Library, eval_function, has_function, truth_table
 
 DATA_TOGGLE = 0.5
 
@@ -43,91 +43,23 @@ def _smallest(lib: Library, pred, what: str) -> Cell:
     return min(cands, key=lambda c: (c.area, c.name))
 
 
-def _is_fn(c: Cell, n_in: int, fn_test) -> bool:
-    outs = [o for o in c.outputs if c.pins[o].function]
-    ins = [i for i in c.inputs if not c.pins[i].clock]
-    return not c.sequential and len(outs) == 1 and len(ins) == n_in and fn_test(c, ins, c.pins[outs[0]].function)
-
-
-def _eval(fn: str, env: dict) -> bool:
-    """Evaluate a liberty function: ! and postfix ' (not), & * and juxtaposition (and), + | (or), ^ (xor),
-    parentheses, constants 0/1. Translated to Python bitwise operators on 0/1 ints (unary ~ binds tightest;
-    xor binds between and and or, as in Python; the libraries' xor expressions are parenthesised)."""
-    import re
-    s = fn.replace("\"", "")
-    toks = re.findall(r"[A-Za-z_][A-Za-z0-9_\[\]]*|[!&*+^|()']|[01]", s)
-    out: list[str] = []
-    prev_operand = False
-    for t in toks:
-        starts_operand = t in ("(", "!") or re.match(r"[A-Za-z_01]", t) is not None
-        if starts_operand and prev_operand:
-            out.append("&")
-        if t == "!":
-            out.append("~")
-            prev_operand = False
-        elif t in ("&", "*"):
-            out.append("&")
-            prev_operand = False
-        elif t in ("+", "|"):
-            out.append("|")
-            prev_operand = False
-        elif t == "^":
-            out.append("^")
-            prev_operand = False
-        elif t == "'":
-            # postfix not: applies to the previous operand (a name, constant or parenthesised group)
-            if out and out[-1] == ")":
-                depth, k = 0, len(out) - 1
-                while k >= 0:
-                    depth += out[k] == ")"
-                    depth -= out[k] == "("
-                    if depth == 0:
-                        break
-                    k -= 1
-                out.insert(k, "~")
-            else:
-                out.insert(len(out) - 1, "~")
-            prev_operand = True
-        elif t == "(":
-            out.append("(")
-            prev_operand = False
-        elif t == ")":
-            out.append(")")
-            prev_operand = True
-        elif t in ("0", "1"):
-            out.append(t)
-            prev_operand = True
-        else:
-            out.append(str(int(bool(env[t]))))
-            prev_operand = True
-    return bool(eval("".join(out), {"__builtins__": {}}) & 1)  # noqa: S307 - only our own token stream
-
-
-def truth_table(cell: Cell, inputs: list[str], fn: str) -> tuple:
-    rows = []
-    for k in range(1 << len(inputs)):
-        env = {p: (k >> i) & 1 for i, p in enumerate(inputs)}
-        rows.append(_eval(fn, env))
-    return tuple(rows)
-
-
 def basic_cells(lib: Library) -> dict[str, Cell]:
     """The smallest AND2, MUX2, DFF (D, CLK -> Q) and latch of the library."""
-    and2 = _smallest(lib, lambda c: _is_fn(c, 2, lambda c, i, f: truth_table(c, i, f) == (0, 0, 0, 1)), "AND2")
+    and2 = _smallest(lib, lambda c: has_function(c, 2, lambda ins, f: truth_table(f, ins) == (0, 0, 0, 1)), "AND2")
 
-    def is_mux(c, ins, fn):
+    def is_mux(ins, fn):
         # find the select input: out = s ? b : a for the other two
         for s in ins:
             a, b = [p for p in ins if p != s]
-            ok = all(_eval(fn, {s: sv, a: av, b: bv}) == bool(bv if sv else av) for sv in (0, 1)
+            ok = all(eval_function(fn, {s: sv, a: av, b: bv}) == bool(bv if sv else av) for sv in (0, 1)
                      for av in (0, 1) for bv in (0, 1))
-            ok2 = all(_eval(fn, {s: sv, a: av, b: bv}) == bool(av if sv else bv) for sv in (0, 1)
+            ok2 = all(eval_function(fn, {s: sv, a: av, b: bv}) == bool(av if sv else bv) for sv in (0, 1)
                       for av in (0, 1) for bv in (0, 1))
             if ok or ok2:
                 return True
         return False
 
-    mux2 = _smallest(lib, lambda c: _is_fn(c, 3, is_mux), "MUX2")
+    mux2 = _smallest(lib, lambda c: has_function(c, 3, is_mux), "MUX2")
 
     def plain(c: Cell, kind: str, strict: bool) -> bool:
         """A D flip-flop / latch with positive clock or enable; strict: no clear/preset/scan pins either."""

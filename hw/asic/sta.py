@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from edgecodec.errors import FlowError
 
-from .liberty import Cell, Library
+from .liberty import Cell, Library, cells_with_table, clock_pins
 
 MACRO = "$mem_v2"
 
@@ -47,11 +47,7 @@ class NetGraph:
 
 def tree_buffer(lib: Library):
     """The usable buffer with the least delay driving TREE_FANOUT typical pins + their wire load."""
-    from .sram import truth_table
-    bufs = [c for c in lib.cells.values() if c.usable and not c.sequential and len(c.inputs) == 1
-            and len(c.outputs) == 1 and c.pins[c.outputs[0]].function
-            and truth_table(c, c.inputs, c.pins[c.outputs[0]].function) == (False, True)
-            and c.pins[c.outputs[0]].timing]
+    bufs = [c for c in cells_with_table(lib, 1, (0, 1)) if c.pins[c.outputs[0]].timing]
     if not bufs:
         return None
     load = TREE_FANOUT * bufs[0].pins[bufs[0].inputs[0]].capacitance + lib.wire_cap(TREE_FANOUT)
@@ -80,16 +76,6 @@ def _pin_cap(lib: Library, cell_type: str, pin: str, macro_pin_cap: float) -> fl
     if c is None or pin not in c.pins:
         return 0.0
     return c.pins[pin].capacitance
-
-
-def clock_pins(cell: Cell) -> set[str]:
-    """Pins that clock a sequential cell (liberty `clock : true`, or named in clocked_on / enable)."""
-    pins = {p for p, v in cell.pins.items() if v.clock}
-    for key in ("clocked_on", "enable"):
-        expr = cell.seq_info.get(key, "")
-        pins |= {p for p in cell.inputs if p in expr.replace("!", " ").replace("'", " ").replace("(", " ")
-                 .replace(")", " ").split()}
-    return pins
 
 
 def build_graph(netlist: dict, lib: Library, output_load_pf: float = 0.0, macro_pin_cap: float | None = None

