@@ -195,7 +195,8 @@ def _section_baseline(s: dict, plt, parts: list[str]) -> None:
     b = s["baseline"]
     parts.append(f"<p>{html.escape(b['what'])} on <b>{html.escape(b['device'])}</b> (torch {html.escape(b['torch'])},"
                  f" {b['warmup']} warm-up + {b['iters']} timed steps). The Jetson AGX Xavier column is a roofline "
-                 f"<b>estimate</b> (lower bound from the MAC count and minimum memory traffic, no launch overhead), "
+                 f"<b>estimate</b> (data-sheet peaks, the MAC count, the eager run's counted ATen ops and bytes, "
+                 f"{b['rows'][0]['roofline_xavier'].get('launch_us_assumed', 10):g} us assumed per kernel launch), "
                  f"not a measurement.</p>")
     f, a = s.get("fpga"), s.get("asic")
     rows, res, series = [], [], {"PyTorch (" + b["device"].split(" (")[0] + ")": [], "Xavier roofline (est.)": []}
