@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q $(FINN_DEPS)
 	@missing=""; command -v iverilog >/dev/null || missing="$$missing iverilog"; \
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	  if [ -n "$$missing" ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) \
-	    || { echo "error:$$missing missing and apt-get could not install it (Icarus Verilog; Chromium for the report test)" >&2; exit 1; }; fi
+	    || { echo "error:$$missing missing and apt-get could not install it (Icarus Verilog; Chromium for the report test; ffmpeg for the codec baselines)" >&2; exit 1; }; fi
 	touch $@
 
 flow: setup

@@ -32,10 +32,53 @@ def cmd_flow(args) -> None:
     print(json.dumps(brief, indent=2))
 
 
-def cmd_train(args) -> None:
+def cmd_train_proxy(args) -> None:
     from .flow import train
     ck = train(_cfg(args), progress=not args.quiet)
     print(json.dumps(ck["metrics"], indent=2))
+
+
+def cmd_train(args) -> None:
+    import dataclasses
+    from .codec_training import train
+    cfg = _cfg(args)
+    if args.data:
+        cfg = dataclasses.replace(cfg, codec_train=dataclasses.replace(cfg.codec_train, data=tuple(args.data)))
+        cfg.validate()
+    out = args.out or cfg.codec.checkpoints
+    paths = train(cfg, out, args.quality, progress=not args.quiet, retrain=args.retrain)
+    print(json.dumps([str(p) for p in paths], indent=2))
+
+
+def _checkpoints(args, cfg) -> str:
+    return args.checkpoints or cfg.codec.checkpoints
+
+
+def cmd_encode(args) -> None:
+    from . import codec_checkpoint
+    from .coding import Coder
+    from .files import write_bytes_atomic
+    from model.video import read_video
+    cfg = _cfg(args)
+    y, u, v, fps = read_video(args.input, args.frames)
+    coder = Coder(codec_checkpoint.load(_checkpoints(args, cfg), args.quality), args.mode, args.entropy)
+    r = coder.encode(y, u, v, args.gop or cfg.codec.gop, fps)
+    write_bytes_atomic(Path(args.output), r.data)
+    t, h, w = y.shape
+    print(json.dumps({"output": args.output, "frames": t, "width": w, "height": h, "bytes": len(r.data),
+                      "bpp": round(8 * len(r.data) / (t * h * w), 5), "mode": args.mode, "entropy": args.entropy,
+                      "quality": args.quality, "seconds": round(r.seconds, 3)}, indent=2))
+
+
+def cmd_decode(args) -> None:
+    from .coding import decode, read_bitstream_bytes
+    from model.video import write_y4m
+    cfg = _cfg(args)
+    header, (y, u, v) = decode(read_bitstream_bytes(args.input), _checkpoints(args, cfg))
+    write_y4m(Path(args.output), y, u, v, f"{header.fps_num}:{header.fps_den}")
+    print(json.dumps({"output": args.output, "frames": int(y.shape[0]), "width": header.width,
+                      "height": header.height, "quality": header.quality, "mode": header.mode,
+                      "entropy": header.entropy}, indent=2))
 
 
 def _params(cfg, path: str | None):
@@ -163,8 +206,29 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument(f"--no-{st}", action="store_true", help=f"skip {what}")
     sp.add_argument("--all-targets", action="store_true",
                     help="longer sweep: every ECP5 device and every liberty library")
-    sp = add("train", cmd_train, "train the float model, calibrate, QAT fine-tune, write the checkpoint")
+    sp = add("train", cmd_train, "train the video codec: one checkpoint per quality (resumable, seeded)")
+    sp.add_argument("--data", action="append", help="Y4M/MP4 file, folder of sequences or Vimeo-90K root "
+                    "(repeatable; default: codec_train.data)")
+    sp.add_argument("--out", default=None, help="checkpoint folder (default: codec.checkpoints)")
+    sp.add_argument("--quality", type=int, action="append", help="train only these qualities (repeatable)")
+    sp.add_argument("--retrain", action="store_true", help="ignore finished checkpoints of the same recipe")
     sp.add_argument("--quiet", action="store_true")
+    sp = add("train-proxy", cmd_train_proxy, "the flow's proxy model: train, calibrate, QAT fine-tune")
+    sp.add_argument("--quiet", action="store_true")
+    sp = add("encode", cmd_encode, "encode a clip (Y4M 8-bit 4:2:0, or any video PyAV decodes) to a bitstream")
+    sp.add_argument("input")
+    sp.add_argument("-o", "--output", required=True)
+    sp.add_argument("--quality", type=int, default=1)
+    sp.add_argument("--mode", choices=("int", "float"), default="int",
+                    help="int = hardware-exact, portable (default); float = the float reference model")
+    sp.add_argument("--entropy", choices=("ans", "rice"), default="ans")
+    sp.add_argument("--gop", type=int, default=None, help="default: codec.gop")
+    sp.add_argument("--frames", type=int, default=None, help="encode only the first N frames")
+    sp.add_argument("--checkpoints", default=None, help="default: codec.checkpoints")
+    sp = add("decode", cmd_decode, "decode a bitstream to Y4M (the checkpoint is picked by the stream's quality)")
+    sp.add_argument("input")
+    sp.add_argument("-o", "--output", required=True)
+    sp.add_argument("--checkpoints", default=None, help="default: codec.checkpoints")
     sp = add("verilog", cmd_verilog, "emit the cell's Verilog from the checkpoint (or a cell_params.json)")
     sp.add_argument("--params", help="cell_params.json written by the flow (default: read the checkpoint)")
     sp.add_argument("--height", type=int, default=24)

@@ -228,6 +228,85 @@ class BaselineConfig:
 
 
 @dataclass(frozen=True)
+class CodecConfig:
+    """The ASE-GRU video codec (model/codec.py); its ASE-GRU layers take channels/layers/r/kernels from `model`.
+
+    Parameters
+    ----------
+    features, latent, hyper, motion_features : conv widths, latent y channels, hyper-latent z channels, motion
+        predictor width.
+    lambdas : lambda of L = L_D + lambda R + gamma L_S per quality, quality 1 first (lowest rate); L_D is
+        255^2 MSE + ssim_weight (1 - SSIM_Y) on 0..1 frames and R is bits per luma pixel.
+    gamma : weight of the smoothness of Delta_t; warp_weight : weight of the warping (similarity) loss of the
+        motion predictor.
+    gop : frames per group of pictures (one I-frame, then low-delay P-frames).
+    int_act_bits, int_weight_bits : widths of the hardware-exact integer model outside the ASE-GRU cells (the
+        cells use `quant`).
+    checkpoints : folder of the per-quality checkpoints codec_q<N>.pt (shipped ones in checkpoints/).
+    eval_clip, eval_frames : what `edgecodec eval` codes by default.
+    """
+
+    features: int = 32
+    latent: int = 32
+    hyper: int = 32
+    motion_features: int = 32
+    lambdas: tuple[float, ...] = (1024.0, 512.0, 256.0, 128.0)
+    gamma: float = 0.01
+    warp_weight: float = 0.1
+    ssim_weight: float = 200.0
+    gop: int = 8
+    int_act_bits: int = 12
+    int_weight_bits: int = 8
+    checkpoints: str = "checkpoints"
+    eval_clip: str = "../shared/data/video/CiscoVT2people_320x192_12fps.y4m"
+    eval_frames: int = 24
+
+    def validate(self) -> None:
+        for k in ("features", "latent", "hyper", "motion_features"):
+            _check(getattr(self, k) >= 1, f"codec.{k} must be >= 1")
+        _check(1 <= len(self.lambdas) <= 16 and all(v > 0 for v in self.lambdas),
+               "codec.lambdas must list 1..16 positive values (one per quality)")
+        _check(self.gamma >= 0 and self.warp_weight >= 0 and self.ssim_weight >= 0,
+               "codec.gamma, warp_weight, ssim_weight must be >= 0")
+        _check(1 <= self.gop <= 65535, "codec.gop must be in [1, 65535]")
+        _check(6 <= self.int_act_bits <= 16, "codec.int_act_bits must be in [6, 16]")
+        _check(4 <= self.int_weight_bits <= 12, "codec.int_weight_bits must be in [4, 12]")
+        _check(self.eval_frames >= 1, "codec.eval_frames must be >= 1")
+
+
+@dataclass(frozen=True)
+class CodecTrainConfig:
+    """Training recipe of the codec (`edgecodec train`): random crops of sequences, I then P stages.
+
+    Parameters
+    ----------
+    data : files and folders (Y4M/MP4/PNG sequences, or a Vimeo-90K septuplet root).
+    crop : square luma crop (multiple of 64); seq_len : frames per sample (1 I-frame, then P-frames).
+    intra_steps, inter_steps : Adam steps of the intra stage and of the P stage (first quality);
+        finetune_steps : steps of each further quality, started from the previous one.
+    """
+
+    data: tuple[str, ...] = ("../shared/data/video/CiscoVT2people_320x192_12fps.y4m",
+                             "../shared/data/video/cars_320x240.y4m")
+    crop: int = 128
+    seq_len: int = 4
+    batch: int = 8
+    intra_steps: int = 1500
+    inter_steps: int = 1500
+    finetune_steps: int = 600
+    lr: float = 1e-3
+    seed: int = 0
+
+    def validate(self) -> None:
+        _check(len(self.data) >= 1, "codec_train.data must name at least one file or folder")
+        _check(self.crop >= 64 and self.crop % 64 == 0, "codec_train.crop must be a multiple of 64")
+        _check(self.seq_len >= 2, "codec_train.seq_len must be >= 2 (an I-frame and a P-frame)")
+        _check(self.batch >= 1, "codec_train.batch must be >= 1")
+        _check(min(self.intra_steps, self.inter_steps, self.finetune_steps) >= 0, "codec_train steps must be >= 0")
+        _check(self.lr > 0, "codec_train.lr must be > 0")
+
+
+@dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
@@ -237,6 +316,8 @@ class Config:
     fpga: FpgaConfig = field(default_factory=FpgaConfig)
     asic: AsicConfig = field(default_factory=AsicConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    codec_train: CodecTrainConfig = field(default_factory=CodecTrainConfig)
 
     def validate(self) -> "Config":
         self.model.validate()
@@ -247,6 +328,8 @@ class Config:
         self.fpga.validate()
         self.asic.validate()
         self.baseline.validate()
+        self.codec.validate()
+        self.codec_train.validate()
         return self
 
     def to_dict(self) -> dict:
@@ -254,7 +337,8 @@ class Config:
 
 
 _SECTIONS = {"model": ModelConfig, "quant": QuantConfig, "hw": HwConfig, "train": TrainConfig, "flow": FlowConfig,
-             "fpga": FpgaConfig, "asic": AsicConfig, "baseline": BaselineConfig}
+             "fpga": FpgaConfig, "asic": AsicConfig, "baseline": BaselineConfig,
+             "codec": CodecConfig, "codec_train": CodecTrainConfig}
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -291,7 +375,12 @@ def from_dict(data: dict) -> Config:
         values = {}
         for key, value in section.items():
             default = getattr(cls(), key)
-            if isinstance(default, tuple):
+            if isinstance(default, tuple) and default and isinstance(default[0], float):
+                if not isinstance(value, (list, tuple)) or not all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                    raise FlowError(f"invalid config: {name}.{key} must be a list of numbers, got {value!r}")
+                value = tuple(float(v) for v in value)
+            elif isinstance(default, tuple):
                 if isinstance(value, str):
                     value = [value]
                 if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):

@@ -20,3 +20,13 @@ def write_text_atomic(path: Path, text: str) -> Path:
 def write_json_atomic(path: Path, obj, **dumps_kw) -> Path:
     """`json.dumps(obj, **dumps_kw)` written atomically (see write_text_atomic)."""
     return write_text_atomic(path, json.dumps(obj, **dumps_kw))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """`data` written atomically (see write_text_atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path

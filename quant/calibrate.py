@@ -13,9 +13,9 @@ from .qat_cell import CellFracs, from_float
 
 
 @torch.no_grad()
-def cell_fracs(model, frames: torch.Tensor, act_bits: int) -> list[CellFracs]:
-    """Run the float predictor on frames (N, T, 1, H, W), record max |v| of each calibrated tensor per cell."""
-    cells = list(model.rnn.cells)
+def cells_fracs(cells, run, act_bits: int) -> list[CellFracs]:
+    """Calibrated fracs of ASE-GRU cells: `run()` drives the float model over real data while hooks record
+    max |v| of each calibrated tensor (cell input x, projector output x', SE hidden, U_n h~) per cell."""
     peaks = [dict(x=0.0, xp=0.0, s1=0.0, p=0.0) for _ in cells]
     hooks = []
     for i, cell in enumerate(cells):
@@ -29,13 +29,20 @@ def cell_fracs(model, frames: torch.Tensor, act_bits: int) -> list[CellFracs]:
         hooks.append(cell.se.fc1.register_forward_hook(lambda m, a, o, i=i: peaks[i].__setitem__(
             "s1", max(peaks[i]["s1"], float(o.clamp(min=0).max())))))
         hooks.append(cell.u["n"].register_forward_hook(rec("p")))
-    model.eval()
-    model(frames)
-    for h in hooks:
-        h.remove()
+    try:
+        run()
+    finally:
+        for h in hooks:
+            h.remove()
     return [CellFracs(x=fp.frac_for_range(pk["x"], act_bits), xp=fp.frac_for_range(pk["xp"], act_bits),
                       s1=fp.frac_for_range(pk["s1"], act_bits, signed=False), p=fp.frac_for_range(pk["p"], act_bits))
             for pk in peaks]
+
+
+def cell_fracs(model, frames: torch.Tensor, act_bits: int) -> list[CellFracs]:
+    """Run the float predictor on frames (N, T, 1, H, W), record max |v| of each calibrated tensor per cell."""
+    model.eval()
+    return cells_fracs(list(model.rnn.cells), lambda: model(frames), act_bits)
 
 
 def quantize_predictor(model, cfg: Config, calib_frames: torch.Tensor):

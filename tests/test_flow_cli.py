@@ -40,7 +40,7 @@ def test_cli_help_lists_subcommands(capsys):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("flow", "train", "verilog", "synth"):
+    for cmd in ("flow", "train", "train-proxy", "encode", "decode", "verilog", "synth"):
         assert cmd in out
 
 
