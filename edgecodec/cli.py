@@ -46,7 +46,7 @@ def cmd_train(args) -> None:
         cfg = dataclasses.replace(cfg, codec_train=dataclasses.replace(cfg.codec_train, data=tuple(args.data)))
         cfg.validate()
     out = args.out or cfg.codec.checkpoints
-    paths = train(cfg, out, args.quality, progress=not args.quiet, retrain=args.retrain)
+    paths = train(cfg, out, args.quality, progress=not args.quiet, retrain=args.retrain, device=args.device)
     print(json.dumps([str(p) for p in paths], indent=2))
 
 
@@ -107,6 +107,18 @@ def _measured_cycles(cfg) -> int | None:
         except json.JSONDecodeError:
             return None
     return None
+
+
+def cmd_eval(args) -> None:
+    from .codec_eval import evaluate
+    cfg = _cfg(args)
+    modes = tuple(args.mode or ("int", "float"))
+    r = evaluate(args.clip or cfg.codec.eval_clip, args.frames or cfg.codec.eval_frames, args.gop or cfg.codec.gop,
+                 _checkpoints(args, cfg), args.quality, Path(args.out), modes,
+                 () if args.no_ffmpeg else ("x264", "x265", "av1"), progress=not args.quiet)
+    brief = {"eval": str(Path(args.out) / "eval.md"), "plots": r["plots"]}
+    brief.update({k: r[k] for k in ("bd_rate_vs_x264", "bd_rate_int_vs_float") if k in r})
+    print(json.dumps(brief, indent=2))
 
 
 def cmd_verilog(args) -> None:
@@ -202,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--retrain", action="store_true", help="ignore an existing checkpoint")
     sp.add_argument("--quiet", action="store_true", help="no progress bars")
     for st, what in (("fpga", "the FPGA bitstream and Xilinx estimate"), ("asic", "the ASIC estimate"),
-                     ("finn", "the FINN comparison"), ("baseline", "the PyTorch baseline")):
+                     ("finn", "the FINN comparison"), ("baseline", "the PyTorch baseline"),
+                     ("codec", "the codec's RD evaluation and decoder RTL check")):
         sp.add_argument(f"--no-{st}", action="store_true", help=f"skip {what}")
     sp.add_argument("--all-targets", action="store_true",
                     help="longer sweep: every ECP5 device and every liberty library")
@@ -212,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default=None, help="checkpoint folder (default: codec.checkpoints)")
     sp.add_argument("--quality", type=int, action="append", help="train only these qualities (repeatable)")
     sp.add_argument("--retrain", action="store_true", help="ignore finished checkpoints of the same recipe")
+    sp.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                    help="cpu (default, bit-reproducible) or cuda")
     sp.add_argument("--quiet", action="store_true")
     sp = add("train-proxy", cmd_train_proxy, "the flow's proxy model: train, calibrate, QAT fine-tune")
     sp.add_argument("--quiet", action="store_true")
@@ -229,6 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("input")
     sp.add_argument("-o", "--output", required=True)
     sp.add_argument("--checkpoints", default=None, help="default: codec.checkpoints")
+    sp = add("eval", cmd_eval, "rate-distortion of every quality (int and float modes, ANS and Rice rates) vs "
+             "x264 / x265 / libaom-AV1 in low-delay P: BD-rates, RD plots, eval.json, eval.md")
+    sp.add_argument("--clip", default=None, help="default: codec.eval_clip")
+    sp.add_argument("--frames", type=int, default=None, help="default: codec.eval_frames")
+    sp.add_argument("--gop", type=int, default=None, help="default: codec.gop")
+    sp.add_argument("--quality", type=int, action="append", help="default: every checkpoint found")
+    sp.add_argument("--mode", choices=("int", "float"), action="append", help="default: both")
+    sp.add_argument("--no-ffmpeg", action="store_true", help="skip the x264/x265/AV1 sweeps")
+    sp.add_argument("--checkpoints", default=None, help="default: codec.checkpoints")
+    sp.add_argument("--out", default="build/eval")
+    sp.add_argument("--quiet", action="store_true")
     sp = add("verilog", cmd_verilog, "emit the cell's Verilog from the checkpoint (or a cell_params.json)")
     sp.add_argument("--params", help="cell_params.json written by the flow (default: read the checkpoint)")
     sp.add_argument("--height", type=int, default=24)

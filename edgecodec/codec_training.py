@@ -64,8 +64,11 @@ def _existing(path: Path, key: str) -> bool:
 
 
 def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, progress: bool = True,
-          retrain: bool = False) -> list[Path]:
-    """Train (or resume) the checkpoints of `qualities` (default: all lambdas) into out_dir."""
+          retrain: bool = False, device: str = "cpu") -> list[Path]:
+    """Train (or resume) the checkpoints of `qualities` (default: all lambdas) into out_dir.
+
+    device "cuda" trains on a GPU (not bit-reproducible: some CUDA kernels have no deterministic version);
+    the export (calibration, integer model) always runs on the CPU."""
     c, t = cfg.codec, cfg.codec_train
     n = len(c.lambdas)
     wanted = sorted(set(qualities or range(1, n + 1)))
@@ -74,7 +77,11 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
         raise FlowError(f"quality {bad} does not exist: codec.lambdas defines qualities 1..{n}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.use_deterministic_algorithms(True)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise FlowError("--device cuda: no CUDA device is visible to torch")
+    torch.use_deterministic_algorithms(True, warn_only=device != "cpu")
     seqs = list_sequences(list(t.data))
     written, prev_state = [], None
     for q in range(1, max(wanted) + 1):
@@ -106,13 +113,16 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
             opt_state = res["opt"] if res is not None and res["stage"] == stage else None
 
             def save_resume(step, opt, stage=stage):
-                torch.save({"recipe": key, "stage": stage, "step": step, "float": codec.state_dict(),
+                torch.save({"recipe": key, "stage": stage, "step": step,
+                            "float": {k: v.cpu() for k, v in codec.state_dict().items()},
                             "opt": opt.state_dict(), "sampler": sampler_q.gen.get_state(),
                             "rng": torch.get_rng_state(), "log": log}, resume_path.with_suffix(".tmp"))
                 resume_path.with_suffix(".tmp").replace(resume_path)
 
+            codec.to(device)
             hist = run_stage(codec, stage, sampler_q, steps[stage], start, t.batch, t.lr, w, opt_state, progress,
-                             f"q{q} {stage}", save_resume)
+                             f"q{q} {stage}", save_resume, device=device)
+            codec.cpu()
             log["stages"].setdefault(stage, []).extend(
                 {k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()} for h in hist[-20:])
             res = None

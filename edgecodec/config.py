@@ -258,8 +258,8 @@ class CodecConfig:
     int_act_bits: int = 12
     int_weight_bits: int = 8
     checkpoints: str = "checkpoints"
-    eval_clip: str = "../shared/data/video/CiscoVT2people_320x192_12fps.y4m"
-    eval_frames: int = 24
+    eval_clip: str = "../shared/data/video/carphone_176x144_qp10.mp4"
+    eval_frames: int = 32
 
     def validate(self) -> None:
         for k in ("features", "latent", "hyper", "motion_features"):

@@ -49,10 +49,11 @@ from .metrics import frame_metrics, mean_metrics
 
 CODECS = ("x264", "x265", "av1")
 
-#: Default constant-quality points per codec: a spread of rates for ~320x192 content, high to low quality.
+#: Default constant-quality points per codec: a spread of rates for ~320x192 content, high to low quality,
+#: down to the encoders' lowest qualities so the curves reach the low-rate range of the learned codec.
 DEFAULT_QPS = {
-    "x264": (22, 26, 30, 34, 38, 42),
-    "x265": (22, 26, 30, 34, 38, 42),
+    "x264": (22, 26, 30, 34, 38, 42, 46, 51),
+    "x265": (22, 26, 30, 34, 38, 42, 46, 51),
     "av1": (33, 39, 45, 51, 57, 63),
 }
 

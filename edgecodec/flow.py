@@ -107,7 +107,7 @@ def layer_codes(cfg: Config, qmodel, clip: torch.Tensor) -> tuple[np.ndarray, np
     return np.stack(xs), np.stack(hs)
 
 
-STAGES = ("fpga", "asic", "finn", "baseline")
+STAGES = ("fpga", "asic", "finn", "baseline", "codec")
 
 
 def run(cfg: Config, retrain: bool = False, progress: bool = True, skip: tuple[str, ...] = (),
@@ -225,6 +225,9 @@ def run(cfg: Config, retrain: bool = False, progress: bool = True, skip: tuple[s
         **impl,
         "stage_seconds": times, "total_seconds": round(time.time() - t_all, 1),
     }
+    if impl.get("codec") and impl["codec"]["rtl_check"].get("mismatches"):
+        mismatches += impl["codec"]["rtl_check"]["mismatches"]
+        summary["mismatches"] = int(mismatches)
     if impl.get("asic") and impl["asic"].get("gate_level_mismatches"):
         mismatches += impl["asic"]["gate_level_mismatches"]
         summary["mismatches"] = int(mismatches)
@@ -284,4 +287,12 @@ def implement(cfg: Config, params, cell, float_cell, frame_size: str, x_codes, h
         res["baseline"] = b
         log(f"baseline: {b['device']}: {b['ms_per_frame']:.3f} ms per cell step at {b['resolution']}")
         stage("baseline")
+    if "codec" not in skip:
+        log(f"codec: {cfg.codec.checkpoints} on {cfg.codec.eval_clip}: RD vs x264/x265/AV1, RTL of the decoder's "
+            f"ASE-GRU layer on a real decode")
+        res["codec"] = impl.codec_stage(cfg, out / "codec")
+        bd = (res["codec"].get("bd_rate_vs_x264") or {}).get("ours-int", {}).get("psnr_yuv611", {})
+        log(f"codec: BD-rate (YUV 6:1:1) of the hardware-exact codec vs x264 medium: {bd.get('bd_rate_pct')} %; "
+            f"RTL vs decoder: {res['codec']['rtl_check'].get('mismatches')} mismatches")
+        stage("codec")
     return res

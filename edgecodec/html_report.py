@@ -238,9 +238,34 @@ def _section_baseline(s: dict, plt, parts: list[str]) -> None:
 
 
 # (summary key, heading, writer) of the optional stages; a stage that did not run gets a line saying so
+def _section_codec(s: dict, plt, parts: list[str]) -> None:
+    c = s["codec"]
+    parts.append(f"<p>Shipped codec checkpoints on <code>{html.escape(c['clip'])}</code>, {c['frames']} frames "
+                 f"{c['width']}x{c['height']}, GOP {c['gop']} (low-delay P). {html.escape(c['colour'])}. Rate: "
+                 f"{html.escape(c['rate'])}. Full table: <code>{html.escape(c['eval_md'])}</code>.</p>")
+    rows = []
+    for name, pts in c["rd"].items():
+        for p in pts:
+            rows.append([name, p.get("quality", p.get("qp")), p["bpp"], p["psnr_yuv611"], p["psnr_rgb"], p["ms_ssim"]])
+    parts.append(_table(["codec", "q / crf", "bpp", "PSNR YUV611 dB", "PSNR RGB dB", "MS-SSIM"], rows))
+    bd = c.get("bd_rate_vs_x264") or {}
+    if bd:
+        parts.append(_table(["BD-rate vs x264 medium", "PSNR YUV611", "PSNR RGB", "MS-SSIM"],
+                            [[n] + [("n/a" if r[m]["bd_rate_pct"] is None else f"{r[m]['bd_rate_pct']:+.1f} %")
+                                    for m in ("psnr_yuv611", "psnr_rgb", "ms_ssim")] for n, r in bd.items()]))
+    png = Path(c["plots"][0])
+    if png.is_file():
+        parts.append(_img(base64.b64encode(png.read_bytes()).decode("ascii"), "rate-distortion, PSNR YUV 6:1:1"))
+    r = c["rtl_check"]
+    parts.append(f"<p>RTL of the decoder's first ASE-GRU layer (quality {r.get('quality')}) vs the hardware-exact "
+                 f"decoder on a real decode: {r.get('codes_compared')} codes, <b>{r.get('mismatches')}</b> "
+                 f"mismatches.</p>")
+
+
 SECTIONS = (("fpga", "FPGA implementation", _section_fpga), ("asic", "ASIC estimate", _section_asic),
             ("finn", "FINN side by side", _section_finn),
-            ("baseline", "Software baseline and throughput", _section_baseline))
+            ("baseline", "Software baseline and throughput", _section_baseline),
+            ("codec", "Video codec: rate-distortion and decoder RTL", _section_codec))
 
 CSS = """body{font-family:sans-serif;max-width:60em;margin:1em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:2px 8px;text-align:right}

@@ -63,6 +63,16 @@ def write_report(s: dict, path: Path) -> None:
     if b:
         lines += ["", "## Software baseline", "",
                   f"- {b['what']} on {b['device']}: {b['ms_per_frame']:.3f} ms per step at {b['resolution']}"]
+    cd = s.get("codec")
+    if cd:
+        bd = (cd.get("bd_rate_vs_x264") or {})
+        lines += ["", "## Video codec", "",
+                  f"- {cd['clip']}, {cd['frames']} frames, GOP {cd['gop']}: RD table `{cd['eval_md']}`",
+                  *(f"- BD-rate vs x264 medium, {n}: " + ", ".join(
+                      f"{m} {'n/a' if v['bd_rate_pct'] is None else format(v['bd_rate_pct'], '+.1f') + ' %'}"
+                      for m, v in row.items()) for n, row in bd.items()),
+                  f"- decoder ASE-GRU layer RTL vs hardware-exact decode: {cd['rtl_check'].get('codes_compared')} "
+                  f"codes, {cd['rtl_check'].get('mismatches')} mismatches"]
     lines += ["", "HTML report with plots: `report.html` (`edgecodec report`).",
               "", "## Stage times (s)", "", ", ".join(f"{k} {v}" for k, v in s["stage_seconds"].items()),
               "", f"Verilog: `{s['verilog']}`; QONNX: `{s['qonnx']}`."]

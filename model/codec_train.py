@@ -72,7 +72,7 @@ def inter_loss(codec: VideoCodec, frames: torch.Tensor, w: LossWeights) -> tuple
 
 def run_stage(codec: VideoCodec, stage: str, sampler, steps: int, start: int, batch: int, lr: float,
               w: LossWeights, opt_state: dict | None, progress: bool, desc: str, on_checkpoint=None,
-              every: int = 200) -> list[dict]:
+              every: int = 200, device: str = "cpu") -> list[dict]:
     """Adam (cosine schedule) over `steps`, resuming at `start`; `on_checkpoint(step, opt)` is called every
     `every` steps so an interrupted run resumes where it stopped."""
     module = codec.intra if stage == "intra" else codec.inter
@@ -87,7 +87,7 @@ def run_stage(codec: VideoCodec, stage: str, sampler, steps: int, start: int, ba
     for step in bar:
         for g in opt.param_groups:   # cosine decay to lr/20, a pure function of the step (resume-safe)
             g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * step / max(steps, 1)))).item())
-        frames = sampler.batch(batch)
+        frames = sampler.batch(batch).to(device)
         if stage == "intra":
             loss, info = intra_loss(codec, frames[:, 0], w)
         else:

@@ -21,7 +21,7 @@ from edgecodec.codec_training import train
 from edgecodec.coding import Coder, decode
 from edgecodec.errors import FlowError
 from model.codec import CodecShape, VideoCodec, warp_packed
-from model.video import read_yuv420, write_y4m
+from model.video import read_yuv420
 from quant import fixed_point as fp
 from quant import int_codec as ic
 from quant.intnet import convert, requant_t
@@ -141,13 +141,15 @@ def test_encode_in_one_process_decode_in_another(tiny, tmp_path):
     assert all(np.array_equal(enc[k], dec[k]) for k in enc.files)
 
 
+def _encoded(tiny, clip):
+    ck = ckpt.load(tiny[1], 2)
+    r = Coder(ck).encode(*clip, 4)
+    return (ck, r, *parse_stream(r.data))
+
+
 def test_a_corrupted_integer_weight_breaks_bit_exactness(tiny, clip):
     """The exactness test can fail: one weight code of the decoder's synthesis changed -> other frames."""
-    _, out = tiny
-    y, u, v = clip
-    ck = ckpt.load(out, 2)
-    r = Coder(ck).encode(y, u, v, 4)
-    header, frames = parse_stream(r.data)
+    ck, r, header, frames = _encoded(tiny, clip)
     bad = Coder(ck)
     layer = bad.int.nets["p_synth"].layers[0]
     layer["w"] = np.array(layer["w"], dtype=np.int64)
@@ -158,11 +160,7 @@ def test_a_corrupted_integer_weight_breaks_bit_exactness(tiny, clip):
 
 
 def test_a_corrupted_gru_lut_breaks_bit_exactness(tiny, clip, monkeypatch):
-    _, out = tiny
-    y, u, v = clip
-    ck = ckpt.load(out, 2)
-    r = Coder(ck).encode(y, u, v, 4)
-    header, frames = parse_stream(r.data)
+    ck, r, header, frames = _encoded(tiny, clip)
     lut = fp.tanh_lut
     monkeypatch.setattr(fp, "tanh_lut", lambda *a: np.where(np.arange(len(lut(*a))) < 128, lut(*a) // 2, lut(*a)))
     rec = Coder(ck).decode_frames(header, frames)
@@ -294,3 +292,13 @@ def test_missing_quality_is_a_clear_error(tmp_path):
     cfg = config.from_dict(TINY)
     with pytest.raises(FlowError, match="quality \\[7\\] does not exist"):
         train(cfg, tmp_path, [7], progress=False)
+
+
+def test_decoder_gru_layer_rtl_matches_a_real_decode(tiny, clip, tmp_path):
+    """The decoder's first ASE-GRU layer, generated as RTL from the checkpoint's integer parameters and
+    simulated by cocotb (Verilator) on the codes of a real decode, gives the decoder's own codes."""
+    from edgecodec.impl import codec_rtl_check
+    _, out = tiny
+    res = codec_rtl_check(ckpt.load(out, 2), clip, 4, tmp_path, "verilator")
+    assert res["steps"] == 3 and res["mismatches"] == 0
+    assert res["codes_compared"] == 3 * 16 * res["feature_map"][1] * res["feature_map"][2]

@@ -109,7 +109,7 @@ def test_training_is_deterministic(tmp_path):
 def test_tiny_flow_end_to_end(tmp_path, capsys):
     """Train -> QAT -> QONNX -> golden -> Verilog -> Icarus -> synth_ecp5 -> baseline -> reports, small config."""
     cfg_path = write_cfg(tmp_path, tiny_config(tmp_path))
-    assert main(["flow", "--config", cfg_path, "--quiet", "--no-fpga", "--no-asic", "--no-finn"]) == 0
+    assert main(["flow", "--config", cfg_path, "--quiet", "--no-fpga", "--no-asic", "--no-finn", "--no-codec"]) == 0
     s = json.loads((tmp_path / "flow" / "summary.json").read_text())
     assert s["mismatches"] == 0
     assert s["outputs_compared"] == 2 * 8 * 12 * 20
@@ -152,6 +152,7 @@ def test_tiny_flow_all_stages(tmp_path):
     """Every implementation stage on a small config: ECP5 45k bitstream, sky130 estimate, FINN, baseline, HTML."""
     data = tiny_config(tmp_path)
     data["fpga"] = {"device": "45k", "freq_mhz": 40}   # 54 multipliers: more than the 25k has
+    data["codec"] = {"checkpoints": str(ROOT / "checkpoints"), "eval_clip": SMALL_CLIP, "eval_frames": 5, "gop": 4}
     cfg_path = write_cfg(tmp_path, data)
     assert main(["flow", "--config", cfg_path, "--quiet"]) == 0
     s = json.loads((tmp_path / "flow" / "summary.json").read_text())
@@ -165,5 +166,8 @@ def test_tiny_flow_all_stages(tmp_path):
                                                      / (a["clock_mhz"] * 1e6), rel=1e-6)
     assert s["finn"]["blocks"]["gates"]["finn_cycles_max"] == 12 * 20 * 8 * 8 // (2 * 2)
     assert b["ms_per_frame"] > 0
+    c = s["codec"]
+    assert c["rtl_check"]["mismatches"] == 0 and c["rtl_check"]["codes_compared"] > 0
+    assert len(c["rd"]["ours-int"]) == 4 and c["bd_rate_vs_x264"]["x265"]["psnr_yuv611"]["bd_rate_pct"] is not None
     html = (tmp_path / "flow" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5
+    assert html.count("data:image/png;base64,") == 6

@@ -1,0 +1,122 @@
+"""Codec benchmark -> bench/results/codec.json.
+
+- encode / decode frames per second on this machine's CPU (and CUDA for the float model when present) at
+  QCIF 176x144, CIF 352x288 and 1080p, hardware-exact (int) and float modes, one quality;
+  CIF and 1080p frames are the carphone clip resized (bilinear) - the speed does not depend on content much;
+- MACs per luma pixel of the I- and P-frame encoders and decoders (forward hooks on every Conv2d / Linear);
+- the RD table and BD-rates of `edgecodec eval` on the default eval clip (int vs float included).
+
+Usage: python bench/codec_bench.py [--config configs/default.yaml] [--quality 2] [--no-eval]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgecodec import codec_checkpoint as ckpt  # noqa: E402
+from edgecodec.coding import Coder, decode  # noqa: E402
+from edgecodec.config import load  # noqa: E402
+from edgecodec.files import write_json_atomic  # noqa: E402
+from model.video import read_video  # noqa: E402
+
+SIZES = {"QCIF": (176, 144, 8), "CIF": (352, 288, 8), "1080p": (1920, 1080, 3)}
+
+
+def resize(planes, w: int, h: int):
+    out = []
+    for p, (hh, ww) in zip(planes, ((h, w), ((h + 1) // 2, (w + 1) // 2), ((h + 1) // 2, (w + 1) // 2))):
+        t = torch.from_numpy(p).float()[:, None]
+        t = torch.nn.functional.interpolate(t, size=(hh, ww), mode="bilinear", align_corners=False)
+        out.append(t[:, 0].round().clamp(0, 255).to(torch.uint8).numpy())
+    return out
+
+
+def macs_per_pixel(codec, h: int = 256, w: int = 256) -> dict:
+    """MACs per luma pixel of I/P encoder and decoder, from hooks on the float modules of one frame."""
+    count = {"n": 0}
+
+    def hook(m, a, out):
+        if isinstance(m, torch.nn.Conv2d):
+            k = m.kernel_size[0] * m.kernel_size[1]
+            count["n"] += out.numel() * (m.in_channels // m.groups) * k
+        elif isinstance(m, torch.nn.Linear):
+            count["n"] += out.numel() * m.in_features
+
+    hooks = [m.register_forward_hook(hook) for m in codec.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    x = torch.rand(1, 6, h // 2, w // 2)
+    res = {}
+    with torch.no_grad():
+        def measure(fn):
+            count["n"] = 0
+            fn()
+            return count["n"] / (h * w)
+        intra, p = codec.intra, codec.inter
+        y = intra.g_a(x)
+        z = torch.round(intra.hyper.h_a(y))
+        res["intra_decoder"] = measure(lambda: (intra.hyper.h_s(z), intra.g_s(torch.round(y))))
+        res["intra_encoder"] = measure(lambda: intra(x))
+        state = p.init_state(x)
+        res["p_encoder"] = measure(lambda: p(x, x, state))   # includes the decoder it must mirror
+        yl = torch.round(p.to_latent(torch.zeros(1, p.enc_rnn.cells[0].channels, h // 8, w // 8)))
+        zl = torch.round(p.hyper.h_a(yl))
+        res["p_decoder"] = measure(lambda: (p.hyper.h_s(zl), p.synth(p.dec_rnn(p.from_latent(yl), state[1])[0])))
+    for hk in hooks:
+        hk.remove()
+    return {k: round(v, 1) for k, v in res.items()}
+
+
+def speed(ck, planes, mode: str, gop: int, ck_dir) -> dict:
+    y, u, v = planes
+    coder = Coder(ck, mode)
+    r = coder.encode(y, u, v, gop)
+    t0 = time.perf_counter()
+    _, rec = decode(r.data, ck_dir)
+    dec = time.perf_counter() - t0
+    assert all(np.array_equal(a, b) for a, b in zip(rec, r.recon))
+    return {"encode_fps": round(y.shape[0] / r.seconds, 3), "decode_fps": round(y.shape[0] / dec, 3),
+            "frames": int(y.shape[0]), "bpp": round(8 * len(r.data) / y.size, 4)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default=str(ROOT / "configs/default.yaml"))
+    ap.add_argument("--quality", type=int, default=2)
+    ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "bench/results/codec.json"))
+    args = ap.parse_args()
+    cfg = load(args.config)
+    ck_dir = cfg.codec.checkpoints
+    ck = ckpt.load(ck_dir, args.quality)
+    src = read_video(cfg.codec.eval_clip, 8)[:3]
+    result = {"machine": f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",
+              "cuda": torch.cuda.is_available(), "quality": args.quality, "gop": cfg.codec.gop,
+              "macs_per_luma_pixel": macs_per_pixel(ck["codec"]), "speed": {}}
+    for name, (w, h, n) in SIZES.items():
+        planes = [p[:n] for p in (src if (w, h) == (176, 144) else resize(src, w, h))]
+        result["speed"][name] = {mode: speed(ck, planes, mode, cfg.codec.gop, ck_dir) for mode in ("int", "float")}
+        print(name, result["speed"][name], flush=True)
+    if not args.no_eval:
+        from edgecodec.codec_eval import evaluate
+        r = evaluate(cfg.codec.eval_clip, cfg.codec.eval_frames, cfg.codec.gop, ck_dir, None,
+                     ROOT / "build/bench_eval", progress=False)
+        result["rd"] = {k: [{kk: vv for kk, vv in p.items() if kk != "per_frame"} for p in pts]
+                        for k, pts in r["curves"].items()}
+        result["bd_rate_vs_x264"] = r.get("bd_rate_vs_x264")
+        result["bd_rate_int_vs_float"] = r.get("bd_rate_int_vs_float")
+        result["eval_clip"], result["eval_frames"] = r["clip"], r["frames"]
+    write_json_atomic(Path(args.out), result, indent=1)
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
