@@ -121,6 +121,27 @@ def cmd_eval(args) -> None:
     print(json.dumps(brief, indent=2))
 
 
+def cmd_stae(args) -> int | None:
+    cfg = _cfg(args)
+    if args.stae_cmd == "plan":
+        from .stae_plan import format_plan, load_table, parse_rate, parse_time, plan
+        table = load_table(Path(args.table or Path(cfg.stae.out) / "stae_eval.json"))
+        rate, deadline = parse_rate(args.rate), parse_time(args.deadline)
+        res = plan(table["rows"] if isinstance(table, dict) else table, rate, deadline)
+        print(format_plan(res, rate, deadline))
+        return 0 if res["choice"] is not None else 1
+    from . import stae_eval
+    if args.stae_cmd == "train":
+        _, states, _, _, source = stae_eval.train(cfg, progress=not args.quiet)
+        print(json.dumps({"stages": sorted(states), "data": source, "out": str(Path(cfg.stae.out) / "stae.pt")},
+                         indent=2))
+        return None
+    r = stae_eval.run(cfg, progress=not args.quiet)
+    print(json.dumps({"table": str(Path(cfg.stae.out) / "stae_eval.md"), "plot": r["plot"],
+                      "uncompressed_accuracy": r["uncompressed_accuracy"]}, indent=2))
+    return None
+
+
 def cmd_verilog(args) -> None:
     from hw.emit import write_verilog
     cfg = _cfg(args)
@@ -255,6 +276,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--checkpoints", default=None, help="default: codec.checkpoints")
     sp.add_argument("--out", default="build/eval")
     sp.add_argument("--quiet", action="store_true")
+    sp = add("stae", cmd_stae, "STAE semantic compression for action recognition (seed 001): train | eval | plan")
+    stae_sub = sp.add_subparsers(dest="stae_cmd", required=True)
+    for name, help_ in (("train", "step-by-step training (Algorithm 1), resumable"),
+                        ("eval", "train if needed, then the Table I-like table and the accuracy-vs-latency plot"),
+                        ("plan", "pick the (alpha, beta) with the best accuracy that meets a deadline (eq. 5)")):
+        ssp = stae_sub.add_parser(name, help=help_)
+        ssp.add_argument("--config", default=argparse.SUPPRESS, help=f"YAML config (default {DEFAULT_CONFIG})")
+        if name == "plan":
+            ssp.add_argument("--rate", required=True, help="data rate, e.g. 100Mbps")
+            ssp.add_argument("--deadline", required=True, help="e.g. 100ms")
+            ssp.add_argument("--table", default=None, help="default: <stae.out>/stae_eval.json")
+        else:
+            ssp.add_argument("--quiet", action="store_true")
     sp = add("verilog", cmd_verilog, "emit the cell's Verilog from the checkpoint (or a cell_params.json)")
     sp.add_argument("--params", help="cell_params.json written by the flow (default: read the checkpoint)")
     sp.add_argument("--height", type=int, default=24)
@@ -297,14 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.fn(args)
+        rc = args.fn(args)
     except FlowError as exc:
         print(f"edgecodec: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("edgecodec: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

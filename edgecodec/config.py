@@ -307,6 +307,67 @@ class CodecTrainConfig:
 
 
 @dataclass(frozen=True)
+class StaeConfig:
+    """STAE (seed 001): semantic compression for action recognition (`edgecodec stae train|eval|plan`).
+
+    Parameters
+    ----------
+    data : 'synthetic' (generated labelled clips, see model/stae_data.py), 'hmdb51' or 'ucf101' (root +
+        split_dir + split of the official layout).
+    frames, size : F frames of size x size RGB per clip; classes, train_per_class, test_per_class: synthetic set.
+    vit_dim, vit_depth, vit_heads, patch, tubelet : the video ViT classifier (ViT-Base: 768, 12, 12, 16, 2).
+    fr_width : width of the feature-recovery CNNs.
+    alphas, betas : the frame and spatial budgets trained and evaluated (subsets of {1,2,4,8,16} and
+        {1.0, 0.9, ..., 0.4}).
+    classifier_steps, fa_steps, sa_steps, fr_steps : Adam steps of each stage of Algorithm 1.
+    out : folder of the trained models, the eval table and plots.
+    """
+
+    data: str = "synthetic"
+    root: str = ""
+    split_dir: str = ""
+    split: int = 1
+    frames: int = 16
+    size: int = 32
+    classes: int = 6
+    train_per_class: int = 60
+    test_per_class: int = 20
+    vit_dim: int = 64
+    vit_depth: int = 2
+    vit_heads: int = 4
+    patch: int = 8
+    tubelet: int = 1
+    fr_width: int = 16
+    alphas: tuple[float, ...] = (1.0, 4.0, 16.0)
+    betas: tuple[float, ...] = (1.0, 0.4)
+    classifier_steps: int = 400
+    fa_steps: int = 150
+    sa_steps: int = 150
+    fr_steps: int = 150
+    batch: int = 16
+    lr: float = 1e-3
+    seed: int = 0
+    out: str = "build/stae"
+
+    def validate(self) -> None:
+        _check(self.data in ("synthetic", "hmdb51", "ucf101"), "stae.data must be synthetic, hmdb51 or ucf101")
+        _check(self.data == "synthetic" or (self.root and self.split_dir),
+               "stae.root and stae.split_dir must name the dataset and its split files")
+        _check(self.frames in (1, 2, 4, 8, 16), "stae.frames must be one of 1, 2, 4, 8, 16")
+        _check(self.size >= 8 and self.size % self.patch == 0, "stae.size must be a multiple of stae.patch, >= 8")
+        _check(self.size % 4 == 0, "stae.size must be a multiple of 4 (feature recovery halves it twice)")
+        _check(self.vit_dim % self.vit_heads == 0, "stae.vit_dim must be a multiple of stae.vit_heads")
+        _check(all(a in (1, 2, 4, 8, 16) and a <= self.frames for a in self.alphas) and self.alphas,
+               f"stae.alphas must be in {{1, 2, 4, 8, 16}} and <= frames={self.frames}")
+        _check(all(any(abs(b - s) < 1e-9 for s in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)) for b in self.betas)
+               and self.betas, "stae.betas must be in {1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4}")
+        _check(self.classes >= 2 and self.train_per_class >= 1 and self.test_per_class >= 1,
+               "stae.classes >= 2 and per-class counts >= 1")
+        _check(min(self.classifier_steps, self.fa_steps, self.sa_steps, self.fr_steps) >= 0 and self.batch >= 1
+               and self.lr > 0, "stae steps >= 0, batch >= 1, lr > 0")
+
+
+@dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
@@ -318,6 +379,7 @@ class Config:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
     codec_train: CodecTrainConfig = field(default_factory=CodecTrainConfig)
+    stae: StaeConfig = field(default_factory=StaeConfig)
 
     def validate(self) -> "Config":
         self.model.validate()
@@ -330,6 +392,7 @@ class Config:
         self.baseline.validate()
         self.codec.validate()
         self.codec_train.validate()
+        self.stae.validate()
         return self
 
     def to_dict(self) -> dict:
@@ -338,7 +401,7 @@ class Config:
 
 _SECTIONS = {"model": ModelConfig, "quant": QuantConfig, "hw": HwConfig, "train": TrainConfig, "flow": FlowConfig,
              "fpga": FpgaConfig, "asic": AsicConfig, "baseline": BaselineConfig,
-             "codec": CodecConfig, "codec_train": CodecTrainConfig}
+             "codec": CodecConfig, "codec_train": CodecTrainConfig, "stae": StaeConfig}
 
 
 def parse_resolution(text: str) -> tuple[int, int]:

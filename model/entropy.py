@@ -289,6 +289,20 @@ def _check_mode(mode: str) -> str:
     return mode
 
 
+def check_ans_end(coder, marker: np.ndarray, what: str) -> None:
+    """Pop the end marker (Uniform(256) symbols pushed under everything else) and require an empty coder;
+    anything else is a BitstreamError naming `what`."""
+    try:
+        got = coder.decode(constriction.stream.model.Uniform(256), len(marker))
+        empty = coder.is_empty()
+    except Exception as e:
+        raise BitstreamError(f"corrupt {what} at its end: {e}") from e
+    if not np.array_equal(got, marker):
+        raise BitstreamError(f"corrupt {what}: end marker mismatch (wrong, truncated or extra data)")
+    if not empty:
+        raise BitstreamError(f"corrupt {what}: data left over after the last symbol")
+
+
 class FrameEncoder:
     """Entropy-codes the parts of one frame into one byte string.
 
@@ -444,15 +458,7 @@ class FrameDecoder:
             return
         self._closed = True
         if self.mode == "ans":
-            try:
-                marker = self._coder.decode(constriction.stream.model.Uniform(256), 2)
-                empty = self._coder.is_empty()
-            except Exception as e:
-                raise BitstreamError(f"corrupt ans payload at its end: {e}") from e
-            if not np.array_equal(marker, _ANS_END_MARKER):
-                raise BitstreamError("corrupt ans payload: end marker mismatch (wrong, truncated or extra data)")
-            if not empty:
-                raise BitstreamError("corrupt ans payload: data left over after the last part")
+            check_ans_end(self._coder, _ANS_END_MARKER, "ans payload")
         else:
             left = self._nbits - self._pos
             if left < 0:
