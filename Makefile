@@ -40,6 +40,7 @@ bench: setup
 	$(PY) bench/cell_bench.py --config $(CONFIG)
 	$(PY) bench/impl_bench.py --config $(CONFIG)
 	$(PY) bench/codec_bench.py --config $(CONFIG)
+	$(PY) bench/stae_bench.py --config $(CONFIG)
 
 verilog: setup
 	$(VENV)/bin/edgecodec verilog --config $(CONFIG)

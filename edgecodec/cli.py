@@ -29,6 +29,11 @@ def cmd_flow(args) -> None:
         brief["asic"] = {k: s["asic"].get(k) for k in ("library", "area_um2", "clock_mhz", "energy_per_frame_mj")}
     if s.get("baseline"):
         brief["baseline"] = {k: s["baseline"].get(k) for k in ("device", "resolution", "ms_per_frame")}
+    if s.get("codec"):
+        c = s["codec"]
+        brief["codec"] = {"bd_rate_vs_x264_psnr_yuv611": {k: v["psnr_yuv611"]["bd_rate_pct"] for k, v in
+                                                          (c.get("bd_rate_vs_x264") or {}).items()},
+                          "rtl_mismatches": c["rtl_check"].get("mismatches"), "eval": c["eval_md"]}
     print(json.dumps(brief, indent=2))
 
 
