@@ -18,13 +18,13 @@ frame, frame count mismatch, first frame not an I-frame, I-frames not exactly at
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgecodec.errors import FlowError
+from edgecodec.files import write_bytes_atomic
 
 MAGIC = b"EGVC"
 VERSION = 1
@@ -178,20 +178,7 @@ def encode_stream(header: StreamHeader, frames: list[tuple[int, bytes]]) -> byte
 
 def write_stream(path, header: StreamHeader, frames: list[tuple[int, bytes]]) -> Path:
     """Write the bitstream to `path` atomically (`<name>.tmp`, then a rename); returns the path."""
-    data = encode_stream(header, frames)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_bytes_atomic(Path(path), encode_stream(header, frames))
 
 
 def parse_stream(data, check_crc: bool = True) -> tuple[StreamHeader, list[tuple[int, bytes]]]:

@@ -12,7 +12,9 @@ import torch
 from model.codec import CodecShape, VideoCodec
 
 from .config import Config
+from .checkpoint import load_file
 from .errors import FlowError
+from .files import atomic_path
 
 FORMAT = "edgecodec-codec-v1"
 
@@ -99,12 +101,9 @@ def available(folder: str | Path) -> list[int]:
 
 
 def save(path: Path, payload: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(to_torch({"format": FORMAT, **payload}), tmp)
-    tmp.replace(path)
-    return path
+    with atomic_path(path) as tmp:
+        torch.save(to_torch({"format": FORMAT, **payload}), tmp)
+    return Path(path)
 
 
 def load(folder_or_file: str | Path, quality: int | None = None) -> dict:
@@ -117,14 +116,7 @@ def load(folder_or_file: str | Path, quality: int | None = None) -> dict:
             have = available(path.parent)
             hint = f"available qualities: {have}" if have else "no codec_q<N>.pt there; run `edgecodec train`"
             raise FlowError(f"no checkpoint for quality {quality}: {path} not found ({hint})")
-    if not path.is_file():
-        raise FlowError(f"codec checkpoint not found: {path}")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged zip/pickle
-        raise FlowError(f"codec checkpoint {path} is corrupt or not a torch file: {exc.__class__.__name__}") from None
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
-        raise FlowError(f"{path} is not an {FORMAT} checkpoint")
+    ck = load_file(path, FORMAT, "codec checkpoint")
     try:
         codec = VideoCodec(CodecShape(**ck["shape"]))
         codec.load_state_dict(ck["float"])

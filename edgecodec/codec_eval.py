@@ -111,8 +111,7 @@ def evaluate(clip: str | Path, frames: int, gop: int, checkpoints: str | Path, q
     if "ours-int" in curves and "ours-float" in curves:
         result["bd_rate_int_vs_float"] = {m: bd_detail(curves["ours-float"], curves["ours-int"], m)["value"]
                                           for m in METRICS}
-    plot_curves = {k: v for k, v in curves.items()}
-    result["plots"] = [str(rd_plot(plot_curves, out_dir / f"rd_{m}.png", m,
+    result["plots"] = [str(rd_plot(curves, out_dir / f"rd_{m}.png", m,
                                    f"{Path(str(clip)).name}, {t} frames, GOP {gop}, low-delay P"))
                        for m in METRICS]
     write_json_atomic(out_dir / "eval.json", result, indent=1)

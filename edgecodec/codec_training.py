@@ -23,6 +23,7 @@ from quant.int_codec import build, nearest_rows
 from . import codec_checkpoint as ckpt
 from .config import Config
 from .errors import FlowError
+from .files import atomic_path
 
 STAGES = ("intra", "inter")
 NOT_TRAINING = ("gop", "checkpoints", "eval_clip", "eval_frames")   # codec fields that leave the weights alone
@@ -113,11 +114,11 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
             opt_state = res["opt"] if res is not None and res["stage"] == stage else None
 
             def save_resume(step, opt, stage=stage):
-                torch.save({"recipe": key, "stage": stage, "step": step,
-                            "float": {k: v.cpu() for k, v in codec.state_dict().items()},
-                            "opt": opt.state_dict(), "sampler": sampler_q.gen.get_state(),
-                            "rng": torch.get_rng_state(), "log": log}, resume_path.with_suffix(".tmp"))
-                resume_path.with_suffix(".tmp").replace(resume_path)
+                with atomic_path(resume_path) as tmp:
+                    torch.save({"recipe": key, "stage": stage, "step": step,
+                                "float": {k: v.cpu() for k, v in codec.state_dict().items()},
+                                "opt": opt.state_dict(), "sampler": sampler_q.gen.get_state(),
+                                "rng": torch.get_rng_state(), "log": log}, tmp)
 
             codec.to(device)
             hist = run_stage(codec, stage, sampler_q, steps[stage], start, t.batch, t.lr, w, opt_state, progress,

@@ -26,7 +26,7 @@ import torch
 from model.codec import warp_packed
 from model.entropy import FrameDecoder, FrameEncoder
 from model.yuv import crop, pad_to_multiple, to_codes
-from quant.int_codec import IntCodec, pack_codes, rows_from_float, unpack_codes, warp_int
+from quant.int_codec import IntCodec, pack_planes, rows_from_float, unpack_planes, warp_int
 
 from . import codec_checkpoint as ckpt
 from .bitstream import FRAME_I, FRAME_P, BitstreamError, StreamHeader, encode_stream, parse_stream
@@ -114,7 +114,7 @@ class Coder:
     def _warp(self, ref: torch.Tensor, m_hat: torch.Tensor) -> torch.Tensor:
         """Warped reference: integer codes (int mode) or float values on the code scale (float mode)."""
         if self.mode == "int":
-            return pack_codes(*warp_int(*unpack_codes(ref), m_hat[0]))
+            return pack_planes(*warp_int(*unpack_planes(ref), m_hat[0]))
         return warp_packed(ref.float() / 256, m_hat.float()) * 256
 
     def _p_decode_side(self, y_hat: torch.Tensor, warped: torch.Tensor, state: dict) -> torch.Tensor:
@@ -163,7 +163,7 @@ class Coder:
         frames, recon, bits, types = [], [], [], []
         ref, state = None, None
         for i in range(y.shape[0]):
-            x = pack_codes(torch.from_numpy(yp[i]).to(torch.int64), torch.from_numpy(up_[i]).to(torch.int64),
+            x = pack_planes(torch.from_numpy(yp[i]).to(torch.int64), torch.from_numpy(up_[i]).to(torch.int64),
                            torch.from_numpy(vp[i]).to(torch.int64))
             enc = FrameEncoder(self.tables, self.entropy)
             if i % gop == 0:
@@ -176,7 +176,7 @@ class Coder:
             frames.append((kind, payload))
             bits.append(8 * (len(payload) + 1 + _varint_len(len(payload))))
             types.append(kind)
-            recon.append(unpack_codes(ref))
+            recon.append(unpack_planes(ref))
         fn, fd = _fps(fps)
         header = StreamHeader(version=1, mode=self.mode, entropy=self.entropy, model_hash=self.hash,
                               quality=self.quality, width=w, height=h, fps_num=fn, fps_den=fd, gop=gop,
@@ -200,7 +200,7 @@ class Coder:
             else:
                 ref = self._decode_inter(dec, ref, state, hp, wp)
             dec.close()
-            recon.append(unpack_codes(ref))
+            recon.append(unpack_planes(ref))
         return _stack_crop(recon, header.height, header.width)
 
 

@@ -4,17 +4,29 @@ never leaves a half-written file under the final name."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write `text` to `path` (parent folders created) through `<name>.tmp` and a rename."""
+@contextmanager
+def atomic_path(path: Path):
+    """Yield `<name>.tmp` beside `path` (parent folders created) to write; on success it is renamed to `path`,
+    on an exception it is removed and the exception goes on."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write `text` to `path` through `<name>.tmp` and a rename (see atomic_path)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
 
 def write_json_atomic(path: Path, obj, **dumps_kw) -> Path:
@@ -23,10 +35,7 @@ def write_json_atomic(path: Path, obj, **dumps_kw) -> Path:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """`data` written atomically (see write_text_atomic)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
+    """`data` written atomically (see atomic_path)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)

@@ -101,6 +101,8 @@ def codec_rtl_check(ck: dict, clip_frames, gop: int, out: Path, simulator: str) 
     from edgecodec.coding import Coder
     from hw.emit import TOP_NAME, write_verilog
     from sim.cell_bench import run_cell_bench
+
+    from .config import HwConfig
     y, u, v = (p[:gop] for p in clip_frames)
     r = Coder(ck).encode(y, u, v, gop)
     header, frames = parse_stream(r.data)
@@ -113,7 +115,6 @@ def codec_rtl_check(ck: dict, clip_frames, gop: int, out: Path, simulator: str) 
     xs, hs = np.stack([s[0] for s in steps]), np.stack([s[1] for s in steps])
     params = coder.int.dec_cells[0]
     _, _, hh, ww = xs.shape
-    from .config import HwConfig
     verilog = write_verilog(params, hh, ww, HwConfig(), out / f"{TOP_NAME}.v")
     res = run_cell_bench(verilog, TOP_NAME, xs, hs, params.act_bits, out / "sim", simulator)
     return {"steps": len(steps), "feature_map": [int(xs.shape[1]), hh, ww], "codes_compared": res["outputs_compared"],

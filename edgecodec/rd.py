@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FlowError
+from .files import atomic_path
 
 MIN_POINTS = 4
 
@@ -195,8 +196,6 @@ def rd_plot(curves: dict, path, metric: str = "psnr_yuv611", title: str = "") ->
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", metadata={"Software": None})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
     return path

@@ -21,7 +21,7 @@ from model.stae_train import ClipSet, load_stage, stage_key, train_stae
 from .codec_checkpoint import content_hash
 from .config import Config
 from .errors import FlowError
-from .files import write_json_atomic, write_text_atomic
+from .files import atomic_path, write_json_atomic, write_text_atomic
 
 RATES_MBPS = (10, 50, 100, 200)
 
@@ -226,10 +226,8 @@ def plot(r: dict, path: Path) -> Path:
     ax.set_title(f"STAE: accuracy vs latency ({r['source'].split(':')[0]})", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110, metadata={"Software": None})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
     return path
 
 

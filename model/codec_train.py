@@ -19,6 +19,7 @@ from pytorch_msssim import ssim
 from tqdm import tqdm
 
 from .codec import VideoCodec, smoothness
+from .train import cosine_lr
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,8 @@ def run_stage(codec: VideoCodec, stage: str, sampler, steps: int, start: int, ba
     codec.intra.train(stage == "intra")
     bar = tqdm(range(start, steps), desc=desc, disable=not progress, dynamic_ncols=True, initial=start, total=steps)
     for step in bar:
-        for g in opt.param_groups:   # cosine decay to lr/20, a pure function of the step (resume-safe)
-            g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * step / max(steps, 1)))).item())
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(lr, step, steps)
         frames = sampler.batch(batch).to(device)
         if stage == "intra":
             loss, info = intra_loss(codec, frames[:, 0], w)

@@ -19,7 +19,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from edgecodec.files import atomic_path
+
 from .stae import STAE
+from .train import cosine_lr
 
 
 class ClipSet:
@@ -53,7 +56,7 @@ def _fit(model: STAE, params, data: ClipSet, steps: int, batch: int, lr: float, 
     model.train()
     for step in tqdm(range(steps), desc=desc, disable=not progress, dynamic_ncols=True):
         for g in opt.param_groups:
-            g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * step / max(steps, 1)))).item())
+            g["lr"] = cosine_lr(lr, step, steps)
         idx = torch.randint(0, len(data), (batch,), generator=gen)
         x, y = data.take(idx)
         loss = F.cross_entropy(forward(x), y)
@@ -106,10 +109,8 @@ def train_stae(model: STAE, data: ClipSet, alphas, betas, steps: dict, batch: in
         losses = _fit(m, params, data, n, batch, lr, gen, forward_of(m), desc, progress)
         keep = {name: getattr(m, name).state_dict() for name in ("fa", "sa", "fr", "vit")}
         states[key] = {"modules": keep, "loss": losses[-10:]}
-        tmp = path.with_name(path.name + ".tmp")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"recipe": recipe, "stages": states}, tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            torch.save({"recipe": recipe, "stages": states}, tmp)
 
     all_idx = lambda x: torch.arange(frames).expand(x.shape[0], -1)
     run("classifier", None, ("vit",), lambda m: (lambda x: m.vit(x, all_idx(x))), steps["classifier"],

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecodec.errors import FlowError
+from edgecodec.files import atomic_path
 
 _OK_420 = {"420", "420jpeg", "420paldv", "420mpeg2"}      # every 8-bit 4:2:0 variant (siting differs only)
 _MARKER = b"FRAME\n"
@@ -156,18 +157,14 @@ def write_y4m(path: str | Path, y, u, v, fps: str | int = "30:1") -> Path:
     if u.shape != want or v.shape != want:
         raise FlowError(f"write_y4m({path}): chroma must be {want} for luma {y.shape}, got {u.shape} and {v.shape}")
     header = f"YUV4MPEG2 W{w} H{h} F{_fps_string(fps)} Ip A1:1 C420jpeg\n".encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             f.write(header)
             for i in range(t):
                 f.write(_MARKER)
                 for plane in (y[i], u[i], v[i]):
                     f.write(np.ascontiguousarray(plane).tobytes())
-        tmp.replace(path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise FlowError(f"{path}: cannot write Y4M ({e})") from None
     return path
 

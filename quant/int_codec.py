@@ -82,13 +82,13 @@ def warp_int(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, motion: torch.Te
     return yw, uw, vw
 
 
-def pack_codes(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def pack_planes(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Integer planes -> packed (1, 6, H/2, W/2) int64 codes (frac 8)."""
     luma = torch.nn.functional.pixel_unshuffle(y[None, None].double(), 2).to(torch.int64)
     return torch.cat([luma, u[None, None], v[None, None]], dim=1)
 
 
-def unpack_codes(p: torch.Tensor):
+def unpack_planes(p: torch.Tensor):
     y = torch.nn.functional.pixel_shuffle(p[:, :4].double(), 2).to(torch.int64)[0, 0]
     return y, p[0, 4], p[0, 5]
 

@@ -62,11 +62,11 @@ def test_integer_warp_matches_float_warp_and_is_exact_for_whole_pixels():
     y = torch.randint(0, 256, (64, 96), generator=g)
     u, v = (torch.randint(0, 256, (32, 48), generator=g) for _ in range(2))
     m = torch.randint(-40, 41, (2, 4, 6), generator=g)
-    ref = ic.pack_codes(y, u, v)
-    wi = ic.pack_codes(*ic.warp_int(y, u, v, m)).double()
+    ref = ic.pack_planes(y, u, v)
+    wi = ic.pack_planes(*ic.warp_int(y, u, v, m)).double()
     wf = warp_packed(ref.double() / 256, m[None].double()) * 256
     assert float((wf - wi).abs().max()) <= 0.5 + 1e-9          # one rounding, nothing else
-    assert torch.equal(ic.pack_codes(*ic.warp_int(y, u, v, torch.zeros_like(m))), ref)
+    assert torch.equal(ic.pack_planes(*ic.warp_int(y, u, v, torch.zeros_like(m))), ref)
     shift = torch.zeros_like(m)
     shift[0] = 8                                             # +2 luma px = +1 chroma px everywhere
     yw, uw, _ = ic.warp_int(y, u, v, shift)
