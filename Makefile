@@ -41,6 +41,7 @@ bench: setup
 	$(PY) bench/impl_bench.py --config $(CONFIG)
 	$(PY) bench/codec_bench.py --config $(CONFIG)
 	$(PY) bench/stae_bench.py --config $(CONFIG)
+	$(PY) bench/entropy_bench.py
 
 verilog: setup
 	$(VENV)/bin/edgecodec verilog --config $(CONFIG)

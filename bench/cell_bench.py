@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from edgecodec.config import load  # noqa: E402
-from edgecodec.errors import FlowError  # noqa: E402
+from base.paths import BUILD_DIR, resolve  # noqa: E402
+from base.errors import EdgecodecError  # noqa: E402
 
 
 def main() -> int:
@@ -31,22 +32,23 @@ def main() -> int:
     ap.add_argument("--out", default="bench/results/cell.json")
     args = ap.parse_args()
     cfg = load(args.config)
-    from hw.emit import TOP_NAME, write_verilog
-    from quant import golden
-    from quant.params import CellParams
-    from sim.cell_bench import run_cell_bench, unpack_pixels
+    from hw.rtl.emit import TOP_NAME, write_verilog
+    from quant.cell import golden
+    from quant.cell.params import CellParams
+    from quant.fixed_point import unpack_pixels
+    from sim.cell_check import run_cell_bench
 
-    build = Path(cfg.flow.build_dir)
+    build = resolve(cfg.flow.build_dir)
     summary_path = build / "summary.json"
     if not summary_path.exists():
-        raise FlowError(f"{summary_path} not found: run `make flow` first")
+        raise EdgecodecError(f"{summary_path} not found: run `make flow` first")
     summary = json.loads(summary_path.read_text())
     params = CellParams.load(build / "cell_params.json")
     c, h, w = summary["feature_map"]
     data = np.load(build / "sim" / "bench_data.npz", allow_pickle=True)
     a = params.act_bits
     x = unpack_pixels(data["inputs"], c, h, w, a)  # the flow's real-frame x codes
-    bdir = Path("build/bench")
+    bdir = BUILD_DIR / "bench"
     verilog = write_verilog(params, h, w, cfg.hw, bdir / f"{TOP_NAME}.v")
     result = {"config": args.config, "machine": platform.machine(), "feature_map": [c, h, w],
               "folding": {"pe": cfg.hw.pe, "simd": cfg.hw.simd, "dw_parallel": cfg.hw.dw_parallel}}
@@ -76,6 +78,6 @@ def main() -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except FlowError as exc:
+    except EdgecodecError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         sys.exit(2)

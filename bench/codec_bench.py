@@ -23,10 +23,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgecodec import codec_checkpoint as ckpt  # noqa: E402
-from edgecodec.coding import Coder, decode  # noqa: E402
+from edgecodec.codec import checkpoint as ckpt  # noqa: E402
+from edgecodec.codec.coder import Coder, decode  # noqa: E402
 from edgecodec.config import load  # noqa: E402
-from edgecodec.files import write_json_atomic  # noqa: E402
+from base.paths import BUILD_DIR, resolve  # noqa: E402
+from base.files import write_json_atomic  # noqa: E402
 from model.video import read_video  # noqa: E402
 
 SIZES = {"QCIF": (176, 144, 8), "CIF": (352, 288, 8), "1080p": (1920, 1080, 3)}
@@ -95,9 +96,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench/results/codec.json"))
     args = ap.parse_args()
     cfg = load(args.config)
-    ck_dir = cfg.codec.checkpoints
+    ck_dir = resolve(cfg.codec.checkpoints)
     ck = ckpt.load(ck_dir, args.quality)
-    src = read_video(cfg.codec.eval_clip, 8)[:3]
+    src = read_video(resolve(cfg.codec.eval_clip), 8)[:3]
     result = {"machine": f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",
               "cuda": torch.cuda.is_available(), "quality": args.quality, "gop": cfg.codec.gop,
               "macs_per_luma_pixel": macs_per_pixel(ck["codec"]), "speed": {}}
@@ -106,8 +107,8 @@ def main() -> None:
         result["speed"][name] = {mode: speed(ck, planes, mode, cfg.codec.gop, ck_dir) for mode in ("int", "float")}
         print(name, result["speed"][name], flush=True)
     if not args.no_eval:
-        from edgecodec.codec_eval import evaluate
-        r = evaluate(cfg.codec.eval_clip, cfg.codec.eval_frames, cfg.codec.gop, ck_dir, None,
+        from edgecodec.codec.evaluate import evaluate
+        r = evaluate(resolve(cfg.codec.eval_clip), cfg.codec.eval_frames, cfg.codec.gop, ck_dir, None,
                      ROOT / "build/bench_eval", progress=False)
         result["rd"] = {k: [{kk: vv for kk, vv in p.items() if kk != "per_frame"} for p in pts]
                         for k, pts in r["curves"].items()}

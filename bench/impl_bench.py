@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgecodec.config import load  # noqa: E402
-from edgecodec.errors import FlowError  # noqa: E402
+from base.errors import EdgecodecError  # noqa: E402
 
 
 def pick(d: dict | None, keys: tuple[str, ...]) -> dict | None:
@@ -32,10 +32,10 @@ def main() -> int:
     ap.add_argument("--all-targets", action="store_true", help="every ECP5 device and liberty library (long)")
     ap.add_argument("--out", default="bench/results/impl.json")
     args = ap.parse_args()
-    from edgecodec.flow import run
+    from edgecodec.flow.builder import run
     try:
         s = run(load(args.config), progress=False, all_targets=args.all_targets)
-    except FlowError as exc:
+    except EdgecodecError as exc:
         print(f"impl_bench: error: {exc}", file=sys.stderr)
         return 2
     result = {

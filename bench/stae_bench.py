@@ -17,9 +17,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgecodec import stae_eval  # noqa: E402
+from edgecodec.stae import evaluate as stae_eval  # noqa: E402
 from edgecodec.config import load  # noqa: E402
-from edgecodec.files import write_json_atomic  # noqa: E402
+from base.files import write_json_atomic  # noqa: E402
 
 
 def main() -> None:

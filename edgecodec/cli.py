@@ -7,18 +7,24 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import FlowError
+from base.errors import EdgecodecError
 
-DEFAULT_CONFIG = "configs/default.yaml"
+from base.paths import BUILD_DIR, DEFAULT_CONFIG, YOWASP_CACHE, resolve
+
+
+def _out(given: str | None, default: str) -> Path:
+    """An output path given on the command line (from the working directory), else `build/<default>` of the
+    repository."""
+    return Path(given) if given else BUILD_DIR / default
 
 
 def _cfg(args):
-    from .config import load
+    from edgecodec.config import load
     return load(args.config)
 
 
 def cmd_flow(args) -> None:
-    from .flow import STAGES, run
+    from edgecodec.flow.builder import STAGES, run
     skip = tuple(st for st in STAGES if getattr(args, f"no_{st}"))
     s = run(_cfg(args), retrain=args.retrain, progress=not args.quiet, skip=skip, all_targets=args.all_targets)
     brief = {k: s[k] for k in ("outputs_compared", "mismatches", "cycles_per_step", "ideal_cycles_per_step",
@@ -38,31 +44,31 @@ def cmd_flow(args) -> None:
 
 
 def cmd_train_proxy(args) -> None:
-    from .flow import train
+    from edgecodec.flow.proxy import train
     ck = train(_cfg(args), progress=not args.quiet)
     print(json.dumps(ck["metrics"], indent=2))
 
 
 def cmd_train(args) -> None:
     import dataclasses
-    from .codec_training import train
+    from edgecodec.codec.recipe import train
     cfg = _cfg(args)
     if args.data:
         cfg = dataclasses.replace(cfg, codec_train=dataclasses.replace(cfg.codec_train, data=tuple(args.data)))
         cfg.validate()
-    out = args.out or cfg.codec.checkpoints
+    out = args.out or resolve(cfg.codec.checkpoints)
     paths = train(cfg, out, args.quality, progress=not args.quiet, retrain=args.retrain, device=args.device)
     print(json.dumps([str(p) for p in paths], indent=2))
 
 
 def _checkpoints(args, cfg) -> str:
-    return args.checkpoints or cfg.codec.checkpoints
+    return args.checkpoints or resolve(cfg.codec.checkpoints)
 
 
 def cmd_encode(args) -> None:
-    from . import codec_checkpoint
-    from .coding import Coder
-    from .files import write_bytes_atomic
+    from edgecodec.codec import checkpoint as codec_checkpoint
+    from edgecodec.codec.coder import Coder
+    from base.files import write_bytes_atomic
     from model.video import read_video
     cfg = _cfg(args)
     y, u, v, fps = read_video(args.input, args.frames)
@@ -76,7 +82,7 @@ def cmd_encode(args) -> None:
 
 
 def cmd_decode(args) -> None:
-    from .coding import decode, read_bitstream_bytes
+    from edgecodec.codec.coder import decode, read_bitstream_bytes
     from model.video import write_y4m
     cfg = _cfg(args)
     header, (y, u, v) = decode(read_bitstream_bytes(args.input), _checkpoints(args, cfg))
@@ -88,24 +94,24 @@ def cmd_decode(args) -> None:
 
 def _params(cfg, path: str | None):
     """Integer cell parameters: a cell_params.json, or the checkpoint's cell `flow.layer`."""
-    from quant.params import CellParams
+    from quant.cell.params import CellParams
     if path:
         return CellParams.load(Path(path))
-    from . import checkpoint
-    from .flow import qat_model
-    from quant.params import extract
-    return extract(qat_model(cfg, checkpoint.load(Path(cfg.flow.checkpoint), cfg)).rnn.cells[cfg.flow.layer])
+    from edgecodec.flow import proxy_checkpoint as checkpoint
+    from edgecodec.flow.proxy import qat_model
+    from quant.cell.params import extract
+    return extract(qat_model(cfg, checkpoint.load(resolve(cfg.flow.checkpoint), cfg)).rnn.cells[cfg.flow.layer])
 
 
 def _feature_size(cfg) -> tuple[int, int]:
     """(height, width) of the layer's feature map for the flow clip."""
     from model.video import read_header
-    hdr = read_header(cfg.flow.clip)
+    hdr = read_header(resolve(cfg.flow.clip))
     return max(1, hdr.height // cfg.model.downsample), max(1, hdr.width // cfg.model.downsample)
 
 
 def _measured_cycles(cfg) -> int | None:
-    summary = Path(cfg.flow.build_dir) / "summary.json"
+    summary = resolve(cfg.flow.build_dir) / "summary.json"
     if summary.is_file():
         try:
             return json.loads(summary.read_text()).get("cycles_per_step")
@@ -115,13 +121,13 @@ def _measured_cycles(cfg) -> int | None:
 
 
 def cmd_eval(args) -> None:
-    from .codec_eval import evaluate
+    from edgecodec.codec.evaluate import evaluate
     cfg = _cfg(args)
     modes = tuple(args.mode or ("int", "float"))
-    r = evaluate(args.clip or cfg.codec.eval_clip, args.frames or cfg.codec.eval_frames, args.gop or cfg.codec.gop,
-                 _checkpoints(args, cfg), args.quality, Path(args.out), modes,
+    r = evaluate(args.clip or resolve(cfg.codec.eval_clip), args.frames or cfg.codec.eval_frames, args.gop or cfg.codec.gop,
+                 _checkpoints(args, cfg), args.quality, _out(args.out, "eval"), modes,
                  () if args.no_ffmpeg else ("x264", "x265", "av1"), progress=not args.quiet)
-    brief = {"eval": str(Path(args.out) / "eval.md"), "plots": r["plots"]}
+    brief = {"eval": str(_out(args.out, "eval") / "eval.md"), "plots": r["plots"]}
     brief.update({k: r[k] for k in ("bd_rate_vs_x264", "bd_rate_int_vs_float") if k in r})
     print(json.dumps(brief, indent=2))
 
@@ -129,41 +135,41 @@ def cmd_eval(args) -> None:
 def cmd_stae(args) -> int | None:
     cfg = _cfg(args)
     if args.stae_cmd == "plan":
-        from .stae_plan import format_plan, load_table, parse_rate, parse_time, plan
-        table = load_table(Path(args.table or Path(cfg.stae.out) / "stae_eval.json"))
+        from edgecodec.stae.plan import format_plan, load_table, parse_rate, parse_time, plan
+        table = load_table(Path(args.table or resolve(cfg.stae.out) / "stae_eval.json"))
         rate, deadline = parse_rate(args.rate), parse_time(args.deadline)
         res = plan(table["rows"] if isinstance(table, dict) else table, rate, deadline)
         print(format_plan(res, rate, deadline))
         return 0 if res["choice"] is not None else 1
-    from . import stae_eval
+    from edgecodec.stae import evaluate as stae_eval
     if args.stae_cmd == "train":
         _, states, _, _, source = stae_eval.train(cfg, progress=not args.quiet)
-        print(json.dumps({"stages": sorted(states), "data": source, "out": str(Path(cfg.stae.out) / "stae.pt")},
+        print(json.dumps({"stages": sorted(states), "data": source, "out": str(resolve(cfg.stae.out) / "stae.pt")},
                          indent=2))
         return None
     r = stae_eval.run(cfg, progress=not args.quiet)
-    print(json.dumps({"table": str(Path(cfg.stae.out) / "stae_eval.md"), "plot": r["plot"],
+    print(json.dumps({"table": str(resolve(cfg.stae.out) / "stae_eval.md"), "plot": r["plot"],
                       "uncompressed_accuracy": r["uncompressed_accuracy"]}, indent=2))
     return None
 
 
 def cmd_verilog(args) -> None:
-    from hw.emit import write_verilog
+    from hw.rtl.emit import write_verilog
     cfg = _cfg(args)
-    out = write_verilog(_params(cfg, args.params), args.height, args.width, cfg.hw, Path(args.output))
+    out = write_verilog(_params(cfg, args.params), args.height, args.width, cfg.hw, _out(args.output, "verilog/ase_gru_cell.v"))
     print(out)
 
 
 def cmd_fpga(args) -> None:
     import dataclasses
-    from .impl import fpga_stage
+    from edgecodec.flow.fpga import fpga_stage
     cfg = _cfg(args)
     f = dataclasses.replace(cfg.fpga, **{k: v for k, v in (("family", args.family), ("device", args.device),
                                                            ("package", args.package), ("speed", args.speed),
                                                            ("freq_mhz", args.freq)) if v is not None})
     cfg = dataclasses.replace(cfg, fpga=f).validate()
     h, w = (args.height, args.width) if args.height and args.width else _feature_size(cfg)
-    r = fpga_stage(cfg, _params(cfg, args.params), h, w, Path(args.out), _measured_cycles(cfg) if
+    r = fpga_stage(cfg, _params(cfg, args.params), h, w, _out(args.out, "fpga"), _measured_cycles(cfg) if
                    (h, w) == _feature_size(cfg) else None)
     print(json.dumps({k: r.get(k) for k in ("family", "device", "package", "speed", "lut", "ff", "dsp", "bram",
                                             "io_pins", "utilisation", "fmax_mhz", "target_mhz", "fps", "bitstream",
@@ -172,19 +178,19 @@ def cmd_fpga(args) -> None:
 
 def cmd_asic(args) -> None:
     import dataclasses
-    from . import checkpoint
-    from .flow import layer_codes, load_clip, qat_model
-    from .impl import asic_stage
-    from quant.params import extract
+    from edgecodec.flow import proxy_checkpoint as checkpoint
+    from edgecodec.flow.proxy import layer_codes, load_clip, qat_model
+    from edgecodec.flow.asic import asic_stage
+    from quant.cell.params import extract
     cfg = _cfg(args)
     a = dataclasses.replace(cfg.asic, **{k: v for k, v in (("library", args.library), ("clock_mhz", args.clock_mhz))
                                          if v is not None})
     cfg = dataclasses.replace(cfg, asic=a).validate()
-    qm = qat_model(cfg, checkpoint.load(Path(cfg.flow.checkpoint), cfg))
+    qm = qat_model(cfg, checkpoint.load(resolve(cfg.flow.checkpoint), cfg))
     params = extract(qm.rnn.cells[cfg.flow.layer])
-    x_codes, _ = layer_codes(cfg, qm, load_clip(cfg.flow.clip, cfg.flow.frames))
+    x_codes, _ = layer_codes(cfg, qm, load_clip(resolve(cfg.flow.clip), cfg.flow.frames))
     _, _, h, w = x_codes.shape
-    r = asic_stage(cfg, params, h, w, x_codes, Path(args.out), _measured_cycles(cfg))
+    r = asic_stage(cfg, params, h, w, x_codes, _out(args.out, "asic"), _measured_cycles(cfg))
     print(json.dumps({k: r.get(k) for k in ("library", "area_um2", "area_breakdown", "ff_share", "critical_path_ns",
                                             "fmax_mhz", "clock_mhz", "power_mw", "cycles_per_step",
                                             "cycles_per_step_source", "energy_per_frame_mj", "gate_level_bit_exact",
@@ -192,20 +198,20 @@ def cmd_asic(args) -> None:
 
 
 def cmd_synth(args) -> None:
-    from hw.emit import TOP_NAME
-    from hw.synth import synth_ecp5
+    from hw.rtl.emit import TOP_NAME
+    from hw.fpga.synth import synth_ecp5
     if not Path(args.verilog).is_file():
-        raise FlowError(f"Verilog file not found: {args.verilog}")
-    print(json.dumps(synth_ecp5(Path(args.verilog), args.top or TOP_NAME, Path(args.out), Path("build/.yowasp-cache"))))
+        raise EdgecodecError(f"Verilog file not found: {args.verilog}")
+    print(json.dumps(synth_ecp5(Path(args.verilog), args.top or TOP_NAME, _out(args.out, "synth"), YOWASP_CACHE)))
 
 
 def cmd_baseline(args) -> None:
-    from . import checkpoint
-    from .baseline import run_baseline
-    from .flow import float_model
+    from edgecodec.flow import proxy_checkpoint as checkpoint
+    from edgecodec.flow.gpu_baseline import run_baseline
+    from edgecodec.flow.proxy import float_model
     cfg = _cfg(args)
     model = float_model(cfg)
-    model.load_state_dict(checkpoint.load(Path(cfg.flow.checkpoint), cfg)["float"])
+    model.load_state_dict(checkpoint.load(resolve(cfg.flow.checkpoint), cfg)["float"])
     b = cfg.baseline
     res = run_baseline(model.rnn.cells[cfg.flow.layer], cfg.model.channels, cfg.model.downsample,
                        args.resolution or list(b.resolutions), args.device or b.device,
@@ -219,8 +225,8 @@ def cmd_baseline(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .html_report import write_html
-    print(write_html(Path(args.summary), Path(args.output)))
+    from edgecodec.flow.html_report import write_html
+    print(write_html(_out(args.summary, "flow/summary.json"), _out(args.output, "flow/report.html")))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name, fn, help_):
         sp = sub.add_parser(name, help=help_)
-        sp.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
+        sp.add_argument("--config", default=DEFAULT_CONFIG, help="YAML config (default: the repository's configs/default.yaml)")
         sp.set_defaults(fn=fn)
         return sp
 
@@ -279,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--mode", choices=("int", "float"), action="append", help="default: both")
     sp.add_argument("--no-ffmpeg", action="store_true", help="skip the x264/x265/AV1 sweeps")
     sp.add_argument("--checkpoints", default=None, help="default: codec.checkpoints")
-    sp.add_argument("--out", default="build/eval")
+    sp.add_argument("--out", default=None, help="default: build/eval of the repository")
     sp.add_argument("--quiet", action="store_true")
     sp = add("stae", cmd_stae, "STAE semantic compression for action recognition (seed 001): train | eval | plan")
     stae_sub = sp.add_subparsers(dest="stae_cmd", required=True)
@@ -287,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                         ("eval", "train if needed, then the Table I-like table and the accuracy-vs-latency plot"),
                         ("plan", "pick the (alpha, beta) with the best accuracy that meets a deadline (eq. 5)")):
         ssp = stae_sub.add_parser(name, help=help_)
-        ssp.add_argument("--config", default=argparse.SUPPRESS, help=f"YAML config (default {DEFAULT_CONFIG})")
+        ssp.add_argument("--config", default=argparse.SUPPRESS, help="YAML config (default: the repository's configs/default.yaml)")
         if name == "plan":
             ssp.add_argument("--rate", required=True, help="data rate, e.g. 100Mbps")
             ssp.add_argument("--deadline", required=True, help="e.g. 100ms")
@@ -298,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--params", help="cell_params.json written by the flow (default: read the checkpoint)")
     sp.add_argument("--height", type=int, default=24)
     sp.add_argument("--width", type=int, default=40)
-    sp.add_argument("-o", "--output", default="build/verilog/ase_gru_cell.v")
+    sp.add_argument("-o", "--output", default=None, help="default: build/verilog/ase_gru_cell.v of the repository")
     sp = add("fpga", cmd_fpga, "FPGA bitstream of the cell behind a narrow I/O wrapper (Yosys, nextpnr, ecppack/"
              "icepack), Xilinx estimate and Vivado script")
     sp.add_argument("--family", choices=("ecp5", "ice40"), default=None, help="default: fpga.family")
@@ -309,17 +315,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--params", help="cell_params.json (default: the checkpoint's cell)")
     sp.add_argument("--height", type=int, default=None, help="feature map (default: the flow clip's)")
     sp.add_argument("--width", type=int, default=None)
-    sp.add_argument("--out", default="build/fpga")
+    sp.add_argument("--out", default=None, help="default: build/fpga of the repository")
     sp = add("asic", cmd_asic, "ASIC area, timing, power and energy per frame on a liberty library "
              "(real features of the flow clip)")
     sp.add_argument("--library", choices=("sky130hd", "gf180mcu", "sg13g2"), default=None,
                     help="default: asic.library")
     sp.add_argument("--clock-mhz", type=float, default=None, help="default: the achievable clock from STA")
-    sp.add_argument("--out", default="build/asic")
+    sp.add_argument("--out", default=None, help="default: build/asic of the repository")
     sp = add("synth", cmd_synth, "Yosys synth_ecp5 resource counts of a Verilog file")
     sp.add_argument("verilog")
     sp.add_argument("--top", default=None)
-    sp.add_argument("--out", default="build/synth")
+    sp.add_argument("--out", default=None, help="default: build/synth of the repository")
     sp = add("baseline", cmd_baseline, "time the float PyTorch cell on the torch device (CUDA if present, else CPU) "
              "with a Jetson AGX Xavier roofline estimate")
     sp.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default: baseline.device")
@@ -328,8 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--iters", type=int, default=None)
     sp.add_argument("-o", "--output", default=None, help="also write the JSON here")
     sp = add("report", cmd_report, "self-contained HTML report (tables, plots) from the flow's summary.json")
-    sp.add_argument("--summary", default="build/flow/summary.json")
-    sp.add_argument("-o", "--output", default="build/flow/report.html")
+    sp.add_argument("--summary", default=None, help="default: build/flow/summary.json of the repository")
+    sp.add_argument("-o", "--output", default=None, help="default: build/flow/report.html of the repository")
     return p
 
 
@@ -337,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         rc = args.fn(args)
-    except FlowError as exc:
+    except EdgecodecError as exc:
         print(f"edgecodec: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
-"""Configuration: model size, bit widths, hardware parallelism, training and flow settings.
+"""Configuration: one YAML file, one section per layer. The layers own their sections (`model.config`,
+`quant.config`, `hw.config`); this module composes them with the application's (training, flow, codec, STAE).
 
 One YAML file holds all sections; every value is validated before anything is built, so a
 configuration that cannot work fails with a message naming the field.
@@ -13,103 +14,19 @@ from pathlib import Path
 
 import yaml
 
-from .errors import FlowError
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Float model of the proxy task (next-frame prediction through stacked ASE-GRU cells).
-
-    Parameters
-    ----------
-    channels : feature channels C of every ASE-GRU layer (input = hidden, seed eq. 3.1 scales both by sigma).
-    layers : number of stacked ASE-GRU layers.
-    se_reduction : SE reduction ratio r (C/r hidden units, must be >= 1).
-    gate_kernel : kernel of the gate convolutions W, U (1 = per-pixel GRU, odd k for k x k).
-    dw_kernel : kernel of the depth-wise residual projector (seed eq. 5, k = 3).
-    downsample : spatial reduction of the feature extractor (power of two).
-    """
-
-    channels: int = 16
-    layers: int = 2
-    se_reduction: int = 4
-    gate_kernel: int = 1
-    dw_kernel: int = 3
-    downsample: int = 8
-
-    def validate(self) -> None:
-        _check(self.channels >= 2, "model.channels must be >= 2")
-        _check(self.layers >= 1, "model.layers must be >= 1")
-        _check(self.se_reduction >= 1, "model.se_reduction must be >= 1")
-        _check(self.channels // self.se_reduction >= 1,
-               f"model.se_reduction={self.se_reduction} leaves C/r < 1 for channels={self.channels}")
-        _check(self.channels % self.se_reduction == 0,
-               f"model.se_reduction={self.se_reduction} must divide channels={self.channels}")
-        _check(self.gate_kernel >= 1 and self.gate_kernel % 2 == 1, "model.gate_kernel must be odd and >= 1")
-        _check(self.dw_kernel >= 1 and self.dw_kernel % 2 == 1, "model.dw_kernel must be odd and >= 1")
-        _check(self.downsample in (1, 2, 4, 8, 16), "model.downsample must be one of 1, 2, 4, 8, 16")
-
-    @property
-    def se_hidden(self) -> int:
-        return self.channels // self.se_reduction
-
-
-@dataclass(frozen=True)
-class QuantConfig:
-    """Fixed-point widths (docs/numerics.md).
-
-    Parameters
-    ----------
-    act_bits : width A of activation codes (x, x', x~, h, p signed; sigma, z, r, SE hidden unsigned).
-    weight_bits : width of weight codes (signed, per-tensor power-of-two scale).
-    lut_bits : width L of the sigmoid/tanh LUT input code (2^L entries).
-    lut_frac : fractional bits of the LUT input code (input range [-2^(L-1-f), 2^(L-1-f))).
-    bias_bits : width of bias codes (scale = input scale x weight scale).
-    """
-
-    act_bits: int = 8
-    weight_bits: int = 8
-    lut_bits: int = 8
-    lut_frac: int = 4
-    bias_bits: int = 24
-
-    def validate(self) -> None:
-        _check(2 <= self.act_bits <= 12, "quant.act_bits must be in [2, 12]")
-        _check(2 <= self.weight_bits <= 12, "quant.weight_bits must be in [2, 12]")
-        _check(4 <= self.lut_bits <= 12, "quant.lut_bits must be in [4, 12]")
-        _check(0 <= self.lut_frac <= self.lut_bits - 1, "quant.lut_frac must be in [0, lut_bits - 1]")
-        _check(8 <= self.bias_bits <= 32, "quant.bias_bits must be in [8, 32]")
-
-
-@dataclass(frozen=True)
-class HwConfig:
-    """Hardware folding.
-
-    Parameters
-    ----------
-    pe : output channels computed in parallel by the gate MAC array (must divide channels).
-    simd : input channels consumed per cycle by each PE (must divide channels).
-    dw_parallel : channels per cycle of the depth-wise conv accelerator (must divide channels).
-    """
-
-    pe: int = 4
-    simd: int = 4
-    dw_parallel: int = 4
-
-    def validate(self, model: ModelConfig) -> None:
-        c = model.channels
-        _check(self.pe >= 1 and c % self.pe == 0, f"hw.pe={self.pe} must divide model.channels={c}")
-        _check(self.simd >= 1 and c % self.simd == 0, f"hw.simd={self.simd} must divide model.channels={c}")
-        _check(self.dw_parallel >= 1 and c % self.dw_parallel == 0,
-               f"hw.dw_parallel={self.dw_parallel} must divide model.channels={c}")
+from base.errors import EdgecodecError
+from base.errors import check_config as _check
+from hw.config import AsicConfig, FpgaConfig, HwConfig
+from model.config import ModelConfig
+from quant.config import QuantConfig
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Proxy-task training on real footage (luma, next-frame prediction)."""
 
-    clips: tuple[str, ...] = ("../shared/data/video/CiscoVT2people_320x192_12fps.y4m",
-                              "../shared/data/video/cars_320x240.y4m")
+    clips: tuple[str, ...] = ("data/video/CiscoVT2people_320x192_12fps.y4m",
+                              "data/video/cars_320x240.y4m")
     seq_len: int = 6
     crop: int = 128
     batch: int = 4
@@ -130,7 +47,7 @@ class TrainConfig:
 class FlowConfig:
     """What `edgecodec flow` verifies and where it writes."""
 
-    clip: str = "../shared/data/video/CiscoVT2people_320x192_12fps.y4m"
+    clip: str = "data/video/CiscoVT2people_320x192_12fps.y4m"
     frames: int = 8
     layer: int = 0
     simulator: str = "verilator"
@@ -141,66 +58,6 @@ class FlowConfig:
         _check(self.frames >= 1, "flow.frames must be >= 1")
         _check(0 <= self.layer < model.layers, f"flow.layer must be in [0, {model.layers - 1}]")
         _check(self.simulator in ("icarus", "verilator"), "flow.simulator must be 'icarus' or 'verilator'")
-
-
-@dataclass(frozen=True)
-class FpgaConfig:
-    """FPGA implementation (hw/fpga): Yosys + nextpnr + ecppack/icepack, all open tools.
-
-    Parameters
-    ----------
-    family : 'ecp5' or 'ice40'.
-    device : ECP5 '25k', '45k', '85k'; iCE40 'up5k'.
-    package : package name (empty = the device's default package).
-    speed : ECP5 speed grade 6, 7 or 8 (0 = the device's default).
-    freq_mhz : clock target handed to nextpnr (0 = 50 MHz on ECP5, 24 MHz on iCE40).
-    bus_bits : width of the wrapper's byte-stream I/O.
-    seed : nextpnr placement seed (fixed: same inputs -> same bitstream bytes).
-    xilinx_family : family for the Yosys synth_xilinx estimate and the Vivado script.
-    xilinx_part : part named in the Vivado script (not run here).
-    """
-
-    family: str = "ecp5"
-    device: str = "85k"
-    package: str = ""
-    speed: int = 0
-    freq_mhz: float = 0.0
-    bus_bits: int = 8
-    seed: int = 1
-    xilinx_family: str = "xc7"
-    xilinx_part: str = "xc7a100tcsg324-1"
-
-    def validate(self) -> None:
-        _check(self.bus_bits in (1, 2, 4, 8, 16, 32), "fpga.bus_bits must be one of 1, 2, 4, 8, 16, 32")
-        _check(self.freq_mhz >= 0, "fpga.freq_mhz must be >= 0")
-        _check(self.speed >= 0, "fpga.speed must be >= 0 (0 = default)")
-
-
-@dataclass(frozen=True)
-class AsicConfig:
-    """ASIC estimate (hw/asic): Yosys + ABC mapping to a liberty, static timing, power from simulated activity.
-
-    Parameters
-    ----------
-    library : 'sky130hd' (default), 'gf180mcu' or 'sg13g2' (files in ../shared/data/liberty).
-    clock_mhz : clock for power and energy (0 = the achievable clock from static timing).
-    power_height, power_width : feature-map crop of the real features simulated at gate level for switching
-        activity (the mapped netlist of a cell of that size, same memories as macros; docs/asic.md).
-    power_steps : cell steps of that simulation.
-    """
-
-    library: str = "sky130hd"
-    clock_mhz: float = 0.0
-    power_height: int = 6
-    power_width: int = 8
-    power_steps: int = 2
-
-    def validate(self) -> None:
-        libs = ("sky130hd", "gf180mcu", "sg13g2")   # = hw.asic.LIBRARIES (not imported: config stays light)
-        _check(self.library in libs, f"asic.library '{self.library}' is unknown; choose one of {', '.join(libs)}")
-        _check(self.clock_mhz >= 0, "asic.clock_mhz must be >= 0")
-        _check(self.power_height >= 3 and self.power_width >= 3, "asic.power_height/width must be >= 3")
-        _check(self.power_steps >= 2, "asic.power_steps must be >= 2")
 
 
 @dataclass(frozen=True)
@@ -229,7 +86,7 @@ class BaselineConfig:
 
 @dataclass(frozen=True)
 class CodecConfig:
-    """The ASE-GRU video codec (model/codec.py); its ASE-GRU layers take channels/layers/r/kernels from `model`.
+    """The ASE-GRU video codec (model/codec/network.py); its ASE-GRU layers take channels/layers/r/kernels from `model`.
 
     Parameters
     ----------
@@ -258,7 +115,7 @@ class CodecConfig:
     int_act_bits: int = 12
     int_weight_bits: int = 8
     checkpoints: str = "checkpoints"
-    eval_clip: str = "../shared/data/video/carphone_176x144_qp10.mp4"
+    eval_clip: str = "data/video/carphone_176x144_qp10.mp4"
     eval_frames: int = 32
 
     def validate(self) -> None:
@@ -286,8 +143,8 @@ class CodecTrainConfig:
         finetune_steps : steps of each further quality, started from the previous one.
     """
 
-    data: tuple[str, ...] = ("../shared/data/video/CiscoVT2people_320x192_12fps.y4m",
-                             "../shared/data/video/cars_320x240.y4m")
+    data: tuple[str, ...] = ("data/video/CiscoVT2people_320x192_12fps.y4m",
+                             "data/video/cars_320x240.y4m")
     crop: int = 128
     seq_len: int = 4
     batch: int = 8
@@ -312,7 +169,7 @@ class StaeConfig:
 
     Parameters
     ----------
-    data : 'synthetic' (generated labelled clips, see model/stae_data.py), 'hmdb51' or 'ucf101' (root +
+    data : 'synthetic' (generated labelled clips, see model/stae/data.py), 'hmdb51' or 'ucf101' (root +
         split_dir + split of the official layout).
     frames, size : F frames of size x size RGB per clip; classes, train_per_class, test_per_class: synthetic set.
     vit_dim, vit_depth, vit_heads, patch, tubelet : the video ViT classifier (ViT-Base: 768, 12, 12, 16, 2).
@@ -405,58 +262,53 @@ _SECTIONS = {"model": ModelConfig, "quant": QuantConfig, "hw": HwConfig, "train"
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
-    """'WIDTHxHEIGHT' -> (width, height); anything else is a FlowError naming the text."""
+    """'WIDTHxHEIGHT' -> (width, height); anything else is a EdgecodecError naming the text."""
     m = re.match(r"^(\d+)x(\d+)$", str(text).strip())
     if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
-        raise FlowError(f"resolution '{text}' must look like WIDTHxHEIGHT, e.g. 1920x1080")
+        raise EdgecodecError(f"resolution '{text}' must look like WIDTHxHEIGHT, e.g. 1920x1080")
     return int(m.group(1)), int(m.group(2))
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise FlowError(f"invalid config: {message}")
 
 
 def from_dict(data: dict) -> Config:
     """Build and validate a Config; unknown sections or keys are errors, not silently ignored."""
     if not isinstance(data, dict):
-        raise FlowError("invalid config: top level must be a mapping of sections")
+        raise EdgecodecError("invalid config: top level must be a mapping of sections")
     unknown = set(data) - set(_SECTIONS)
     if unknown:
-        raise FlowError(f"invalid config: unknown section(s) {sorted(unknown)}; known: {sorted(_SECTIONS)}")
+        raise EdgecodecError(f"invalid config: unknown section(s) {sorted(unknown)}; known: {sorted(_SECTIONS)}")
     parts = {}
     for name, cls in _SECTIONS.items():
         section = data.get(name)
         if section is None:
             section = {}
         if not isinstance(section, dict):
-            raise FlowError(f"invalid config: section '{name}' must be a mapping")
+            raise EdgecodecError(f"invalid config: section '{name}' must be a mapping")
         names = {f.name: f for f in dataclasses.fields(cls)}
         bad = set(section) - set(names)
         if bad:
-            raise FlowError(f"invalid config: unknown key(s) {sorted(bad)} in '{name}'; known: {sorted(names)}")
+            raise EdgecodecError(f"invalid config: unknown key(s) {sorted(bad)} in '{name}'; known: {sorted(names)}")
         values = {}
         for key, value in section.items():
             default = getattr(cls(), key)
             if isinstance(default, tuple) and default and isinstance(default[0], float):
                 if not isinstance(value, (list, tuple)) or not all(
                         isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-                    raise FlowError(f"invalid config: {name}.{key} must be a list of numbers, got {value!r}")
+                    raise EdgecodecError(f"invalid config: {name}.{key} must be a list of numbers, got {value!r}")
                 value = tuple(float(v) for v in value)
             elif isinstance(default, tuple):
                 if isinstance(value, str):
                     value = [value]
                 if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-                    raise FlowError(f"invalid config: {name}.{key} must be a list of strings, got {value!r}")
+                    raise EdgecodecError(f"invalid config: {name}.{key} must be a list of strings, got {value!r}")
                 value = tuple(value)
             elif isinstance(default, str):
                 if not isinstance(value, str):
-                    raise FlowError(f"invalid config: {name}.{key} must be a string, got {value!r}")
+                    raise EdgecodecError(f"invalid config: {name}.{key} must be a string, got {value!r}")
             elif isinstance(default, int) and not (isinstance(value, int) and not isinstance(value, bool)):
-                raise FlowError(f"invalid config: {name}.{key} must be an integer, got {value!r}")
+                raise EdgecodecError(f"invalid config: {name}.{key} must be an integer, got {value!r}")
             elif isinstance(default, float):
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
-                    raise FlowError(f"invalid config: {name}.{key} must be a number, got {value!r}")
+                    raise EdgecodecError(f"invalid config: {name}.{key} must be a number, got {value!r}")
                 value = float(value)
             values[key] = value
         parts[name] = cls(**values)
@@ -464,12 +316,12 @@ def from_dict(data: dict) -> Config:
 
 
 def load(path: str | Path) -> Config:
-    """Read a YAML config; a missing or malformed file is a FlowError naming the file."""
+    """Read a YAML config; a missing or malformed file is a EdgecodecError naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise FlowError(f"config file not found: {path}")
+        raise EdgecodecError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise FlowError(f"config file {path} is not valid YAML: {exc}") from None
+        raise EdgecodecError(f"config file {path} is not valid YAML: {exc}") from None
     return from_dict(data)

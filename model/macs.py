@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .ase_gru import ASEGRUCell
+from model.cell.ase_gru import ASEGRUCell
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecodec.errors import FlowError
-from edgecodec.files import atomic_path
+from base.errors import EdgecodecError
+from base.files import atomic_path
 
 _OK_420 = {"420", "420jpeg", "420paldv", "420mpeg2"}      # every 8-bit 4:2:0 variant (siting differs only)
 _MARKER = b"FRAME\n"
@@ -56,31 +56,31 @@ def read_header(path: Path) -> Y4MHeader:
     """Parse and check the Y4M stream header: 8-bit 4:2:0 only (odd sizes allowed)."""
     path = Path(path)
     if not path.is_file():
-        raise FlowError(f"video not found: {path}")
+        raise EdgecodecError(f"video not found: {path}")
     with open(path, "rb") as f:
         line = f.readline(4096)
     if not line.startswith(b"YUV4MPEG2 ") or not line.endswith(b"\n"):
-        raise FlowError(f"{path}: not a Y4M file (missing 'YUV4MPEG2' header); only Y4M 4:2:0 8-bit is supported here")
+        raise EdgecodecError(f"{path}: not a Y4M file (missing 'YUV4MPEG2' header); only Y4M 4:2:0 8-bit is supported here")
     tags = {t[:1]: t[1:] for t in line.decode("ascii", "replace").split()[1:]}
     try:
         width, height = int(tags["W"]), int(tags["H"])
     except (KeyError, ValueError):
-        raise FlowError(f"{path}: Y4M header lacks a valid W/H tag") from None
+        raise EdgecodecError(f"{path}: Y4M header lacks a valid W/H tag") from None
     cs = tags.get("C", "420jpeg")
     if cs not in _OK_420:
-        raise FlowError(f"{path}: Y4M colour space C{cs} is not supported (the file is {_describe(cs)}); "
+        raise EdgecodecError(f"{path}: Y4M colour space C{cs} is not supported (the file is {_describe(cs)}); "
                         f"only 8-bit 4:2:0 is; convert it with: {_convert_hint(path)}")
     if width <= 0 or height <= 0:
-        raise FlowError(f"{path}: frame size {width}x{height} must be positive")
+        raise EdgecodecError(f"{path}: frame size {width}x{height} must be positive")
     return Y4MHeader(width, height, tags.get("F", "?"), cs, len(line))
 
 
 def _read(path: Path, max_frames: int | None, start: int, chroma: bool) -> tuple[np.ndarray, ...]:
     """Planes of frames start.. of a Y4M file, into arrays preallocated from the file size."""
     if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
-        raise FlowError(f"{path}: max_frames={max_frames!r} must be a positive integer or None")
+        raise EdgecodecError(f"{path}: max_frames={max_frames!r} must be a positive integer or None")
     if not isinstance(start, int) or start < 0:
-        raise FlowError(f"{path}: start={start!r} must be a non-negative integer")
+        raise EdgecodecError(f"{path}: start={start!r} must be a non-negative integer")
     hdr = read_header(path)
     (h, w), (ch, cw), fsize = (hdr.height, hdr.width), hdr.chroma_size, hdr.frame_bytes
     file_size = path.stat().st_size
@@ -96,7 +96,7 @@ def _read(path: Path, max_frames: int | None, start: int, chroma: bool) -> tuple
             if not marker:
                 break
             if not marker.startswith(b"FRAME"):
-                raise FlowError(f"{path}: corrupt Y4M, expected FRAME marker at frame {index}")
+                raise EdgecodecError(f"{path}: corrupt Y4M, expected FRAME marker at frame {index}")
             if index < start:
                 have = min(fsize, file_size - f.tell())
                 f.seek(fsize, os.SEEK_CUR)
@@ -104,10 +104,10 @@ def _read(path: Path, max_frames: int | None, start: int, chroma: bool) -> tuple
                 data = f.read(fsize)
                 have = len(data)
             if have != fsize:
-                raise FlowError(f"{path}: truncated Y4M, frame {index} has {have} of {fsize} bytes")
+                raise EdgecodecError(f"{path}: truncated Y4M, frame {index} has {have} of {fsize} bytes")
             if index >= start:
                 if n >= cap:                                   # cannot happen for a valid file; be explicit
-                    raise FlowError(f"{path}: corrupt Y4M, more frames than the file size allows")
+                    raise EdgecodecError(f"{path}: corrupt Y4M, more frames than the file size allows")
                 buf = np.frombuffer(data, np.uint8)
                 y[n] = buf[:h * w].reshape(h, w)
                 if chroma:
@@ -116,9 +116,9 @@ def _read(path: Path, max_frames: int | None, start: int, chroma: bool) -> tuple
                 n += 1
             index += 1
     if index == 0:
-        raise FlowError(f"{path}: Y4M file holds no frames")
+        raise EdgecodecError(f"{path}: Y4M file holds no frames")
     if n == 0:
-        raise FlowError(f"{path}: start={start} but the clip holds only {index} frames")
+        raise EdgecodecError(f"{path}: start={start} but the clip holds only {index} frames")
     out = (y, u, v) if chroma else (y,)
     return tuple(a[:n].copy() if n < cap else a for a in out)
 
@@ -137,7 +137,7 @@ def read_yuv420(path: str | Path, max_frames: int | None = None,
 def _fps_string(fps) -> str:
     text = f"{fps}:1" if isinstance(fps, int) and not isinstance(fps, bool) else str(fps)
     if not re.fullmatch(r"\d+:\d+", text):
-        raise FlowError(f"frame rate {fps!r} must be 'num:den' (e.g. '30:1', '30000:1001') or an integer")
+        raise EdgecodecError(f"frame rate {fps!r} must be 'num:den' (e.g. '30:1', '30000:1001') or an integer")
     return text
 
 
@@ -149,13 +149,13 @@ def write_y4m(path: str | Path, y, u, v, fps: str | int = "30:1") -> Path:
     if y.ndim == 2:
         y, u, v = y[None], u[None], v[None]
     if any(a.dtype != np.uint8 for a in (y, u, v)):
-        raise FlowError(f"write_y4m({path}): planes must be uint8, got {y.dtype}/{u.dtype}/{v.dtype}")
+        raise EdgecodecError(f"write_y4m({path}): planes must be uint8, got {y.dtype}/{u.dtype}/{v.dtype}")
     if y.ndim != 3 or y.shape[0] < 1 or 0 in y.shape:
-        raise FlowError(f"write_y4m({path}): luma must be (T, H, W) with T, H, W > 0, got {y.shape}")
+        raise EdgecodecError(f"write_y4m({path}): luma must be (T, H, W) with T, H, W > 0, got {y.shape}")
     t, h, w = y.shape
     want = (t, (h + 1) // 2, (w + 1) // 2)
     if u.shape != want or v.shape != want:
-        raise FlowError(f"write_y4m({path}): chroma must be {want} for luma {y.shape}, got {u.shape} and {v.shape}")
+        raise EdgecodecError(f"write_y4m({path}): chroma must be {want} for luma {y.shape}, got {u.shape} and {v.shape}")
     header = f"YUV4MPEG2 W{w} H{h} F{_fps_string(fps)} Ip A1:1 C420jpeg\n".encode()
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -165,7 +165,7 @@ def write_y4m(path: str | Path, y, u, v, fps: str | int = "30:1") -> Path:
                 for plane in (y[i], u[i], v[i]):
                     f.write(np.ascontiguousarray(plane).tobytes())
     except OSError as e:
-        raise FlowError(f"{path}: cannot write Y4M ({e})") from None
+        raise EdgecodecError(f"{path}: cannot write Y4M ({e})") from None
     return path
 
 
@@ -181,7 +181,7 @@ def _decode_av(path: Path, max_frames: int | None) -> tuple[np.ndarray, np.ndarr
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise FlowError(f"{path}: the file holds no video stream")
+                raise EdgecodecError(f"{path}: the file holds no video stream")
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             for frame in container.decode(stream):
@@ -190,19 +190,19 @@ def _decode_av(path: Path, max_frames: int | None) -> tuple[np.ndarray, np.ndarr
                 planes = (_plane(f.planes[0], h, w), _plane(f.planes[1], (h + 1) // 2, (w + 1) // 2),
                           _plane(f.planes[2], (h + 1) // 2, (w + 1) // 2))
                 if ys and planes[0].shape != ys[0].shape:
-                    raise FlowError(f"{path}: frame size changes from {ys[0].shape[::-1]} to "
+                    raise EdgecodecError(f"{path}: frame size changes from {ys[0].shape[::-1]} to "
                                     f"{planes[0].shape[::-1]} at frame {len(ys)}")
                 for lst, p in zip((ys, us, vs), planes):
                     lst.append(p)
                 if max_frames is not None and len(ys) >= max_frames:
                     break
-    except FlowError:
+    except EdgecodecError:
         raise
     except (av.FFmpegError, OSError, ValueError, EOFError) as e:
-        raise FlowError(f"{path}: cannot decode video ({type(e).__name__}: {e}); "
+        raise EdgecodecError(f"{path}: cannot decode video ({type(e).__name__}: {e}); "
                         f"expected Y4M or a container/codec FFmpeg can read") from None
     if not ys:
-        raise FlowError(f"{path}: no video frames could be decoded")
+        raise EdgecodecError(f"{path}: no video frames could be decoded")
     fps = f"{rate.numerator}:{rate.denominator}" if rate else "0:0"
     return np.stack(ys), np.stack(us), np.stack(vs), fps
 
@@ -212,9 +212,9 @@ def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndar
     converted to 8-bit yuv420p. fps is 'num:den', '0:0' when unknown."""
     path = Path(path)
     if not path.is_file():
-        raise FlowError(f"video not found: {path}")
+        raise EdgecodecError(f"video not found: {path}")
     if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
-        raise FlowError(f"{path}: max_frames={max_frames!r} must be a positive integer or None")
+        raise EdgecodecError(f"{path}: max_frames={max_frames!r} must be a positive integer or None")
     with open(path, "rb") as f:
         magic = f.read(10)
     if magic.startswith(b"YUV4MPEG2"):
@@ -246,7 +246,7 @@ def rgb_to_yuv420(rgb) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim < 3 or rgb.shape[-1] != 3 or 0 in rgb.shape:
-        raise FlowError(f"rgb_to_yuv420: expected uint8 (..., H, W, 3), got {rgb.dtype} {rgb.shape}")
+        raise EdgecodecError(f"rgb_to_yuv420: expected uint8 (..., H, W, 3), got {rgb.dtype} {rgb.shape}")
     r, g, b = np.moveaxis(rgb.astype(np.float64), -1, 0)
     y = _KR * r + _KG * g + _KB * b
     cb = 128.0 + (b - y) / (2 * (1 - _KB))
@@ -264,7 +264,7 @@ def yuv420_to_rgb(y, u, v) -> np.ndarray:
     h, w = y.shape[-2:]
     want = y.shape[:-2] + ((h + 1) // 2, (w + 1) // 2)
     if u.shape != want or v.shape != want:
-        raise FlowError(f"yuv420_to_rgb: chroma must be {want} for luma {y.shape}, got {u.shape} and {v.shape}")
+        raise EdgecodecError(f"yuv420_to_rgb: chroma must be {want} for luma {y.shape}, got {u.shape} and {v.shape}")
     up = lambda c: c.repeat(2, -2).repeat(2, -1)[..., :h, :w] - 128.0  # noqa: E731
     cb, cr = up(u), up(v)
     r = y + 2 * (1 - _KR) * cr

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgecodec.errors import FlowError
+from base.errors import EdgecodecError
 
 
 def export_module(module, args: tuple, path: Path, **names) -> Path:
@@ -47,7 +47,7 @@ def run_cell(path: Path, x: np.ndarray, h: np.ndarray) -> np.ndarray:
     model = ModelWrapper(str(path))
     names = [i.name for i in model.graph.input]
     if len(names) != 2:
-        raise FlowError(f"{path}: expected a cell graph with inputs (x, h), found {names}")
+        raise EdgecodecError(f"{path}: expected a cell graph with inputs (x, h), found {names}")
     out = execute_onnx(model, {names[0]: x.astype(np.float32), names[1]: h.astype(np.float32)})
     return out[model.graph.output[0].name]
 

@@ -120,3 +120,20 @@ def unpack_codes(word: int, count: int, bits: int, signed: bool = True) -> list[
     if signed:
         vals = [v - (1 << bits) if v >> (bits - 1) else v for v in vals]
     return vals
+
+
+def pack_pixels(codes: np.ndarray, bits: int) -> np.ndarray:
+    """(T, C, H, W) signed codes -> (T, H*W) object array of pixel words (channel c at bits [c*bits, ...))."""
+    t, c, h, w = codes.shape
+    flat = codes.reshape(t, c, h * w).transpose(0, 2, 1)
+    out = np.empty((t, h * w), dtype=object)
+    for ti in range(t):
+        for pi in range(h * w):
+            out[ti, pi] = pack_codes(flat[ti, pi], bits)
+    return out
+
+
+def unpack_pixels(words: np.ndarray, channels: int, height: int, width: int, bits: int) -> np.ndarray:
+    """Inverse of pack_pixels: (T, H*W) words -> (T, C, H, W) signed codes."""
+    codes = np.array([[unpack_codes(v, channels, bits) for v in step] for step in words], dtype=np.int64)
+    return codes.transpose(0, 2, 1).reshape(len(words), channels, height, width)

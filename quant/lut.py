@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import fixed_point as fp
+from quant import fixed_point as fp
 
 
 class LutActivation(nn.Module):

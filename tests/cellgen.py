@@ -11,11 +11,11 @@ import functools
 import numpy as np
 import torch
 
-from edgecodec.config import QuantConfig
-from model.ase_gru import ASEGRUCell
+from quant.config import QuantConfig
+from model.cell.ase_gru import ASEGRUCell
 from quant import fixed_point as fp
-from quant.params import CellParams, extract
-from quant.qat_cell import CellFracs, from_float
+from quant.cell.params import CellParams, extract
+from quant.cell.qat import CellFracs, from_float
 
 FRACS = {8: CellFracs(x=6, xp=5, s1=5, p=5), 6: CellFracs(x=4, xp=3, s1=3, p=3)}
 

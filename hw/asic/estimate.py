@@ -22,15 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecodec.config import HwConfig
-from edgecodec.errors import FlowError
-from edgecodec.files import write_json_atomic
-from quant.params import CellParams
+from hw.config import HwConfig
+from base.errors import EdgecodecError
+from base.paths import BUILD_DIR
+from base.files import write_json_atomic
+from quant.cell.params import CellParams
 
-from .liberty import LIBRARIES, load_library
-from .mapping import MACRO_MIN_BITS, area_breakdown, cell_types, map_design, param_int
-from .sram import register_file
-from .sta import MACRO, analyse, build_graph
+from hw.asic.liberty import LIBRARIES, load_library
+from hw.asic.mapping import MACRO_MIN_BITS, area_breakdown, cell_types, map_design, param_int
+from hw.asic.sram import register_file
+from hw.asic.sta import MACRO, analyse, build_graph
 
 TOP = "ase_gru_cell"
 
@@ -54,27 +55,27 @@ def _macro_models(netlist: dict, lib) -> dict:
 
 
 def asic_estimate(params: CellParams, height: int, width: int, hw: HwConfig, x_codes: np.ndarray,
-                  library: str = "sky130hd", out_dir: Path = Path("build/asic"), clock_mhz: float | None = None,
+                  library: str = "sky130hd", out_dir: Path = BUILD_DIR / "asic", clock_mhz: float | None = None,
                   cycles_per_step: int | None = None, crop: tuple[int, int] = (6, 8), crop_steps: int = 2,
                   map_clock_ns: float = 10.0, macro_min_bits: int = MACRO_MIN_BITS) -> dict:
     """Area / timing / power / energy-per-frame estimate of the cell (see the module docstring)."""
-    from hw.emit import write_verilog
-    from quant.golden import run_sequence
+    from hw.rtl.emit import write_verilog
+    from quant.cell.golden import run_sequence
 
-    from . import gatesim, power
+    from hw.asic import gatesim, power
 
     if library not in LIBRARIES:
-        raise FlowError(f"unknown liberty library '{library}'; choose one of {', '.join(LIBRARIES)}")
+        raise EdgecodecError(f"unknown liberty library '{library}'; choose one of {', '.join(LIBRARIES)}")
     x_codes = np.asarray(x_codes)
     if x_codes.ndim != 4 or x_codes.shape[1] != params.channels:
-        raise FlowError(f"x_codes must be (T, C={params.channels}, H, W); got shape {x_codes.shape}")
+        raise EdgecodecError(f"x_codes must be (T, C={params.channels}, H, W); got shape {x_codes.shape}")
     ch, cw = crop
     if not (1 <= ch <= x_codes.shape[2] and 1 <= cw <= x_codes.shape[3]):
-        raise FlowError(f"crop {crop} does not fit the features {x_codes.shape[2:]} ")
+        raise EdgecodecError(f"crop {crop} does not fit the features {x_codes.shape[2:]} ")
     if not 1 <= crop_steps <= x_codes.shape[0]:
-        raise FlowError(f"crop_steps={crop_steps} must be in 1..{x_codes.shape[0]}")
+        raise EdgecodecError(f"crop_steps={crop_steps} must be in 1..{x_codes.shape[0]}")
     if clock_mhz is not None and clock_mhz <= 0:
-        raise FlowError(f"clock_mhz must be > 0 (got {clock_mhz})")
+        raise EdgecodecError(f"clock_mhz must be > 0 (got {clock_mhz})")
     out_dir = Path(out_dir) / library
     out_dir.mkdir(parents=True, exist_ok=True)
     lib = load_library(library)
@@ -108,7 +109,7 @@ def asic_estimate(params: CellParams, height: int, width: int, hw: HwConfig, x_c
     total_area = areas["logic_um2"] + areas["ff_um2"] + mem_area
     clock = clock_mhz if clock_mhz is not None else float(math.floor(fmax))
     if clock <= 0:
-        raise FlowError(f"fmax {fmax} MHz is below 1 MHz; give clock_mhz")
+        raise EdgecodecError(f"fmax {fmax} MHz is below 1 MHz; give clock_mhz")
     # gate-level run on the crop
     t0 = time.time()
     crop_net = crop_m.load()
@@ -137,7 +138,7 @@ def asic_estimate(params: CellParams, height: int, width: int, hw: HwConfig, x_c
     crop_cycles = bench.get("cycles_per_step") or []
     if cycles_per_step is None:
         if not crop_cycles:
-            raise FlowError("no cycles per step measured in the gate-level run; give cycles_per_step")
+            raise EdgecodecError("no cycles per step measured in the gate-level run; give cycles_per_step")
         cycles_per_step = int(round(max(crop_cycles) * (height * width) / (ch * cw)))
         cps_source = f"crop run {max(crop_cycles)} cycles x (H*W)/(h*w)"
     else:

@@ -8,7 +8,7 @@ Here every combinational liberty cell output becomes a truth table (from its `fu
 cells are levelised once, and each clock cycle evaluates the levels with a few numpy gathers; flip-flops
 update from their ff group (next_state, clear, preset) at the rising edge; macro memories ($mem_v2 cells
 kept by hw.asic.mapping) are simulated behaviourally (synchronous read with enable / reset / transparency,
-per-bit write enable). The bench protocol is the one of sim/tb_cell.py (reset 3 cycles, a source that holds
+per-bit write enable). The bench protocol is the one of sim/tb/cell.py (reset 3 cycles, a source that holds
 i__valid with the next pixel word until i__ready at a rising edge, an always-ready sink), so every output
 code is compared with the golden model, and the toggles of every net are counted cycle by cycle.
 Zero-delay simulation counts no glitches (see docs/asic.md for the expected error).
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgecodec.errors import FlowError
+from base.errors import EdgecodecError
 
-from .liberty import Library, clock_pins, eval_function, truth_table
-from .mapping import param_int
-from .power import Activity
-from .sta import MACRO
+from hw.asic.liberty import Library, clock_pins, eval_function, truth_table
+from hw.asic.mapping import param_int
+from hw.asic.power import Activity
+from hw.asic.sta import MACRO
 
 MAX_INPUTS = 6
 
@@ -70,16 +70,16 @@ class GateSim:
                 continue
             lc = lib.cells.get(t)
             if lc is None:
-                raise FlowError(f"cell {name}: type {t} is not in {lib.name}")
+                raise EdgecodecError(f"cell {name}: type {t} is not in {lib.name}")
             conns = c["connections"]
             if lc.sequential == "ff":
                 ff_rows.append(self._ff(name, c, lc, tt_cache))
                 continue
             if lc.sequential:
-                raise FlowError(f"cell {name} ({t}): {lc.sequential} cells are not simulated")
+                raise EdgecodecError(f"cell {name} ({t}): {lc.sequential} cells are not simulated")
             ins = [p for p in lc.inputs if p in conns]
             if len(ins) > MAX_INPUTS:
-                raise FlowError(f"cell type {t} has {len(ins)} inputs; the simulator handles {MAX_INPUTS}")
+                raise EdgecodecError(f"cell type {t} has {len(ins)} inputs; the simulator handles {MAX_INPUTS}")
             for o in lc.outputs:
                 if o not in conns or isinstance(conns[o][0], str):
                     continue
@@ -108,7 +108,7 @@ class GateSim:
                     d = driver.get(ins[i])
                     if d is not None:
                         if state[d] == 1:
-                            raise FlowError(f"combinational loop through cell {comb[d][0]}")
+                            raise EdgecodecError(f"combinational loop through cell {comb[d][0]}")
                         if state[d] == 0:
                             stack.append((d, 0))
                     continue
@@ -192,7 +192,7 @@ class GateSim:
         conns = c["connections"]
         size, width = param_int(p["SIZE"]), param_int(p["WIDTH"])
         if param_int(p["RD_PORTS"]) != 1 or param_int(p["WR_PORTS"]) != 1 or not param_int(p["RD_CLK_ENABLE"]):
-            raise FlowError(f"macro {name}: only 1 synchronous read + 1 write port are simulated")
+            raise EdgecodecError(f"macro {name}: only 1 synchronous read + 1 write port are simulated")
         init = str(p.get("INIT", "0")).replace("x", "0")
         init_int = int(init, 2) if init else 0
         data = [(init_int >> (i * width)) & ((1 << width) - 1) for i in range(size)]
@@ -272,7 +272,7 @@ class GateSim:
 def run_cell(netlist: dict, lib: Library, inputs: np.ndarray, expected: np.ndarray, bits: int,
              reset_cycles: int = 3, max_cycles: int | None = None) -> tuple[dict, Activity]:
     """The tb_cell protocol on the netlist: compare every output code with `expected`; count toggles."""
-    from sim.cell_bench import pack_pixels
+    from quant.fixed_point import pack_pixels
 
     from quant.fixed_point import unpack_codes
 
@@ -321,7 +321,7 @@ def run_cell(netlist: dict, lib: Library, inputs: np.ndarray, expected: np.ndarr
     start = cycle
     while len(out) < n_out:
         if cycle - start > limit:
-            raise FlowError(f"gate-level run: only {len(out)} of {n_out} pixels after {limit} cycles")
+            raise EdgecodecError(f"gate-level run: only {len(out)} of {n_out} pixels after {limit} cycles")
         valid = 1 if k < len(beats) else 0
         fired, got = cycle_once(0, valid, beats[k] if valid else None, 1, True)
         if fired:

@@ -17,9 +17,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgecodec.errors import FlowError
+from base.errors import EdgecodecError
+from base.paths import LIBERTY_DIR
 
-LIBERTY_DIR = Path("../shared/data/liberty")  # relative to the repository root (/work/main -> /work/shared)
 LIBRARIES = {
     "sky130hd": "sky130hd_tt.lib.gz",
     "gf180mcu": "gf180mcu_fd_sc_mcu7t5v0__tt_025C_5v00.lib.gz",
@@ -30,23 +30,18 @@ DEFAULT_LIBRARY = "sky130hd"
 # isolation, retention, keep-alive buffers), probe cells and the delay cells kept for hold fixing.
 EXCLUDE = {"sky130hd": ("__lpflow_", "__probe_", "__dlygate", "__dlymetal", "__clkdlybuf")}
 
-_REPO = Path(__file__).resolve().parents[2]
-
-
 def library_path(library: str | Path) -> Path:
     """A library name (sky130hd, gf180mcu, sg13g2) or a path to a .lib/.lib.gz file -> an existing file."""
     name = str(library)
     if name in LIBRARIES:
         path = LIBERTY_DIR / LIBRARIES[name]
-        if not path.is_absolute():
-            path = (_REPO / path) if not path.exists() else path
         if not path.exists():
-            raise FlowError(f"liberty file for '{name}' not found at {path} (expected ../shared/data/liberty/)")
+            raise EdgecodecError(f"liberty file for '{name}' not found at {path} (the repository ships it in data/liberty/)")
         return path
     path = Path(name)
     if path.suffix in (".lib", ".gz") and path.exists():
         return path
-    raise FlowError(f"unknown liberty library '{name}'; choose one of {', '.join(LIBRARIES)} "
+    raise EdgecodecError(f"unknown liberty library '{name}'; choose one of {', '.join(LIBRARIES)} "
                     f"(or give the path of an existing .lib/.lib.gz file)")
 
 
@@ -86,7 +81,7 @@ def parse_text(text: str) -> Group:
         tok, quoted = tokens[i]
         if tok == "}" and not quoted:
             if len(stack) == 1:
-                raise FlowError("liberty: unbalanced '}'")
+                raise EdgecodecError("liberty: unbalanced '}'")
             stack.pop()
             i += 1
             if i < n and tokens[i][0] == ";" and not tokens[i][1]:
@@ -128,10 +123,10 @@ def parse_text(text: str) -> Group:
                 stack[-1].complex.setdefault(name, []).append(args)
                 i = j + 1 if j < n and tokens[j][0] == ";" else j
         else:
-            raise FlowError(f"liberty: cannot parse near token {i}: {tok!r} {nxt!r}")
+            raise EdgecodecError(f"liberty: cannot parse near token {i}: {tok!r} {nxt!r}")
     lib = root.first("library")
     if lib is None:
-        raise FlowError("liberty: no library group found")
+        raise EdgecodecError("liberty: no library group found")
     return lib
 
 
@@ -144,7 +139,7 @@ def _unit(text: str, base: str) -> float:
     """'1ns' -> 1e-9 (for base 's'); '10ps' -> 1e-11; '1nW' -> 1e-9."""
     m = re.fullmatch(rf"\s*([0-9.eE+-]*)\s*([fpnumk]?){base}\s*", text, re.I if base == "V" else 0)
     if not m:
-        raise FlowError(f"liberty: cannot read unit '{text}' (expected a multiple of {base})")
+        raise EdgecodecError(f"liberty: cannot read unit '{text}' (expected a multiple of {base})")
     mult = float(m.group(1)) if m.group(1) else 1.0
     return mult * _SCALE[m.group(2)]
 
@@ -249,7 +244,7 @@ class Library:
         try:
             return self.cells[name]
         except KeyError:
-            raise FlowError(f"cell '{name}' is not in library {self.name}") from None
+            raise EdgecodecError(f"cell '{name}' is not in library {self.name}") from None
 
     def wire_cap(self, fanout: int) -> float:
         """Wire capacitance [pF] of a net with `fanout` sinks from the library's default wire-load model
@@ -285,7 +280,7 @@ def _table(g: Group, templates: dict, time_scale: float, cap_scale: float, value
             idx[k] = tmpl[k]
     rows = [_floats(r) for r in g.complex.get("values", [[]])[0]]
     if not rows:
-        raise FlowError(f"liberty: table {g.kind} without values")
+        raise EdgecodecError(f"liberty: table {g.kind} without values")
     var = [tmpl.get("variable_1", ""), tmpl.get("variable_2", "")]
     if tmpl.get("name") == "scalar" or not idx:
         v = rows[0][0] * value_scale
@@ -334,7 +329,7 @@ def _to_library(lib: Group, path: Path) -> Library:
         if oc is not None and "voltage" in oc.attrs:
             voltage = float(oc.attrs["voltage"]) * volt
     if voltage is None:
-        raise FlowError(f"liberty {path}: no nom_voltage or operating_conditions voltage")
+        raise EdgecodecError(f"liberty {path}: no nom_voltage or operating_conditions voltage")
     templates = {}
     for g in lib.groups:
         if g.kind in ("lu_table_template", "power_lut_template") and g.args:
@@ -509,7 +504,7 @@ def read_text(path: Path) -> str:
                 return f.read()
         return path.read_text(encoding="utf-8", errors="replace")
     except (OSError, EOFError) as exc:
-        raise FlowError(f"cannot read liberty file {path}: {exc}") from None
+        raise EdgecodecError(f"cannot read liberty file {path}: {exc}") from None
 
 
 def load_library(library: str | Path = DEFAULT_LIBRARY) -> Library:

@@ -31,10 +31,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgecodec.errors import FlowError
-from edgecodec.files import write_text_atomic
+from base.errors import EdgecodecError
+from base.files import write_text_atomic
 
-from .liberty import Library, cells_with_table, library_path, load_library, read_text
+from hw.asic.liberty import Library, cells_with_table, library_path, load_library, read_text
 
 MACRO_MIN_BITS = 4096
 
@@ -67,7 +67,7 @@ def driving_cell(lib: Library):
     """The smallest usable inverter: drives top-level inputs and (x4 its input cap) loads outputs in ABC."""
     invs = cells_with_table(lib, 1, (1, 0))
     if not invs:
-        raise FlowError(f"library {lib.name} has no usable inverter")
+        raise EdgecodecError(f"library {lib.name} has no usable inverter")
     return min(invs, key=lambda c: (c.area, c.name))
 
 
@@ -126,12 +126,12 @@ def map_design(verilog: Path, top: str, library: str, out_dir: Path, clock_ns: f
                 try:
                     ys.run_pass(f"tee -q -a {log} {cmd}", design)
                 except Exception as exc:  # pyosys raises RuntimeError on a Yosys ERROR
-                    raise FlowError(f"yosys '{cmd.split()[0]}' failed while mapping {verilog} to {library}: "
+                    raise EdgecodecError(f"yosys '{cmd.split()[0]}' failed while mapping {verilog} to {library}: "
                                     f"{exc}; see {log}") from None
         seconds[step] = round(seconds.get(step, 0.0) + time.time() - t0, 2)
 
     if not Path(verilog).exists():
-        raise FlowError(f"Verilog file {verilog} does not exist")
+        raise EdgecodecError(f"Verilog file {verilog} does not exist")
     run("synth", f"read_verilog {Path(verilog).resolve()}", f"hierarchy -check -top {top}",
         f"synth -flatten -top {top} -run :fine")
     memories = []
@@ -148,7 +148,7 @@ def map_design(verilog: Path, top: str, library: str, out_dir: Path, clock_ns: f
         if macro:
             cell.set_bool_attribute(attr, True)
             if wr != 1 or rd != 1:
-                raise FlowError(f"memory {name} has {rd} read and {wr} write ports; the register-file model "
+                raise EdgecodecError(f"memory {name} has {rd} read and {wr} write ports; the register-file model "
                                 f"covers 1 read + 1 write port")
         memories.append({"name": name, "words": words, "width": width, "read_ports": rd, "write_ports": wr,
                          "mapped_to": "macro" if macro else ("logic (ROM)" if wr == 0 else "flip-flops")})
@@ -201,6 +201,6 @@ def area_breakdown(netlist: dict, lib: Library) -> dict:
             logic += c.area
             n_logic += 1
     if unknown:
-        raise FlowError(f"mapped netlist has cells that are not in {lib.name}: {unknown}")
+        raise EdgecodecError(f"mapped netlist has cells that are not in {lib.name}: {unknown}")
     return {"logic_um2": logic, "ff_um2": ff, "logic_cells": n_logic, "ff_cells": n_ff}
 

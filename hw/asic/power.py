@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgecodec.errors import FlowError
+from base.errors import EdgecodecError
 
-from .liberty import Cell, Library
-from .sta import MACRO, NetGraph, pin_direction
+from hw.asic.liberty import Cell, Library
+from hw.asic.sta import MACRO, NetGraph, pin_direction
 
 
 @dataclass
@@ -56,7 +56,7 @@ def read_vcd(path: Path, netlist: dict, top: str, clock: str = "clk", sample: di
     clk_id = None
     path = Path(path)
     if not path.exists():
-        raise FlowError(f"VCD {path} does not exist (the gate-level simulation wrote no waves)")
+        raise EdgecodecError(f"VCD {path} does not exist (the gate-level simulation wrote no waves)")
     toggles: dict = {}
     cur: dict = {}          # vcd id -> value string (MSB first, as in the file)
     bitval: dict = {}       # watched bit -> '0'/'1'/'x'
@@ -90,7 +90,7 @@ def read_vcd(path: Path, netlist: dict, top: str, clock: str = "clk", sample: di
             if line.startswith("$enddefinitions"):
                 break
         if clk_id is None:
-            raise FlowError(f"VCD {path}: no clock '{clock}' in scope '{top}'")
+            raise EdgecodecError(f"VCD {path}: no clock '{clock}' in scope '{top}'")
 
         def apply(vid, val):
             nonlocal clk_rose
@@ -164,9 +164,9 @@ def compute(netlist: dict, lib: Library, graph: NetGraph, activity: Activity, cl
     memory_models: {memid: MemoryModel}; memory_groups: {memid: (read sample group, write sample group)}.
     """
     if activity.cycles <= 0:
-        raise FlowError("activity window has no clock cycles")
+        raise EdgecodecError("activity window has no clock cycles")
     if clock_mhz <= 0:
-        raise FlowError(f"clock must be > 0 MHz (got {clock_mhz})")
+        raise EdgecodecError(f"clock must be > 0 MHz (got {clock_mhz})")
     slew = slew or {}
     v2 = lib.voltage ** 2
     tg = activity.toggles

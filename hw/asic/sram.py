@@ -29,9 +29,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from edgecodec.errors import FlowError
+from base.errors import EdgecodecError
 
-from .liberty import Cell, Library, eval_function, has_function, truth_table
+from hw.asic.liberty import Cell, Library, eval_function, has_function, truth_table
 
 DATA_TOGGLE = 0.5
 
@@ -39,7 +39,7 @@ DATA_TOGGLE = 0.5
 def _smallest(lib: Library, pred, what: str) -> Cell:
     cands = [c for c in lib.cells.values() if c.usable and pred(c)]
     if not cands:
-        raise FlowError(f"library {lib.name} has no usable {what} cell for the register-file model")
+        raise EdgecodecError(f"library {lib.name} has no usable {what} cell for the register-file model")
     return min(cands, key=lambda c: (c.area, c.name))
 
 
@@ -76,7 +76,7 @@ def basic_cells(lib: Library) -> dict[str, Cell]:
     def seq(kind: str, what: str) -> Cell:
         try:
             return _smallest(lib, lambda c: plain(c, kind, True), what)
-        except FlowError:   # e.g. sg13g2 has only flip-flops with an asynchronous reset
+        except EdgecodecError:   # e.g. sg13g2 has only flip-flops with an asynchronous reset
             return _smallest(lib, lambda c: plain(c, kind, False), what)
 
     dff = seq("ff", "DFF")
@@ -154,7 +154,7 @@ class MemoryModel:
 def register_file(lib: Library, name: str, words: int, width: int) -> MemoryModel:
     """The register-file model above for one W x B memory with 1 read + 1 write port."""
     if words < 1 or width < 1:
-        raise FlowError(f"memory {name}: words and width must be >= 1 (got {words} x {width})")
+        raise EdgecodecError(f"memory {name}: words and width must be >= 1 (got {words} x {width})")
     c = basic_cells(lib)
     levels = max(1, math.ceil(math.log2(words))) if words > 1 else 0
     counts = {

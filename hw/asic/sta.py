@@ -22,9 +22,9 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from edgecodec.errors import FlowError
+from base.errors import EdgecodecError
 
-from .liberty import Cell, Library, cells_with_table, clock_pins
+from hw.asic.liberty import Cell, Library, cells_with_table, clock_pins
 
 MACRO = "$mem_v2"
 
@@ -98,7 +98,7 @@ def build_graph(netlist: dict, lib: Library, output_load_pf: float = 0.0, macro_
             continue
         lc = lib.cells.get(t)
         if lc is None and t != MACRO:
-            raise FlowError(f"cell {cname} of type {t} is not in library {lib.name}")
+            raise EdgecodecError(f"cell {cname} of type {t} is not in library {lib.name}")
         clk = clock_pins(lc) if lc is not None and lc.sequential else set()
         for pin, bits in cell["connections"].items():
             direction = pin_direction(lib, cell, pin)
@@ -249,7 +249,7 @@ def analyse(netlist: dict, lib: Library, input_slew_ns: float = 0.1, clock_slew_
                 if pending[u] == 0:
                     ready.append(u)
     if done != len(comb):
-        raise FlowError(f"combinational loop: {len(comb) - done} cells could not be ordered")
+        raise EdgecodecError(f"combinational loop: {len(comb) - done} cells could not be ordered")
     # end points
     worst, worst_end = 0.0, None
     for b, sl in g.sinks.items():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgecodec.errors import FlowError
+from base.errors import EdgecodecError
 
 FAMILIES = ("ecp5", "ice40")
 
@@ -68,13 +68,13 @@ def _choices(items) -> str:
 
 
 def get_device(family: str, device: str) -> Device:
-    """The table entry; an unknown family or device is a FlowError listing the valid ones."""
+    """The table entry; an unknown family or device is a EdgecodecError listing the valid ones."""
     fam = str(family).lower()
     if fam not in DEVICES:
-        raise FlowError(f"unknown FPGA family '{family}'; choose one of {_choices(FAMILIES)}")
+        raise EdgecodecError(f"unknown FPGA family '{family}'; choose one of {_choices(FAMILIES)}")
     dev = str(device).lower()
     if dev not in DEVICES[fam]:
-        raise FlowError(f"unknown {fam} device '{device}'; choose one of {_choices(DEVICES[fam])}")
+        raise EdgecodecError(f"unknown {fam} device '{device}'; choose one of {_choices(DEVICES[fam])}")
     return DEVICES[fam][dev]
 
 
@@ -86,13 +86,13 @@ def resolve(family: str, device: str, package: str | None = None, speed=None) ->
     else:
         match = [p for p in dev.packages if p.lower() == str(package).lower()]
         if not match:
-            raise FlowError(f"unknown package '{package}' for {dev.family} {dev.name}; "
+            raise EdgecodecError(f"unknown package '{package}' for {dev.family} {dev.name}; "
                             f"choose one of {_choices(dev.packages)}")
         pkg = match[0]
     if speed is None:
         spd = dev.default_speed
     elif not dev.speeds:
-        raise FlowError(f"{dev.family} {dev.name} has no speed grades to choose (got speed={speed!r}); "
+        raise EdgecodecError(f"{dev.family} {dev.name} has no speed grades to choose (got speed={speed!r}); "
                         f"leave speed unset")
     else:
         try:
@@ -100,13 +100,13 @@ def resolve(family: str, device: str, package: str | None = None, speed=None) ->
         except (TypeError, ValueError):
             spd = None
         if spd not in dev.speeds:
-            raise FlowError(f"unknown speed grade '{speed}' for {dev.family} {dev.name}; "
+            raise EdgecodecError(f"unknown speed grade '{speed}' for {dev.family} {dev.name}; "
                             f"choose one of {_choices(dev.speeds)}")
     return dev, pkg, spd
 
 
 def check_fit(used: dict, dev: Device, package: str, io_pins: int) -> dict:
-    """Utilisation {resource: used / available}; a design that does not fit is a FlowError listing every resource.
+    """Utilisation {resource: used / available}; a design that does not fit is a EdgecodecError listing every resource.
 
     ECP5 distributed RAM occupies logic slices: each TRELLIS_DPR16X4 takes the four LUT4 of two slices, so
     LUT4 + 4 * DPR16X4 must fit in the LUT4 count as well.
@@ -122,7 +122,7 @@ def check_fit(used: dict, dev: Device, package: str, io_pins: int) -> dict:
     if over:
         table = "; ".join(f"{k} {use[k]}/{cap[k]} ({100 * util[k]:.0f}%)" + (" OVER" if k in over else "")
                           for k in cap)
-        raise FlowError(f"design does not fit {dev.part} ({dev.family} {dev.name}, {package}): "
+        raise EdgecodecError(f"design does not fit {dev.part} ({dev.family} {dev.name}, {package}): "
                         f"{', '.join(over)} over capacity -- used/available: {table}")
     return {k: round(v, 4) for k, v in util.items()}
 

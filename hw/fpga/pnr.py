@@ -3,9 +3,9 @@
 `build_fpga` runs, all through YoWASP (no vendor tools):
 
 1. `hw.fpga.wrapper.FpgaTop` Verilog (the cell behind registered byte streams: 22 pins for bus_bits=8);
-2. yosys ``synth_ecp5`` / ``synth_ice40 -dsp`` (flattened, as `hw.synth.synth_ecp5`); ``per_block`` splits
+2. yosys ``synth_ecp5`` / ``synth_ice40 -dsp`` (flattened, as `hw.fpga.synth.synth_ecp5`); ``per_block`` splits
    the flat netlist by the hierarchical cell names (see `per_block_resources`);
-3. a fit check against `hw.fpga.devices` *before* place and route: a design that does not fit is a FlowError
+3. a fit check against `hw.fpga.devices` *before* place and route: a design that does not fit is a EdgecodecError
    listing used/available for every resource (nextpnr would otherwise fail after minutes, or never finish);
 4. nextpnr-ecp5 / nextpnr-ice40 with a fixed ``--seed``, the target ``--freq`` and ``--report`` (utilisation and
    achieved Fmax per clock); ``--timing-allow-fail`` so a missed target still gives a bitstream and the Fmax;
@@ -31,14 +31,15 @@ import json
 import shutil
 from pathlib import Path
 
-from edgecodec.config import HwConfig
-from edgecodec.errors import FlowError
-from edgecodec.files import write_json_atomic
-from hw.synth import ECP5_CLASSES, count_cells, run_yowasp, stat_design
-from quant.params import CellParams
+from hw.config import HwConfig
+from base.errors import EdgecodecError
+from base.paths import YOWASP_CACHE
+from base.files import write_json_atomic
+from hw.fpga.synth import ECP5_CLASSES, count_cells, run_yowasp, stat_design
+from quant.cell.params import CellParams
 
-from .devices import check_fit, resolve
-from .wrapper import TOP_NAME, io_bits, write_fpga_verilog
+from hw.fpga.devices import check_fit, resolve
+from hw.fpga.wrapper import TOP_NAME, io_bits, write_fpga_verilog
 
 CLASSES = {
     "ecp5": ECP5_CLASSES,
@@ -121,7 +122,7 @@ def _placed_pins(netlist: Path, family: str) -> dict:
 
 def build_fpga(params: CellParams, height: int, width: int, hw: HwConfig, out_dir: Path, family: str = "ecp5",
                device: str = "85k", package: str | None = None, speed=None, freq_mhz: float | None = None,
-               seed: int = 1, cache_dir: Path = Path("build/.yowasp-cache"), bus_bits: int = 8, dsp: str = "on",
+               seed: int = 1, cache_dir: Path = YOWASP_CACHE, bus_bits: int = 8, dsp: str = "on",
                constraints: Path | None = None, router: str = "router2") -> dict:
     """Synthesise, fit-check, place and route the cell on an FPGA and write its bitstream (see the module doc).
 
@@ -132,14 +133,14 @@ def build_fpga(params: CellParams, height: int, width: int, hw: HwConfig, out_di
     dev, pkg, spd = resolve(family, device, package, speed)
     fam = dev.family
     if dsp not in DSP_MODES:
-        raise FlowError(f"unknown dsp mode '{dsp}'; choose one of {', '.join(DSP_MODES)}")
+        raise EdgecodecError(f"unknown dsp mode '{dsp}'; choose one of {', '.join(DSP_MODES)}")
     target = float(freq_mhz) if freq_mhz is not None else DEFAULT_FREQ[fam]
     if not target > 0:
-        raise FlowError(f"freq_mhz must be positive, got {freq_mhz!r}")
+        raise EdgecodecError(f"freq_mhz must be positive, got {freq_mhz!r}")
     if router not in ROUTERS:
-        raise FlowError(f"unknown router '{router}'; choose one of {', '.join(ROUTERS)}")
+        raise EdgecodecError(f"unknown router '{router}'; choose one of {', '.join(ROUTERS)}")
     if constraints is not None and not Path(constraints).is_file():
-        raise FlowError(f"constraints file not found: {constraints}")
+        raise EdgecodecError(f"constraints file not found: {constraints}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("netlist.json", "stat.json", "report.json", "placed.json", "design.config",
@@ -196,7 +197,7 @@ def build_fpga(params: CellParams, height: int, width: int, hw: HwConfig, out_di
     t_pack = run_yowasp(pack_tool, [routed, tmp_bit], out, cache_dir, out / "pack.log", what=pack_tool,
                         expect=[tmp_bit])
     if (out / tmp_bit).stat().st_size == 0:
-        raise FlowError(f"{pack_tool} wrote an empty bitstream; see {out / 'pack.log'}")
+        raise EdgecodecError(f"{pack_tool} wrote an empty bitstream; see {out / 'pack.log'}")
     (out / tmp_bit).replace(out / bit)
 
     result = {
@@ -210,6 +211,6 @@ def build_fpga(params: CellParams, height: int, width: int, hw: HwConfig, out_di
         "per_block": per_block,
     }
     if fmax is None:
-        raise FlowError(f"nextpnr reported no clock Fmax; see {out / 'nextpnr.log'}")
+        raise EdgecodecError(f"nextpnr reported no clock Fmax; see {out / 'nextpnr.log'}")
     write_json_atomic(out / "fpga_report.json", result, indent=2, sort_keys=True)
     return result

@@ -24,9 +24,9 @@ from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetS
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from edgecodec.config import HwConfig
-from edgecodec.errors import FlowError
-from quant.params import CellParams
+from hw.config import HwConfig
+from base.errors import EdgecodecError
+from quant.cell.params import CellParams
 
 TOP_NAME = "ase_gru_fpga"
 BUS_BITS = (1, 2, 4, 8, 16, 32)
@@ -134,8 +134,8 @@ class FpgaTop(wiring.Component):
 
     def __init__(self, params: CellParams, height: int, width: int, hw: HwConfig, bus_bits: int = 8):
         if bus_bits not in BUS_BITS:
-            raise FlowError(f"unsupported bus_bits={bus_bits!r}; choose one of {', '.join(map(str, BUS_BITS))}")
-        from hw.emit import build_top
+            raise EdgecodecError(f"unsupported bus_bits={bus_bits!r}; choose one of {', '.join(map(str, BUS_BITS))}")
+        from hw.rtl.emit import build_top
         self.cell = build_top(params, height, width, hw)
         self.bus_bits = bus_bits
         self.word_bits = params.channels * params.act_bits
@@ -175,5 +175,5 @@ def build_fpga_top(params: CellParams, height: int, width: int, hw: HwConfig, bu
 
 def write_fpga_verilog(params: CellParams, height: int, width: int, hw: HwConfig, path, bus_bits: int = 8):
     """Verilog of `FpgaTop` (module `ase_gru_fpga`), written atomically."""
-    from hw.emit import write_component_verilog
+    from hw.rtl.emit import write_component_verilog
     return write_component_verilog(build_fpga_top(params, height, width, hw, bus_bits), TOP_NAME, path)

@@ -14,9 +14,10 @@ import re
 import shutil
 from pathlib import Path
 
-from edgecodec.errors import FlowError
-from edgecodec.files import write_json_atomic, write_text_atomic
-from hw.synth import count_cells, run_yowasp, stat_design
+from base.errors import EdgecodecError
+from base.paths import YOWASP_CACHE
+from base.files import write_json_atomic, write_text_atomic
+from hw.fpga.synth import count_cells, run_yowasp, stat_design
 
 FAMILIES = ("xc7",)
 XC7_CLASSES = {
@@ -41,7 +42,7 @@ def per_block_hier(netlist: dict, top: str) -> dict:
     (the datapath and its output FIFO) to ``gru``, everything else (byte-stream registers, width converters) to
     ``wrapper`` -- the same split as the ECP5 per-block figures. The blocks add up to the design totals.
     """
-    from .pnr import BLOCKS
+    from hw.fpga.pnr import BLOCKS
     kinds = {c: k for k, names in XC7_CLASSES.items() for c in names}
     out = {name: {k: 0 for k in XC7_CLASSES} for _, name in BLOCKS}
     out["wrapper"] = {k: 0 for k in XC7_CLASSES}
@@ -58,7 +59,7 @@ def per_block_hier(netlist: dict, top: str) -> dict:
 
 
 def xilinx_estimate(verilog: Path, top: str, out_dir: Path, family: str = "xc7",
-                    cache_dir: Path = Path("build/.yowasp-cache")) -> dict:
+                    cache_dir: Path = YOWASP_CACHE) -> dict:
     """Resources of `top` after ``synth_xilinx -family xc7``.
 
     Returns {family, lut, ff, dsp, bram18 (RAMB18E1 + 2 * RAMB36E1), ramb18, ramb36, lutram, srl, carry, muxf,
@@ -66,10 +67,10 @@ def xilinx_estimate(verilog: Path, top: str, out_dir: Path, family: str = "xc7",
     SRL = SRL16E / SRLC32E shift registers (also LUTs in SLICEMs), carry = CARRY4.
     """
     if family not in FAMILIES:
-        raise FlowError(f"unknown Xilinx family '{family}'; choose one of {', '.join(FAMILIES)}")
+        raise EdgecodecError(f"unknown Xilinx family '{family}'; choose one of {', '.join(FAMILIES)}")
     verilog = Path(verilog)
     if not verilog.is_file():
-        raise FlowError(f"Verilog file not found: {verilog}")
+        raise EdgecodecError(f"Verilog file not found: {verilog}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stat = out / "xilinx_stat.json"
@@ -100,14 +101,14 @@ def write_vivado_tcl(verilog: Path, top: str, out_dir: Path, part: str = "xc7a10
     """
     verilog = Path(verilog)
     if not verilog.is_file():
-        raise FlowError(f"Verilog file not found: {verilog}")
+        raise EdgecodecError(f"Verilog file not found: {verilog}")
     if not _PART.match(part):
-        raise FlowError(f"'{part}' is not a Xilinx 7-series part name (e.g. xc7a100tcsg324-1, xc7a35ticsg324-1L, "
+        raise EdgecodecError(f"'{part}' is not a Xilinx 7-series part name (e.g. xc7a100tcsg324-1, xc7a35ticsg324-1L, "
                         f"xc7k325tffg900-2)")
     if not (freq_mhz and freq_mhz > 0):
-        raise FlowError(f"freq_mhz must be positive, got {freq_mhz!r}")
+        raise EdgecodecError(f"freq_mhz must be positive, got {freq_mhz!r}")
     if not re.match(r"^[A-Za-z_][A-Za-z0-9_$]*$", top):
-        raise FlowError(f"'{top}' is not a valid Verilog module name")
+        raise EdgecodecError(f"'{top}' is not a valid Verilog module name")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     src = out / "design.v"

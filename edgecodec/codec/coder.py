@@ -1,0 +1,239 @@
+"""Encoding and decoding of whole clips with one codec checkpoint (`edgecodec encode` / `decode`).
+
+Two modes share one bitstream layout:
+- "int" (hardware-exact, the default): motion compensation, hyper-synthesis, synthesis and all four ASE-GRU
+  layers run in integer arithmetic (quant/codec/int_codec.py); the probability tables are integers. A stream decodes
+  to the same frames on every machine.
+- "float": the float PyTorch model (the training reference); decoding is only guaranteed on the machine and
+  library build that encoded it.
+
+Entropy coding: "ans" (constriction's rANS over the integer tables) or "rice" (Golomb-Rice codes whose
+parameter follows the same table row: what a hardware entropy coder would do).
+
+The encoder runs the decoder's own reconstruction (closed loop), so reference frames match on both sides.
+Frames are padded (edge replication) to multiples of 64 luma pixels and cropped back after decoding.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.codec.network import warp_packed
+from edgecodec.entropy import FrameDecoder, FrameEncoder
+from model.yuv import crop, pad_to_multiple, to_codes
+from quant.codec.int_codec import IntCodec, pack_planes, rows_from_float, unpack_planes, warp_int
+
+from edgecodec.codec import checkpoint as ckpt
+from edgecodec.codec.bitstream import FRAME_I, FRAME_P, BitstreamError, StreamHeader, encode_stream, parse_stream
+from base.errors import EdgecodecError
+
+PAD = 64
+MAX_SYMBOL = 255
+MODES, ENTROPIES = ("int", "float"), ("ans", "rice")
+
+
+@dataclass
+class CodingResult:
+    data: bytes
+    recon: tuple[np.ndarray, np.ndarray, np.ndarray]
+    frame_bits: list[int] = field(default_factory=list)          # payload + frame header bits per frame
+    frame_types: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _clamp_round(v: torch.Tensor) -> torch.Tensor:
+    return torch.round(v).clamp(-MAX_SYMBOL, MAX_SYMBOL).to(torch.int64)
+
+
+def _fps(fps: str) -> tuple[int, int]:
+    try:
+        num, den = (int(x) for x in str(fps).split(":"))
+    except ValueError:
+        return 30, 1
+    return (num, den) if num > 0 and den > 0 else (30, 1)
+
+
+class Coder:
+    """Encoder and decoder of one quality (a loaded checkpoint dict, see codec_checkpoint.load)."""
+
+    def __init__(self, ck: dict, mode: str = "int", entropy: str = "ans"):
+        if mode not in MODES:
+            raise EdgecodecError(f"mode must be one of {MODES}, got {mode!r}")
+        if entropy not in ENTROPIES:
+            raise EdgecodecError(f"entropy coder must be one of {ENTROPIES}, got {entropy!r}")
+        self.ck, self.mode, self.entropy = ck, mode, entropy
+        self.net = ck["codec"]
+        self.int = IntCodec(ck["int"])
+        t = ck["tables"]
+        self.n_scales = len(t["scales"])
+        self.tables = np.concatenate([t["gaussian"], t["laplace"]]).astype(np.int64)   # laplace rows offset
+        r = ck["int"]["rows"]
+        lap = self.n_scales
+        self.rows_z = {"intra": np.asarray(r["intra_z"]) + lap, "p": np.asarray(r["p_z"]) + lap}
+        self.rows_m = np.asarray(r["motion"]) + lap
+        self.hash = bytes.fromhex(ck["hash"])
+        self.quality = int(ck["quality"])
+
+    # ------------------------------------------------------------------ shared pieces
+    def _y_rows(self, prefix: str, z_hat: torch.Tensor) -> np.ndarray:
+        if self.mode == "int":
+            return self.int.y_rows(prefix, z_hat).numpy()
+        hyper = self.net.intra.hyper if prefix == "intra" else self.net.inter.hyper
+        return rows_from_float(hyper.h_s(z_hat.float()).double()).numpy()
+
+    def _codes(self, x: torch.Tensor) -> torch.Tensor:
+        return to_codes(x).to(torch.int64)
+
+    # ------------------------------------------------------------------ I-frames
+    def _intra_synth(self, y_hat: torch.Tensor) -> torch.Tensor:
+        if self.mode == "int":
+            return self.int.intra_recon(y_hat)
+        return self._codes(self.net.intra.g_s(y_hat.float()) + 0.5)
+
+    def _encode_intra(self, x: torch.Tensor, enc: FrameEncoder) -> torch.Tensor:
+        intra = self.net.intra
+        y = intra.g_a(x.float() / 256 - 0.5)
+        z_hat = _clamp_round(intra.hyper.h_a(y))
+        y_hat = _clamp_round(y)
+        enc.add(z_hat.numpy(), self.rows_z["intra"][None, :, None, None])
+        enc.add(y_hat.numpy(), self._y_rows("intra", z_hat))
+        return self._intra_synth(y_hat)
+
+    def _decode_intra(self, dec: FrameDecoder, hp: int, wp: int) -> torch.Tensor:
+        s = self.net.shape
+        z_hat = torch.from_numpy(dec.read(self.rows_z["intra"][None, :, None, None], (1, s.hyper, hp // 64, wp // 64)))
+        y_hat = torch.from_numpy(dec.read(self._y_rows("intra", z_hat)))
+        return self._intra_synth(y_hat)
+
+    # ------------------------------------------------------------------ P-frames
+    def _warp(self, ref: torch.Tensor, m_hat: torch.Tensor) -> torch.Tensor:
+        """Warped reference: integer codes (int mode) or float values on the code scale (float mode)."""
+        if self.mode == "int":
+            return pack_planes(*warp_int(*unpack_planes(ref), m_hat[0]))
+        return warp_packed(ref.float() / 256, m_hat.float()) * 256
+
+    def _p_decode_side(self, y_hat: torch.Tensor, warped: torch.Tensor, state: dict) -> torch.Tensor:
+        if self.mode == "int":
+            res, state["dec"] = self.int.inter_residual(y_hat, state["dec"])
+            return (warped + res).clamp(0, 255)
+        p = self.net.inter
+        h, state["dec"] = p.dec_rnn(p.from_latent(y_hat.float()), state["dec"] or p.dec_rnn.init_state(
+            torch.zeros(1, p.dec_rnn.cells[0].channels, y_hat.shape[2] * 2, y_hat.shape[3] * 2)))
+        return self._codes((warped + p.synth(h) * 256) / 256)
+
+    def _encode_inter(self, x: torch.Tensor, ref: torch.Tensor, state: dict, enc: FrameEncoder) -> torch.Tensor:
+        p = self.net.inter
+        m_hat = _clamp_round(p.motion(x.float() / 256, ref.float() / 256))
+        warped = self._warp(ref, m_hat)
+        feat = p.feat((x.float() - warped.float()) / 256)
+        if self.mode == "int":
+            h, state["enc"] = self.int.encoder_cells(feat, state["enc"])
+        else:
+            h, state["enc"] = p.enc_rnn(feat, state["enc"] or p.enc_rnn.init_state(feat))
+        y = p.to_latent(h.float())
+        z_hat = _clamp_round(p.hyper.h_a(y))
+        y_hat = _clamp_round(y)
+        enc.add(m_hat.numpy(), self.rows_m[None, :, None, None])
+        enc.add(z_hat.numpy(), self.rows_z["p"][None, :, None, None])
+        enc.add(y_hat.numpy(), self._y_rows("p", z_hat))
+        return self._p_decode_side(y_hat, warped, state)
+
+    def _decode_inter(self, dec: FrameDecoder, ref: torch.Tensor, state: dict, hp: int, wp: int) -> torch.Tensor:
+        s = self.net.shape
+        m_hat = torch.from_numpy(dec.read(self.rows_m[None, :, None, None], (1, 2, hp // 16, wp // 16)))
+        z_hat = torch.from_numpy(dec.read(self.rows_z["p"][None, :, None, None], (1, s.hyper, hp // 64, wp // 64)))
+        y_hat = torch.from_numpy(dec.read(self._y_rows("p", z_hat)))
+        return self._p_decode_side(y_hat, self._warp(ref, m_hat), state)
+
+    # ------------------------------------------------------------------ clips
+    @torch.no_grad()
+    def encode(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, gop: int, fps: str = "30:1") -> CodingResult:
+        """Code frames (T, H, W) / (T, ceil(H/2), ceil(W/2)) uint8; returns the bitstream and the decoder's frames."""
+        t0 = time.perf_counter()
+        if y.ndim != 3 or y.shape[0] < 1:
+            raise EdgecodecError(f"encode: expected frames (T, H, W), got shape {y.shape}")
+        h, w = y.shape[1:]
+        yp, up_, vp, _ = pad_to_multiple(y, u, v, PAD)
+        hp, wp = yp.shape[1:]
+        frames, recon, bits, types = [], [], [], []
+        ref, state = None, None
+        for i in range(y.shape[0]):
+            x = pack_planes(torch.from_numpy(yp[i]).to(torch.int64), torch.from_numpy(up_[i]).to(torch.int64),
+                           torch.from_numpy(vp[i]).to(torch.int64))
+            enc = FrameEncoder(self.tables, self.entropy)
+            if i % gop == 0:
+                kind, state = FRAME_I, {"enc": None, "dec": None}
+                ref = self._encode_intra(x, enc)
+            else:
+                kind = FRAME_P
+                ref = self._encode_inter(x, ref, state, enc)
+            payload = enc.finish()
+            frames.append((kind, payload))
+            bits.append(8 * (len(payload) + 1 + _varint_len(len(payload))))
+            types.append(kind)
+            recon.append(unpack_planes(ref))
+        fn, fd = _fps(fps)
+        header = StreamHeader(version=1, mode=self.mode, entropy=self.entropy, model_hash=self.hash,
+                              quality=self.quality, width=w, height=h, fps_num=fn, fps_den=fd, gop=gop,
+                              frame_count=y.shape[0])
+        data = encode_stream(header, frames)
+        return CodingResult(data, _stack_crop(recon, h, w), bits, types, time.perf_counter() - t0)
+
+    @torch.no_grad()
+    def decode_frames(self, header: StreamHeader, frames: list[tuple[int, bytes]]):
+        if header.model_hash != self.hash:
+            raise EdgecodecError(f"the bitstream names model {header.model_hash.hex()}, but the quality-{self.quality} "
+                            f"checkpoint {self.ck['path']} is {self.hash.hex()}: decode with the checkpoint "
+                            f"that encoded it")
+        hp, wp = -(-header.height // PAD) * PAD, -(-header.width // PAD) * PAD
+        recon, ref, state = [], None, None
+        for i, (kind, payload) in enumerate(frames):
+            dec = FrameDecoder(payload, self.tables, self.entropy)
+            if kind == FRAME_I:
+                state = {"enc": None, "dec": None}
+                ref = self._decode_intra(dec, hp, wp)
+            else:
+                ref = self._decode_inter(dec, ref, state, hp, wp)
+            dec.close()
+            recon.append(unpack_planes(ref))
+        return _stack_crop(recon, header.height, header.width)
+
+
+def _varint_len(n: int) -> int:
+    k = 1
+    while n >= 128:
+        n >>= 7
+        k += 1
+    return k
+
+
+def _stack_crop(recon, h: int, w: int):
+    y = torch.stack([r[0] for r in recon]).to(torch.uint8).numpy()
+    u = torch.stack([r[1] for r in recon]).to(torch.uint8).numpy()
+    v = torch.stack([r[2] for r in recon]).to(torch.uint8).numpy()
+    return crop(y, u, v, h, w)
+
+
+def read_bitstream_bytes(path: str | Path) -> bytes:
+    path = Path(path)
+    if not path.is_file():
+        raise EdgecodecError(f"bitstream not found: {path}")
+    return path.read_bytes()
+
+
+def decode(data: bytes, checkpoints: str | Path):
+    """Decode a whole bitstream with the checkpoint of its quality from the folder `checkpoints`."""
+    header, frames = parse_stream(data)
+    ck = ckpt.load(checkpoints, header.quality)
+    coder = Coder(ck, header.mode, header.entropy)
+    try:
+        return header, coder.decode_frames(header, frames)
+    except BitstreamError:
+        raise
+    except (ValueError, IndexError, RuntimeError) as exc:
+        raise BitstreamError(f"corrupt bitstream: decoding failed ({exc.__class__.__name__}: {exc})") from None

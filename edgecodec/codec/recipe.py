@@ -1,0 +1,158 @@
+"""`edgecodec train`: the codec's training recipe, one checkpoint per quality, resumable, seeded.
+
+Quality 1 trains from scratch (intra stage, then P stage); every further quality starts from the previous
+one and fine-tunes both stages at its own lambda. Every 200 steps the state (weights, optimizer, random
+generators) goes to `codec_q<N>.resume.pt`, so an interrupted run continues where it stopped and ends with the
+same bytes as an uninterrupted one. At the end of a quality the integer model is calibrated on a fixed batch
+and the checkpoint is exported with its integer probability tables.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from model.codec.network import VideoCodec
+from model.codec.train import LossWeights, run_stage
+from model.codec.data import CropSampler, list_sequences
+from edgecodec.entropy import pmf_table, scale_table
+from quant.codec.int_codec import build, nearest_rows
+
+from edgecodec.codec import checkpoint as ckpt
+from edgecodec.config import Config
+from base.errors import EdgecodecError
+from base.files import atomic_path
+from base.paths import resolve
+from base.hashing import content_hash
+
+STAGES = ("intra", "inter")
+NOT_TRAINING = ("gop", "checkpoints", "eval_clip", "eval_frames")   # codec fields that leave the weights alone
+
+
+def recipe_key(cfg: Config, quality: int) -> str:
+    """What a checkpoint of this quality depends on (config sections; quality q also on qualities < q)."""
+    d = cfg.to_dict()
+    codec = {k: v for k, v in d["codec"].items() if k not in NOT_TRAINING}
+    return content_hash({k: d[k] for k in ("model", "quant", "codec_train")}, codec, quality).hex()
+
+
+def tables() -> dict:
+    s = scale_table()
+    return {"scales": s, "gaussian": pmf_table("gaussian", s), "laplace": pmf_table("laplace", s)}
+
+
+def export(codec: VideoCodec, cfg: Config, quality: int, calib: torch.Tensor, log: dict) -> dict:
+    c = cfg.codec
+    int_state = build(codec, calib, cfg.quant, c.int_act_bits, c.int_weight_bits)
+    int_state["rows"] = {"intra_z": nearest_rows(codec.intra.hyper.z_log_scale),
+                         "p_z": nearest_rows(codec.inter.hyper.z_log_scale),
+                         "motion": nearest_rows(codec.inter.motion_log_scale)}
+    payload = {"shape": dict(codec.shape.__dict__), "float": codec.state_dict(), "int": int_state,
+               "tables": tables(), "quality": quality, "lambda": c.lambdas[quality - 1], "gop": c.gop,
+               "recipe": recipe_key(cfg, quality), "train_log": log}
+    payload = ckpt.compact(payload)
+    payload["hash"] = ckpt.checkpoint_hash(payload).hex()
+    return payload
+
+
+def _existing(path: Path, key: str) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        return ckpt.load(path).get("recipe") == key
+    except EdgecodecError:
+        return False
+
+
+def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, progress: bool = True,
+          retrain: bool = False, device: str = "cpu") -> list[Path]:
+    """Train (or resume) the checkpoints of `qualities` (default: all lambdas) into out_dir.
+
+    device "cuda" trains on a GPU (not bit-reproducible: some CUDA kernels have no deterministic version);
+    the export (calibration, integer model) always runs on the CPU."""
+    c, t = cfg.codec, cfg.codec_train
+    n = len(c.lambdas)
+    wanted = sorted(set(qualities or range(1, n + 1)))
+    bad = [q for q in wanted if not 1 <= q <= n]
+    if bad:
+        raise EdgecodecError(f"quality {bad} does not exist: codec.lambdas defines qualities 1..{n}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise EdgecodecError("--device cuda: no CUDA device is visible to torch")
+    torch.use_deterministic_algorithms(True, warn_only=device != "cpu")
+    seqs = list_sequences([resolve(d) for d in t.data])
+    written, prev_state = [], None
+    for q in range(1, max(wanted) + 1):
+        path = ckpt.path_for(out_dir, q)
+        key = recipe_key(cfg, q)
+        if not retrain and _existing(path, key):
+            prev_state = ckpt.load(path)["float"]
+            if q in wanted:
+                written.append(path)
+            continue
+        torch.manual_seed(t.seed + q)
+        codec = VideoCodec(ckpt.shape_of(cfg))
+        if prev_state is not None:
+            codec.load_state_dict(prev_state)
+        steps = {"intra": t.intra_steps, "inter": t.inter_steps} if q == 1 else \
+            {"intra": t.finetune_steps, "inter": t.finetune_steps}
+        w = LossWeights(c.lambdas[q - 1], c.gamma, c.warp_weight, c.ssim_weight)
+        resume_path = path.with_name(path.stem + ".resume.pt")
+        res = _load_resume(resume_path, key)
+        sampler_q = CropSampler(seqs, t.seq_len, t.crop, t.seed + 1000 * q) if res is None else \
+            _restore(res, codec, seqs, t)
+        log, t0 = {"stages": {}}, time.time()
+        if res is not None:
+            log = res["log"]
+        for stage in STAGES:
+            if res is not None and STAGES.index(stage) < STAGES.index(res["stage"]):
+                continue
+            start = res["step"] if res is not None and res["stage"] == stage else 0
+            opt_state = res["opt"] if res is not None and res["stage"] == stage else None
+
+            def save_resume(step, opt, stage=stage):
+                with atomic_path(resume_path) as tmp:
+                    torch.save({"recipe": key, "stage": stage, "step": step,
+                                "float": {k: v.cpu() for k, v in codec.state_dict().items()},
+                                "opt": opt.state_dict(), "sampler": sampler_q.gen.get_state(),
+                                "rng": torch.get_rng_state(), "log": log}, tmp)
+
+            codec.to(device)
+            hist = run_stage(codec, stage, sampler_q, steps[stage], start, t.batch, t.lr, w, opt_state, progress,
+                             f"q{q} {stage}", save_resume, device=device)
+            codec.cpu()
+            log["stages"].setdefault(stage, []).extend(
+                {k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()} for h in hist[-20:])
+            res = None
+        log["seconds"] = round(time.time() - t0, 1)
+        calib = CropSampler(seqs, t.seq_len, t.crop, t.seed + 7).batch(4)
+        payload = export(codec, cfg, q, calib, log)
+        ckpt.save(path, payload)
+        resume_path.unlink(missing_ok=True)
+        prev_state = codec.state_dict()
+        if q in wanted:
+            written.append(path)
+    return written
+
+
+def _load_resume(path: Path, key: str) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        res = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a damaged resume file: start the quality again
+        return None
+    return res if isinstance(res, dict) and res.get("recipe") == key else None
+
+
+def _restore(res: dict, codec: VideoCodec, seqs, t) -> CropSampler:
+    codec.load_state_dict(res["float"])
+    torch.set_rng_state(res["rng"])
+    sampler = CropSampler(seqs, t.seq_len, t.crop, t.seed)
+    sampler.gen.set_state(res["sampler"])
+    return sampler

@@ -1,0 +1,226 @@
+"""The ASE-GRU video codec of seed 000 (sections 3.4-3.5): intra codec, motion, residual coder, hyperprior.
+
+Frames travel as packed 4:2:0 tensors (N, 6, H/2, W/2) on the grid 1/256 (`model.yuv.pack420`): the four
+luma phases and the two chroma planes share one half-resolution grid.
+
+- I-frame: `IntraCodec` (strided-conv analysis, hyperprior, sub-pixel-conv synthesis).
+- P-frame: `PFrameCodec`: a motion predictor estimates a forward motion field Delta_t at 1/16 of the luma
+  resolution between the frame and the previous reconstruction; Delta_t is quantized to quarter pels and coded
+  with a factorized Laplace prior; the previous reconstruction is warped with it (bilinear, luma and chroma);
+  the residual goes through a feature extractor, two stacked ASE-GRU layers and a 3x3 convolution to the
+  latent y_t (hyperprior-coded); the decoder mirrors it with its own ASE-GRU state and adds the decoded
+  residual to the warped frame.
+
+All convolutional stacks are `nn.Sequential`s of Conv2d / ReLU / Hardtanh / PixelShuffle only: that is what the
+integer model (`quant.codec.intnet`) converts, layer for layer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.cell.ase_gru import ASEGRUStack
+
+SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 64.0, 64   # the entropy model's scale table (edgecodec/entropy.py)
+MOTION_UNITS = 4                                      # Delta_t is coded in quarter luma pixels
+MOTION_STRIDE = 16                                    # one motion vector per 16x16 luma block
+LATENT_STRIDE = 16                                    # y_t: 1/16 of the luma resolution
+HYPER_STRIDE = 64                                     # z_t: 1/64
+FEATURE_BOUND = 2.0                                   # ASE-GRU inputs are Hardtanh-bounded to +-2
+
+
+def conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+
+
+def up(cin: int, cout: int) -> list[nn.Module]:
+    """x2 sub-pixel convolution (3x3 conv to 4*cout channels, then PixelShuffle)."""
+    return [conv(cin, 4 * cout), nn.PixelShuffle(2)]
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+def _std_normal_cdf(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * torch.erfc(-x / math.sqrt(2.0))
+
+
+def _laplace_cdf(x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return 0.5 + 0.5 * torch.sign(x) * (1 - torch.exp(-x.abs() / b))
+
+
+def bits_gaussian(v: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """-log2 P(v) of integer-binned v under N(0, scale) (summed)."""
+    s = scale.clamp(SCALE_MIN, SCALE_MAX)
+    p = _std_normal_cdf((0.5 - v.abs()) / s) - _std_normal_cdf((-0.5 - v.abs()) / s)
+    return -torch.log2(p.clamp_min(1e-9)).sum()
+
+
+def bits_laplace(v: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """-log2 P(v) of integer-binned v under Laplace(0, scale) (summed)."""
+    b = scale.clamp(SCALE_MIN, SCALE_MAX)
+    a = v.abs()
+    p = _laplace_cdf(a + 0.5, b) - _laplace_cdf(a - 0.5, b)
+    return -torch.log2(p.clamp_min(1e-9)).sum()
+
+
+def quantize(v: torch.Tensor, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(value for the rate: noisy in training, rounded otherwise; value for the decoder: rounded, STE)."""
+    if training:
+        return v + torch.empty_like(v).uniform_(-0.5, 0.5), ste_round(v)
+    r = torch.round(v)
+    return r, r
+
+
+class Hyperprior(nn.Module):
+    """Scale hyperprior: z = h_a(y) (factorized Laplace prior per channel), log sigma_y = h_s(z_hat)."""
+
+    def __init__(self, latent: int, hyper: int):
+        super().__init__()
+        self.h_a = nn.Sequential(conv(latent, hyper), nn.ReLU(), conv(hyper, hyper, 3, 2), nn.ReLU(),
+                                 conv(hyper, hyper, 3, 2))
+        self.h_s = nn.Sequential(*up(hyper, hyper), nn.ReLU(), *up(hyper, hyper), nn.ReLU(), conv(hyper, latent))
+        self.z_log_scale = nn.Parameter(torch.zeros(hyper))
+
+    def forward(self, y: torch.Tensor) -> dict:
+        z_rate, z_hat = quantize(self.h_a(y), self.training)
+        log_scale = self.h_s(z_hat)
+        y_rate, y_hat = quantize(y, self.training)
+        bits = bits_gaussian(y_rate, torch.exp(log_scale)) + \
+            bits_laplace(z_rate, torch.exp(self.z_log_scale)[None, :, None, None])
+        return {"y_hat": y_hat, "z_hat": z_hat, "log_scale": log_scale, "bits": bits}
+
+
+class IntraCodec(nn.Module):
+    """I-frame codec on packed frames: g_a -> y (1/16 luma) -> hyperprior -> g_s."""
+
+    def __init__(self, features: int, latent: int, hyper: int):
+        super().__init__()
+        f = features
+        self.g_a = nn.Sequential(conv(6, f, 5, 2), nn.ReLU(), conv(f, f, 5, 2), nn.ReLU(), conv(f, latent, 5, 2))
+        self.g_s = nn.Sequential(*up(latent, f), nn.ReLU(), *up(f, f), nn.ReLU(), *up(f, 6))
+        self.hyper = Hyperprior(latent, hyper)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        out = self.hyper(self.g_a(x - 0.5))
+        out["recon"] = self.g_s(out["y_hat"]) + 0.5
+        return out
+
+
+def upsample_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear (align_corners=False) upsampling of a displacement field; values keep their units."""
+    return F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+
+
+def warp_plane(plane: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
+    """Bilinear backward warp with border clamping: out(p) = plane(p + disp(p)); plane (N,1,H,W), disp (N,2,H,W)
+    in pixels of that plane (dx, dy)."""
+    n, _, h, w = plane.shape
+    ys = torch.arange(h, dtype=plane.dtype, device=plane.device)[:, None]
+    xs = torch.arange(w, dtype=plane.dtype, device=plane.device)[None, :]
+    gx = (2 * (xs + disp[:, 0]) + 1) / w - 1
+    gy = (2 * (ys + disp[:, 1]) + 1) / h - 1
+    grid = torch.stack([gx, gy], dim=-1)
+    return F.grid_sample(plane, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def warp_packed(ref: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+    """Warp a packed 4:2:0 frame by the motion field (N, 2, H/16, W/16) in quarter luma pixels."""
+    n, _, h2, w2 = ref.shape
+    luma = F.pixel_shuffle(ref[:, :4], 2)
+    d_luma = upsample_flow(motion, (2 * h2, 2 * w2)) / MOTION_UNITS
+    d_chroma = upsample_flow(motion, (h2, w2)) / (2 * MOTION_UNITS)
+    y = warp_plane(luma, d_luma)
+    uv = torch.cat([warp_plane(ref[:, c:c + 1], d_chroma) for c in (4, 5)], dim=1)
+    return torch.cat([F.pixel_unshuffle(y, 2), uv], dim=1)
+
+
+class MotionPredictor(nn.Module):
+    """Forward motion field Delta_t (N, 2, H/16, W/16), quarter luma pixels, from (frame, previous recon)."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        f = features
+        self.net = nn.Sequential(conv(12, f, 3, 2), nn.ReLU(), conv(f, f), nn.ReLU(), conv(f, f, 3, 2), nn.ReLU(),
+                                 conv(f, f), nn.ReLU(), conv(f, f, 3, 2), nn.ReLU(), conv(f, f), nn.ReLU(),
+                                 conv(f, 2))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, cur: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([cur, ref], dim=1) - 0.5) * MOTION_UNITS
+
+
+@dataclass(frozen=True)
+class CodecShape:
+    """Sizes of one codec (config `codec` + the ASE-GRU sizes of config `model`)."""
+
+    channels: int = 16       # ASE-GRU hidden size C (the accelerator's cell; the seed's 512 works too)
+    layers: int = 2
+    reduction: int = 4
+    gate_kernel: int = 1
+    dw_kernel: int = 3
+    features: int = 32
+    latent: int = 32
+    hyper: int = 32
+    motion_features: int = 32
+
+
+class PFrameCodec(nn.Module):
+    """Low-delay P-frame codec around two ASE-GRU stacks (encoder and decoder, each with its own state)."""
+
+    def __init__(self, s: CodecShape):
+        super().__init__()
+        f, c = s.features, s.channels
+        self.motion = MotionPredictor(s.motion_features)
+        self.motion_log_scale = nn.Parameter(torch.zeros(2))
+        self.feat = nn.Sequential(conv(6, f, 3, 2), nn.ReLU(), conv(f, c, 3, 2),
+                                  nn.Hardtanh(-FEATURE_BOUND, FEATURE_BOUND))
+        self.enc_rnn = ASEGRUStack(c, s.layers, s.reduction, s.gate_kernel, s.dw_kernel)
+        self.to_latent = conv(c, s.latent, 3, 2)
+        self.hyper = Hyperprior(s.latent, s.hyper)
+        self.from_latent = nn.Sequential(*up(s.latent, c), nn.Hardtanh(-FEATURE_BOUND, FEATURE_BOUND))
+        self.dec_rnn = ASEGRUStack(c, s.layers, s.reduction, s.gate_kernel, s.dw_kernel)
+        self.synth = nn.Sequential(*up(c, f), nn.ReLU(), *up(f, 6))
+
+    def init_state(self, x: torch.Tensor) -> tuple[list, list]:
+        """Zero hidden states for a packed frame batch x (reset at every I-frame)."""
+        n, _, h2, w2 = x.shape
+        z = x.new_zeros(n, self.enc_rnn.cells[0].channels, h2 // 4, w2 // 4)
+        return self.enc_rnn.init_state(z), self.dec_rnn.init_state(z)
+
+    def forward(self, cur: torch.Tensor, ref: torch.Tensor, state: tuple[list, list]) -> dict:
+        m = self.motion(cur, ref)
+        m_rate, m_hat = quantize(m, self.training)
+        warped = warp_packed(ref, m_hat)
+        h_enc, enc_state = self.enc_rnn(self.feat(cur - warped), state[0])
+        out = self.hyper(self.to_latent(h_enc))
+        h_dec, dec_state = self.dec_rnn(self.from_latent(out["y_hat"]), state[1])
+        out["recon"] = warped + self.synth(h_dec)
+        out["bits"] = out["bits"] + bits_laplace(m_rate, torch.exp(self.motion_log_scale)[None, :, None, None])
+        out.update(motion=m_hat, warped=warped, state=(enc_state, dec_state))
+        return out
+
+
+def smoothness(motion: torch.Tensor) -> torch.Tensor:
+    """L_S = mean squared finite-difference gradient of Delta_t, in luma pixels (seed eq. in 3.5)."""
+    d = motion / MOTION_UNITS
+    gx = d[..., :, 1:] - d[..., :, :-1]
+    gy = d[..., 1:, :] - d[..., :-1, :]
+    return (gx ** 2).mean() + (gy ** 2).mean()
+
+
+class VideoCodec(nn.Module):
+    """Intra + P codec of one quality."""
+
+    def __init__(self, s: CodecShape):
+        super().__init__()
+        self.shape = s
+        self.intra = IntraCodec(s.features, s.latent, s.hyper)
+        self.inter = PFrameCodec(s)

@@ -1,0 +1,106 @@
+"""Training of the ASE-GRU codec (seed 000, section 3.5): L = L_D + lambda R + gamma L_S.
+
+L_D = 255^2 MSE (all six packed 4:2:0 planes, i.e. YUV weighted 4:1:1 per pixel) + ssim_weight (1 - SSIM_Y);
+R = bits per luma pixel of everything coded (y, z and, for P-frames, Delta_t); L_S = smoothness of Delta_t;
+plus warp_weight 255^2 MSE(warped, frame), the similarity loss that teaches the motion predictor.
+
+Stage "intra": the I-frame codec on single frames. Stage "inter": the P-frame codec on sequences whose first
+frame is coded by the frozen intra codec, gradients through time across the P-frames of a sample (the
+reference frames are detached). Each further quality starts from the previous quality's weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from pytorch_msssim import ssim
+from tqdm import tqdm
+
+from model.codec.network import VideoCodec, smoothness
+from model.proxy.train import cosine_lr
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    lmbda: float
+    gamma: float
+    warp: float
+    ssim: float
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    return F.pixel_shuffle(x[:, :4], 2)
+
+
+def distortion(rec: torch.Tensor, x: torch.Tensor, w: LossWeights) -> torch.Tensor:
+    d = 255.0 ** 2 * F.mse_loss(rec, x)
+    if w.ssim > 0:
+        d = d + w.ssim * (1 - ssim(luma(rec), luma(x), data_range=1.0, win_size=7))
+    return d
+
+
+def luma_pixels(x: torch.Tensor) -> int:
+    return x.shape[0] * x.shape[2] * x.shape[3] * 4
+
+
+def intra_loss(codec: VideoCodec, x: torch.Tensor, w: LossWeights) -> tuple[torch.Tensor, dict]:
+    out = codec.intra(x)
+    bpp = out["bits"] / luma_pixels(x)
+    d = distortion(out["recon"], x, w)
+    return d + w.lmbda * bpp, {"D": float(d.detach()), "bpp": float(bpp.detach())}
+
+
+def inter_loss(codec: VideoCodec, frames: torch.Tensor, w: LossWeights) -> tuple[torch.Tensor, dict]:
+    """frames (N, T, 6, h, w): frame 0 through the frozen intra codec, frames 1.. as P-frames."""
+    with torch.no_grad():
+        ref = codec.intra(frames[:, 0])["recon"].clamp(0, 1)
+    state = codec.inter.init_state(ref)
+    total, d_sum, bpp_sum = 0.0, 0.0, 0.0
+    steps = frames.shape[1] - 1
+    for t in range(1, frames.shape[1]):
+        x = frames[:, t]
+        out = codec.inter(x, ref.detach(), state)
+        bpp = out["bits"] / luma_pixels(x)
+        d = distortion(out["recon"], x, w)
+        warp = 255.0 ** 2 * F.mse_loss(out["warped"], x)
+        total = total + d + w.lmbda * bpp + w.gamma * smoothness(out["motion"]) + w.warp * warp
+        d_sum, bpp_sum = d_sum + float(d.detach()), bpp_sum + float(bpp.detach())
+        ref, state = out["recon"].clamp(0, 1), out["state"]
+    return total / steps, {"D": d_sum / steps, "bpp": bpp_sum / steps}
+
+
+def run_stage(codec: VideoCodec, stage: str, sampler, steps: int, start: int, batch: int, lr: float,
+              w: LossWeights, opt_state: dict | None, progress: bool, desc: str, on_checkpoint=None,
+              every: int = 200, device: str = "cpu") -> list[dict]:
+    """Adam (cosine schedule) over `steps`, resuming at `start`; `on_checkpoint(step, opt)` is called every
+    `every` steps so an interrupted run resumes where it stopped."""
+    module = codec.intra if stage == "intra" else codec.inter
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    log = []
+    codec.train()
+    codec.intra.train(stage == "intra")
+    bar = tqdm(range(start, steps), desc=desc, disable=not progress, dynamic_ncols=True, initial=start, total=steps)
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(lr, step, steps)
+        frames = sampler.batch(batch).to(device)
+        if stage == "intra":
+            loss, info = intra_loss(codec, frames[:, 0], w)
+        else:
+            loss, info = inter_loss(codec, frames, w)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        info.update(step=step, loss=float(loss.detach()))
+        log.append(info)
+        bar.set_postfix(D=f"{info['D']:.1f}", bpp=f"{info['bpp']:.3f}")
+        if on_checkpoint is not None and (step + 1) % every == 0 and step + 1 < steps:
+            on_checkpoint(step + 1, opt)
+    codec.eval()
+    return log

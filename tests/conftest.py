@@ -1,0 +1,83 @@
+"""Shared fixtures: the shipped clips (data/video, resolved from the repository root) and tiny configs."""
+
+from __future__ import annotations
+
+import pytest
+
+from base.paths import CONFIG_DIR, REPO_ROOT, VIDEO_DIR
+
+ROOT = REPO_ROOT
+DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+CLIP_160 = VIDEO_DIR / "CiscoVT2people_160x96_6fps.y4m"      # 5 frames: the small real clip of most tests
+CLIP_320 = VIDEO_DIR / "CiscoVT2people_320x192_12fps.y4m"    # 9 frames: the flow clip
+CLIP_CARS = VIDEO_DIR / "cars_320x240.y4m"                   # 30 frames
+CLIP_QCIF_MP4 = VIDEO_DIR / "carphone_176x144_qp10.mp4"      # 120 frames, H.264: the codec's held-out clip
+
+# the smallest proxy configuration that still has two layers and every stage (train, QAT, RTL)
+TINY = {"model": {"channels": 8, "layers": 2, "se_reduction": 2, "downsample": 8},
+        "hw": {"pe": 2, "simd": 2, "dw_parallel": 2},
+        "train": {"clips": [str(CLIP_160)], "seq_len": 3, "crop": 32, "batch": 2, "float_steps": 3, "qat_steps": 2}}
+
+
+@pytest.fixture
+def clip_160():
+    return CLIP_160
+
+
+@pytest.fixture
+def tiny_config():
+    """A validated tiny Config (see TINY); tests change sections with dataclasses.replace."""
+    from edgecodec.config import from_dict
+    return from_dict(TINY)
+
+
+# ---------------------------------------------------------------- external tools
+# One rule for a missing tool: `make setup` installs every tool the suite uses (Icarus, Verilator, ffmpeg,
+# Chromium, FINN, pyosys), so a missing one fails the test that needs it, with a message naming the tool.
+TOOLS = {
+    "ffmpeg": ("ffmpeg", "ffprobe"),
+    "chromium": ("chromium",),
+    "iverilog": ("iverilog", "vvp"),
+}
+MODULES = {"finn": "hw.finn_compare", "pyosys": "pyosys"}
+
+
+def require_tool(name: str) -> None:
+    """Fail (not skip) when a tool that `make setup` promises is missing."""
+    import importlib
+    import shutil
+    if name in TOOLS:
+        missing = [exe for exe in TOOLS[name] if shutil.which(exe) is None]
+        if missing:
+            pytest.fail(f"tool {name} is missing ({', '.join(missing)} not on PATH); `make setup` installs it",
+                        pytrace=False)
+    elif name in MODULES:
+        try:
+            mod = importlib.import_module(MODULES[name])
+            if name == "finn":
+                mod.finn_modules()  # every finn-plus part the comparison uses
+        except Exception as exc:  # noqa: BLE001 - any import failure means the tool is unusable
+            pytest.fail(f"tool {name} is missing or broken ({type(exc).__name__}: {exc}); `make setup` installs it",
+                        pytrace=False)
+    else:
+        raise KeyError(name)
+
+
+@pytest.fixture
+def ffmpeg():
+    require_tool("ffmpeg")
+
+
+@pytest.fixture
+def chromium():
+    require_tool("chromium")
+
+
+@pytest.fixture
+def finn():
+    require_tool("finn")
+
+
+@pytest.fixture
+def pyosys():
+    require_tool("pyosys")

@@ -1,0 +1,304 @@
+"""The ASE-GRU video codec: model shapes, integer motion compensation and layers, encode/decode round trips in
+both modes and entropy coders, cross-process bit-exactness, corruption of the integer model, bad input,
+training resume, and the RTL of the decoder's ASE-GRU layer on the codes of a real decode."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgecodec.codec import checkpoint as ckpt
+from edgecodec import config
+from edgecodec.codec.bitstream import BitstreamError, parse_stream
+from edgecodec.cli import main
+from edgecodec.codec.recipe import train
+from edgecodec.codec.coder import Coder, decode
+from base.errors import EdgecodecError
+from model.codec.network import CodecShape, VideoCodec, warp_packed
+from model.video import read_yuv420
+from quant import fixed_point as fp
+from quant.codec import int_codec as ic
+from quant.codec.intnet import convert, requant_t
+
+from tests.conftest import CLIP_160 as CLIP
+from tests.conftest import ROOT
+TINY = {"codec": {"features": 8, "latent": 8, "hyper": 8, "motion_features": 8, "lambdas": [512, 256, 128, 64],
+                  "gop": 4},
+        "codec_train": {"data": [str(CLIP)], "crop": 64, "seq_len": 3, "batch": 2, "intra_steps": 4,
+                        "inter_steps": 4, "finetune_steps": 2}}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Four tiny trained qualities (a few steps each: the numbers are not the point, the machinery is)."""
+    cfg = config.from_dict(TINY)
+    out = tmp_path_factory.mktemp("ck")
+    train(cfg, out, progress=False)
+    return cfg, out
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return read_yuv420(CLIP)
+
+
+def test_seed_hidden_size_512_runs():
+    codec = VideoCodec(CodecShape(channels=512, reduction=16, features=8, latent=8, hyper=8, motion_features=8))
+    x = torch.rand(1, 6, 32, 32)
+    with torch.no_grad():
+        ref = codec.intra(x)["recon"]
+        out = codec.inter(x, ref, codec.inter.init_state(x))
+    assert out["recon"].shape == x.shape and out["state"][0][0].shape == (1, 512, 8, 8)
+
+
+def test_integer_warp_matches_float_warp_and_is_exact_for_whole_pixels():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 256, (64, 96), generator=g)
+    u, v = (torch.randint(0, 256, (32, 48), generator=g) for _ in range(2))
+    m = torch.randint(-40, 41, (2, 4, 6), generator=g)
+    ref = ic.pack_planes(y, u, v)
+    wi = ic.pack_planes(*ic.warp_int(y, u, v, m)).double()
+    wf = warp_packed(ref.double() / 256, m[None].double()) * 256
+    assert float((wf - wi).abs().max()) <= 0.5 + 1e-9          # one rounding, nothing else
+    assert torch.equal(ic.pack_planes(*ic.warp_int(y, u, v, torch.zeros_like(m))), ref)
+    shift = torch.zeros_like(m)
+    shift[0] = 8                                             # +2 luma px = +1 chroma px everywhere
+    yw, uw, _ = ic.warp_int(y, u, v, shift)
+    assert torch.equal(yw[:, :-2], y[:, 2:]) and torch.equal(uw[:, :-1], u[:, 1:])
+
+
+def test_requant_t_is_the_contract_requant():
+    acc = np.random.default_rng(1).integers(-2 ** 40, 2 ** 40, 5000)
+    for shift in (-2, 0, 1, 5, 13):
+        got = requant_t(torch.from_numpy(acc), shift, 12).numpy()
+        assert np.array_equal(got, fp.requant(acc, shift, *fp.srange(12)))
+
+
+def test_integer_sequential_tracks_float():
+    torch.manual_seed(0)
+    seq = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 16, 3, padding=1),
+                              torch.nn.PixelShuffle(2), torch.nn.Hardtanh(-1, 1))
+    codes = torch.randint(-64, 65, (2, 4, 8, 8))
+    x = codes.float() / 64
+    net = convert(seq, [x], 6, 8, 12, 8)
+    out = net.run(codes).double() * 2.0 ** -net.f_out
+    with torch.no_grad():
+        ref = seq(x).double()
+    assert float((out - ref).abs().max()) < 0.02 * float(ref.abs().max())
+
+
+@pytest.mark.parametrize("mode, entropy", [("int", "ans"), ("int", "rice"), ("float", "ans")])
+def test_round_trip(tiny, clip, mode, entropy):
+    cfg, out = tiny
+    y, u, v = clip
+    r = Coder(ckpt.load(out, 2), mode, entropy).encode(y, u, v, gop=4)
+    header, rec = decode(r.data, out)
+    assert (header.width, header.height, header.frame_count, header.mode) == (160, 96, 5, mode)
+    assert all(np.array_equal(a, b) for a, b in zip(rec, r.recon))
+    assert rec[0].shape == y.shape and r.frame_types == [0, 1, 1, 1, 0]
+    assert sum(r.frame_bits) < 8 * len(r.data)               # plus the file header and CRC
+
+
+def test_odd_frame_size_is_padded_and_cropped(tiny, clip):
+    _, out = tiny
+    y, u, v = (p[:3, :69, :91] for p in (clip[0], *[c[:, :35, :46] for c in clip[1:]]))
+    r = Coder(ckpt.load(out, 1)).encode(np.ascontiguousarray(y), np.ascontiguousarray(u), np.ascontiguousarray(v), 4)
+    _, rec = decode(r.data, out)
+    assert rec[0].shape == (3, 69, 91) and rec[1].shape == (3, 35, 46)
+
+
+_CHILD = """
+import sys, numpy as np
+from edgecodec.codec import checkpoint as ckpt
+from edgecodec.codec.coder import Coder, decode
+from model.video import read_yuv420
+mode, ck, clip, out = sys.argv[1:5]
+if mode == "encode":
+    y, u, v = read_yuv420(clip)
+    r = Coder(ckpt.load(ck, 3), "int").encode(y, u, v, 4)
+    open(out + ".bin", "wb").write(r.data)
+    np.savez(out + ".enc.npz", *r.recon)
+else:
+    _, rec = decode(open(out + ".bin", "rb").read(), ck)
+    np.savez(out + ".dec.npz", *rec)
+"""
+
+
+def test_encode_in_one_process_decode_in_another(tiny, tmp_path):
+    _, out = tiny
+    stem = str(tmp_path / "s")
+    for step, threads in (("encode", "2"), ("decode", "1")):   # other thread count: other summation orders
+        env = {"OMP_NUM_THREADS": threads, "PATH": "/usr/bin:/bin"}
+        subprocess.run([sys.executable, "-c", _CHILD, step, str(out), str(CLIP), stem], check=True, cwd=ROOT,
+                       env=env, timeout=300)
+    enc, dec = np.load(stem + ".enc.npz"), np.load(stem + ".dec.npz")
+    assert all(np.array_equal(enc[k], dec[k]) for k in enc.files)
+
+
+def _encoded(tiny, clip):
+    ck = ckpt.load(tiny[1], 2)
+    r = Coder(ck).encode(*clip, 4)
+    return (ck, r, *parse_stream(r.data))
+
+
+def test_a_corrupted_integer_weight_breaks_bit_exactness(tiny, clip):
+    """The exactness test can fail: one weight code of the decoder's synthesis changed -> other frames."""
+    ck, r, header, frames = _encoded(tiny, clip)
+    bad = Coder(ck)
+    layer = bad.int.nets["p_synth"].layers[0]
+    layer["w"] = np.array(layer["w"], dtype=np.int64)
+    layer["w"].flat[0] += 64
+    bad.int.nets["p_synth"]._w.clear()
+    rec = bad.decode_frames(header, frames)
+    assert not np.array_equal(rec[0], r.recon[0])
+
+
+def test_a_corrupted_gru_lut_breaks_bit_exactness(tiny, clip, monkeypatch):
+    ck, r, header, frames = _encoded(tiny, clip)
+    lut = fp.tanh_lut
+    monkeypatch.setattr(fp, "tanh_lut", lambda *a: np.where(np.arange(len(lut(*a))) < 128, lut(*a) // 2, lut(*a)))
+    rec = Coder(ck).decode_frames(header, frames)
+    assert not np.array_equal(rec[0], r.recon[0])
+
+
+def test_stream_names_its_checkpoint(tiny, clip, tmp_path):
+    _, out = tiny
+    y, u, v = clip
+    r = Coder(ckpt.load(out, 1)).encode(y, u, v, 4)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "codec_q1.pt").write_bytes((out / "codec_q2.pt").read_bytes())
+    with pytest.raises(EdgecodecError, match="decode with the checkpoint that encoded it"):
+        decode(r.data, other)
+    with pytest.raises(EdgecodecError, match="no checkpoint for quality 1"):
+        decode(r.data, tmp_path)
+
+
+def test_fuzzed_bitstreams_fail_cleanly(tiny, clip):
+    """Thousands of mutated streams: a clear BitstreamError every time (the CRC or a check behind it)."""
+    _, out = tiny
+    y, u, v = (p[:5, :64, :64] for p in (clip[0], *[c[:, :32, :32] for c in clip[1:]]))
+    data = Coder(ckpt.load(out, 1)).encode(*(np.ascontiguousarray(p) for p in (y, u, v)), 4).data
+    rng = np.random.default_rng(0)
+    for i in range(2000):
+        b = bytearray(data)
+        kind = i % 4
+        if kind == 0:
+            pos = int(rng.integers(len(b)))
+            b[pos] ^= 1 << int(rng.integers(8))
+        elif kind == 1:
+            b = b[:int(rng.integers(len(b)))]
+        elif kind == 2:
+            pos = int(rng.integers(len(b)))
+            b[pos:pos] = bytes(rng.integers(0, 256, int(rng.integers(1, 8)), dtype=np.uint8))
+        else:
+            pos = int(rng.integers(len(b)))
+            del b[pos:pos + int(rng.integers(1, 8))]
+        with pytest.raises(BitstreamError):
+            decode(bytes(b), out)
+
+
+@pytest.mark.timeout(300)
+def test_mutated_payloads_behind_a_valid_crc_never_crash(tiny, clip):
+    """Payload bytes changed and the CRC recomputed: the entropy decoder sees garbage -> BitstreamError or
+    frames, never another exception and never a hang."""
+    import zlib
+    _, out = tiny
+    y, u, v = (p[:5, :64, :64] for p in (clip[0], *[c[:, :32, :32] for c in clip[1:]]))
+    data = Coder(ckpt.load(out, 1), "int", "rice").encode(*(np.ascontiguousarray(p) for p in (y, u, v)), 4).data
+    rng = np.random.default_rng(1)
+    errors = 0
+    for _ in range(200):
+        b = bytearray(data[:-4])
+        pos = int(rng.integers(40, len(b)))          # behind the fixed header
+        b[pos] ^= 1 << int(rng.integers(8))
+        b += zlib.crc32(bytes(b)).to_bytes(4, "little")
+        try:
+            decode(bytes(b), out)
+        except BitstreamError:
+            errors += 1
+    assert errors > 0
+
+
+def test_cli_encode_decode_and_bad_input(tiny, tmp_path, capsys):
+    cfg, out = tiny
+    bin_, rec = tmp_path / "o.bin", tmp_path / "r.y4m"
+    assert main(["encode", str(CLIP), "-o", str(bin_), "--quality", "2", "--checkpoints", str(out), "--gop", "4"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["bytes"] == bin_.stat().st_size
+    assert main(["decode", str(bin_), "-o", str(rec), "--checkpoints", str(out)]) == 0
+    capsys.readouterr()
+    assert read_yuv420(rec)[0].shape == (5, 96, 160)
+    cases = [(["encode", str(CLIP), "-o", str(bin_), "--quality", "9", "--checkpoints", str(out)],
+              "no checkpoint for quality 9"),
+             (["decode", str(CLIP), "-o", str(rec), "--checkpoints", str(out)], "not an edgecodec bitstream"),
+             (["decode", str(tmp_path / "none.bin"), "-o", str(rec)], "bitstream not found")]
+    ten = tmp_path / "ten.y4m"
+    ten.write_bytes(b"YUV4MPEG2 W8 H4 F25:1 C420p10\nFRAME\n" + bytes(96))
+    cases.append((["encode", str(ten), "-o", str(bin_), "--checkpoints", str(out)], "10-bit"))
+    trunc = tmp_path / "t.bin"
+    trunc.write_bytes(bin_.read_bytes()[:-9])
+    cases.append((["decode", str(trunc), "-o", str(rec), "--checkpoints", str(out)], "truncated|CRC"))
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert __import__("re").search(message, capsys.readouterr().err), (argv, message)
+
+
+def test_training_resumes_to_the_same_bytes(tmp_path, monkeypatch):
+    """Interrupted after a resume point, restarted: the same checkpoint as an uninterrupted run."""
+    import model.codec.data as ds
+    t = dict(TINY)
+    t["codec"] = {**TINY["codec"], "lambdas": [256]}
+    t["codec_train"] = {**TINY["codec_train"], "intra_steps": 3, "inter_steps": 5}
+    cfg = config.from_dict(t)
+    import model.codec.train as mct
+    monkeypatch.setattr(mct, "run_stage", _every(mct.run_stage, 2))
+    import edgecodec.codec.recipe as ct
+    monkeypatch.setattr(ct, "run_stage", mct.run_stage)
+    whole = train(cfg, tmp_path / "a", progress=False)[0]
+    calls = {"n": 0}
+    real = ds.CropSampler.batch
+
+    def flaky(self, n):
+        calls["n"] += 1
+        if calls["n"] == 7:                       # inside the P stage, after its resume point at step 2
+            raise KeyboardInterrupt
+        return real(self, n)
+
+    monkeypatch.setattr(ds.CropSampler, "batch", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "b", progress=False)
+    assert (tmp_path / "b" / "codec_q1.resume.pt").is_file()
+    monkeypatch.setattr(ds.CropSampler, "batch", real)
+    again = train(cfg, tmp_path / "b", progress=False)[0]
+    assert ckpt.load(whole)["hash"] == ckpt.load(again)["hash"]
+    assert not (tmp_path / "b" / "codec_q1.resume.pt").exists()
+
+
+def _every(fn, k):
+    def wrapped(*a, **kw):
+        kw["every"] = k
+        return fn(*a, **kw)
+    return wrapped
+
+
+def test_missing_quality_is_a_clear_error(tmp_path):
+    cfg = config.from_dict(TINY)
+    with pytest.raises(EdgecodecError, match="quality \\[7\\] does not exist"):
+        train(cfg, tmp_path, [7], progress=False)
+
+
+def test_decoder_gru_layer_rtl_matches_a_real_decode(tiny, clip, tmp_path):
+    """The decoder's first ASE-GRU layer, generated as RTL from the checkpoint's integer parameters and
+    simulated by cocotb (Verilator) on the codes of a real decode, gives the decoder's own codes."""
+    from edgecodec.flow.codec_check import codec_rtl_check
+    _, out = tiny
+    res = codec_rtl_check(ckpt.load(out, 2), clip, 4, tmp_path, "verilator")
+    assert res["steps"] == 3 and res["mismatches"] == 0
+    assert res["codes_compared"] == 3 * 16 * res["feature_map"][1] * res["feature_map"][2]
