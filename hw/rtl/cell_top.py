@@ -9,8 +9,8 @@ from amaranth.hdl import Module, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from edgecodec.config import HwConfig
-from quant.params import CellParams
+from hw.config import HwConfig
+from quant.cell.params import CellParams
 
 from .dwconv import DWConvResidual
 from .gru_datapath import GRUDatapath

@@ -49,7 +49,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.fixed import requant, rom
+from hw.rtl.fixed import requant, rom
 from quant.fixed_point import bits_for, srange
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from edgecodec.config import HwConfig
-from edgecodec.errors import FlowError
-from edgecodec.files import write_text_atomic
-from quant.params import CellParams
+from hw.config import HwConfig
+from base.errors import EdgecodecError
+from base.files import write_text_atomic
+from quant.cell.params import CellParams
 
 from .cell_top import CellTop
 
@@ -17,11 +17,11 @@ TOP_NAME = "ase_gru_cell"
 
 
 def build_top(params: CellParams, height: int, width: int, hw: HwConfig) -> CellTop:
-    """The cell top; a configuration that cannot work is a FlowError before any logic is built."""
+    """The cell top; a configuration that cannot work is a EdgecodecError before any logic is built."""
     try:
         return CellTop(params, height, width, hw)
     except ValueError as exc:
-        raise FlowError(f"unsupported hardware configuration: {exc}") from None
+        raise EdgecodecError(f"unsupported hardware configuration: {exc}") from None
 
 
 def write_verilog(params: CellParams, height: int, width: int, hw: HwConfig, path: Path) -> Path:

@@ -24,7 +24,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from quant import fixed_point as fp
-from quant.params import CellParams
+from quant.cell.params import CellParams
 
 from .fixed import requant, rom
 from .se_unit import SEUnit
