@@ -1,6 +1,6 @@
 """Cell top: x -> depth-wise residual projector -> SE-gated GRU datapath -> h_t, one full cell step per frame.
 
-Built from `quant.params.CellParams` (weights and LUTs become ROM contents) and the hardware folding.
+Built from `quant.cell.params.CellParams` (weights and LUTs become ROM contents) and the hardware folding.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from amaranth.lib.wiring import In, Out, connect
 from hw.config import HwConfig
 from quant.cell.params import CellParams
 
-from .dwconv import DWConvResidual
-from .gru_datapath import GRUDatapath
+from hw.rtl.dwconv import DWConvResidual
+from hw.rtl.gru_datapath import GRUDatapath
 
 
 class CellTop(wiring.Component):

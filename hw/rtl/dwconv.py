@@ -1,7 +1,7 @@
 """Streaming k x k depth-wise convolution with residual add and requantization (step 1 of docs/numerics.md).
 
 `x'[c] = requant(sum_{dy,dx} w[c,dy,dx] * x[c, y+dy-pad, x+dx-pad] + b[c] + (x[c] << f_w), s, A signed)`
-with zero padding outside the frame; `quant.golden_dwconv.dwconv_reference` is the integer reference.
+with zero padding outside the frame; `quant.cell.golden_dwconv.dwconv_reference` is the integer reference.
 
 Architecture
 ------------
@@ -12,9 +12,10 @@ position one column of ``k`` pixels is shifted into a ``k x k`` window of regist
 a line buffer (one `Memory` of ``W`` words, each word the ``k-1`` previous rows of that column) and one from
 the input. Every pixel entering the window is masked to zero when its row or column lies outside the frame,
 and the window columns left of column 0 are cleared at the start of each row, so stale line-buffer contents
-(previous frame, reset) never reach an output. When ``iy >= pad`` and ``ix >= pad`` the window is centred on
-output pixel ``(iy-pad, ix-pad)``; its C channels are computed ``P`` at a time with ``k*k*P`` constant-weight
-multipliers, so an output pixel takes ``C/P`` cycles, the last of which already shifts in the next column.
+(previous frame, reset) never reach an output; `LineBuffer` builds the buffer and the masks. When ``iy >= pad``
+and ``ix >= pad`` the window is centred on output pixel ``(iy-pad, ix-pad)``; its C channels are computed ``P``
+at a time with ``k*k*P`` constant-weight multipliers, so an output pixel takes ``C/P`` cycles, the last of
+which already shifts in the next column.
 
 Cycle cost
 ----------
@@ -36,7 +37,7 @@ Handshakes: ``o.valid`` and ``o.payload`` are registers; ``i.ready`` depends com
 frame in progress; the next beat after reset is pixel (0, 0) of a new frame.
 
 Accumulators are sized from the exact bound ``sum|w| * 2^(A-1) + |b| + 2^(A-1) * 2^f_w`` of the weight
-codes, so none can wrap; requantization is `hw.fixed.requant`.
+codes, so none can wrap; requantization is `hw.rtl.fixed.requant`.
 """
 
 from __future__ import annotations
@@ -75,6 +76,89 @@ def _check_codes(name: str, value, shape: tuple[int, ...]) -> np.ndarray:
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
     return arr.astype(np.int64)
+
+
+class LineBuffer:
+    """Line buffer of the window: the column of k pixels at extended position (iy, ix), zero outside the frame.
+
+    One `Memory` ``linebuf`` of W words keeps, per column, the k-1 rows above the current one; with the newest
+    pixel from the input they form the column, oldest row first. Each pixel is then masked to zero when its row
+    ``iy - (k-1) + j`` lies outside ``[0, H)`` or ``ix`` outside ``[0, W)``, so padding and stale rows (previous
+    frame, reset) read as zero. ``k = 1`` needs no memory.
+
+    A plain builder, not an Amaranth component: `build` adds its memory and logic to the caller's Module, so
+    the convolution's Verilog gets no extra level of hierarchy.
+
+    Parameters
+    ----------
+    height, width : int
+        Frame size H x W.
+    kernel : int
+        Kernel size k (odd); positions run over ``[0, H + k//2) x [0, W + k//2)``.
+    pixel_bits : int
+        Width of one pixel word (C*A).
+    """
+
+    def __init__(self, *, height: int, width: int, kernel: int, pixel_bits: int):
+        self.height, self.width, self.kernel, self.pixel_bits = height, width, kernel, pixel_bits
+
+    def build(self, m: Module, *, iy, ix, ix_next, advance, new_px) -> list:
+        """Add the line buffer to `m`; returns the masked column, k pixel words, oldest row first.
+
+        Parameters
+        ----------
+        m : Module
+            Module that receives the logic.
+        iy, ix : Value
+            Extended position of the column; its newest pixel is row iy of column ix.
+        ix_next : Value
+            Column of the next position (0 after the last one of a row).
+        advance : Value
+            The column shifts into the window this cycle (the buffer stores it and reads ahead).
+        new_px : Value
+            The input pixel at (iy, ix), 0 outside the frame.
+        """
+        W, k, pix = self.width, self.kernel, self.pixel_bits
+        # Raw column of k pixels, oldest row first: k-1 from the line buffer, the newest from the input.
+        if k > 1:
+            m.submodules.linebuf = linebuf = Memory(shape=unsigned((k - 1) * pix), depth=W, init=[])
+            rd = linebuf.read_port()
+            wr = linebuf.write_port()
+            # Synchronous read: present the column of the *next* position while advancing.
+            m.d.comb += rd.addr.eq(Mux(advance, ix_next, ix))
+            raw = [rd.data[j * pix:(j + 1) * pix] for j in range(k - 1)] + [new_px]
+            m.d.comb += [
+                wr.addr.eq(ix),
+                wr.data.eq(Cat(*raw[1:])),
+                wr.en.eq(advance & (ix < W)),
+            ]
+        else:
+            raw = [new_px]
+        return self.mask_column(raw, iy=iy, ix=ix)
+
+    def mask_column(self, raw: list, *, iy, ix) -> list:
+        """The raw column with every pixel outside the frame replaced by 0.
+
+        Parameters
+        ----------
+        raw : list of Value
+            k pixel words, oldest row first (row ``iy - (k-1) + j`` for entry j).
+        iy, ix : Value
+            Extended position of the column.
+        """
+        H, W, k = self.height, self.width, self.kernel
+        pad = k // 2
+        # Masks: row iy-(k-1)+j must lie in [0, H), the column ix in [0, W).
+        col = []
+        for j in range(k):
+            back = k - 1 - j
+            ok = ix < W
+            if back:                             # (a comparison with 0 would be constant; lint flags it)
+                ok &= iy >= back
+            if H + back < H + pad:
+                ok &= iy < H + back
+            col.append(Mux(ok, raw[j], 0))
+        return col
 
 
 class DWConvResidual(wiring.Component):
@@ -188,33 +272,10 @@ class DWConvResidual(wiring.Component):
         advance = slot_free & (~need_input | self.i.valid)
         m.d.comb += self.i.ready.eq(slot_free & need_input)
 
-        # Raw column of k pixels, oldest row first: k-1 from the line buffer, the newest from the input.
+        # Column of k pixels entering the window, oldest row first, zero outside the frame.
         new_px = Mux(need_input, self.i.payload, 0)
-        if k > 1:
-            m.submodules.linebuf = linebuf = Memory(shape=unsigned((k - 1) * pix), depth=W, init=[])
-            rd = linebuf.read_port()
-            wr = linebuf.write_port()
-            # Synchronous read: present the column of the *next* position while advancing.
-            m.d.comb += rd.addr.eq(Mux(advance, ix_next, ix))
-            raw = [rd.data[j * pix:(j + 1) * pix] for j in range(k - 1)] + [new_px]
-            m.d.comb += [
-                wr.addr.eq(ix),
-                wr.data.eq(Cat(*raw[1:])),
-                wr.en.eq(advance & (ix < W)),
-            ]
-        else:
-            raw = [new_px]
-
-        # Masks: row iy-(k-1)+j must lie in [0, H), the column ix in [0, W).
-        col = []
-        for j in range(k):
-            back = k - 1 - j
-            ok = ix < W
-            if back:                             # (a comparison with 0 would be constant; lint flags it)
-                ok &= iy >= back
-            if H + back < H + pad:
-                ok &= iy < H + back
-            col.append(Mux(ok, raw[j], 0))
+        col = LineBuffer(height=H, width=W, kernel=k, pixel_bits=pix).build(
+            m, iy=iy, ix=ix, ix_next=ix_next, advance=advance, new_px=new_px)
 
         window = [[Signal(pix, name=f"win_{dy}_{dx}") for dx in range(k)] for dy in range(k)]
         with m.If(advance):

@@ -11,7 +11,7 @@ from base.errors import EdgecodecError
 from base.files import write_text_atomic
 from quant.cell.params import CellParams
 
-from .cell_top import CellTop
+from hw.rtl.cell_top import CellTop
 
 TOP_NAME = "ase_gru_cell"
 

@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from quant import fixed_point as fp
 
-from .fixed import requant, rom
+from hw.rtl.fixed import requant, rom
 
 
 class SEUnit(wiring.Component):
