@@ -81,3 +81,12 @@ def finn():
 @pytest.fixture
 def pyosys():
     require_tool("pyosys")
+
+
+# ---------------------------------------------------------------- time limits
+# pyproject.toml sets a 300 s default per test so a hung simulator or tool fails instead of stalling CI; the
+# slow sweeps (kept out of `make test`) place and route whole designs and get 30 minutes unless they set their own.
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(1800))

@@ -17,6 +17,7 @@ import numpy as np
 
 from base.errors import EdgecodecError
 from base.files import write_json_atomic
+from base.hashing import sha256_file
 from base.paths import YOWASP_CACHE, resolve
 from edgecodec.config import Config
 from edgecodec.flow.proxy import ensure_checkpoint, float_model, layer_codes, load_clip, log, qat_model
@@ -252,7 +253,8 @@ def step_report(s: FlowState) -> None:
                       "DSP": resources["dsp"], "BRAM": resources["bram"], "LUTRAM": resources["lutram"],
                       "CARRY": resources["carry"]},
         "simulator": cfg.flow.simulator, "sim_cycles_per_s": bench["sim_cycles_per_s"],
-        "verilog": str(s.verilog), "qonnx": str(s.onnx_path), "checkpoint": cfg.flow.checkpoint,
+        "verilog": str(s.verilog), "verilog_sha256": sha256_file(s.verilog),
+        "qonnx": str(s.onnx_path), "checkpoint": cfg.flow.checkpoint,
         "model_metrics": s.ck.get("metrics", {}),
         **s.impl,
         "stage_seconds": s.times, "total_seconds": None,

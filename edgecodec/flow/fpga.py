@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from base.hashing import sha256_file
 from base.paths import YOWASP_CACHE as CACHE
 from edgecodec.config import Config
 
@@ -29,6 +30,8 @@ def fpga_stage(cfg: Config, params, height: int, width: int, out: Path, cycles: 
                    package=f.package or None, speed=f.speed or None, freq_mhz=f.freq_mhz or None, seed=f.seed,
                    cache_dir=CACHE, bus_bits=f.bus_bits)
     r["fps"] = fps(r.get("fmax_mhz"), cycles)
+    if r.get("bitstream"):
+        r["bitstream_sha256"] = sha256_file(r["bitstream"])
     r["fps_basis"] = f"nextpnr Fmax x measured {cycles} cycles per step on the {height}x{width} feature map"
     # the same wrapper as on the ECP5, so the Xilinx figures compare like for like
     wrapper = write_fpga_verilog(params, height, width, cfg.hw, out / "wrapper" / f"{TOP_NAME}.v", f.bus_bits)
