@@ -61,7 +61,7 @@ def fit(model: nn.Module, sampler: ClipSampler, steps: int, batch: int, lr: floa
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     losses = []
-    model.proxy.train()
+    model.train()
     bar = tqdm(range(steps), desc=desc, disable=not progress, dynamic_ncols=True)
     for _ in bar:
         frames = sampler.batch(batch)

@@ -53,7 +53,7 @@ def _fit(model: STAE, params, data: ClipSet, steps: int, batch: int, lr: float, 
          forward, desc: str, progress: bool) -> list[float]:
     opt = torch.optim.Adam(params, lr=lr)
     losses = []
-    model.proxy.train()
+    model.train()
     for step in tqdm(range(steps), desc=desc, disable=not progress, dynamic_ncols=True):
         for g in opt.param_groups:
             g["lr"] = cosine_lr(lr, step, steps)
