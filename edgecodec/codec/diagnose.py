@@ -1,0 +1,195 @@
+"""Per-part diagnosis of the ASE-GRU codec (bench/codec_diagnose.py): intra, motion and residual, per frame.
+
+Nothing here changes the codec. `TracingCoder` is the project's `Coder` with one hook: every call of its
+motion-compensation step `_warp(ref, m_hat)` (encoder and decoder alike) is recorded, so a decode of a real
+stream yields, per P-frame, the padded reference (previous reconstruction), the Delta codes read from the
+stream and the warped frame the decoder built. Optionally the encoder's motion predictor is replaced by any
+function (e.g. a block-matching search): the decoder and the bitstream stay the shipped ones.
+
+Measuring functions:
+- `block_match`: full search (+-R integer pels, SAD on luma, one vector per `block` x `block` block, the codec's
+  16x16 grid), then half- and quarter-pel refinement with the codec's own bilinear sampler; vectors in the
+  codec's units (quarter luma pels), clamped to the coded symbol range;
+- `warp_field` (the codec's warp: bilinear upsampling of the 1/16 field, `quant.codec.int_codec.warp_int`) and
+  `warp_blocks` (block-constant vectors, H.264-style 16x16 motion compensation, same bilinear sampler);
+- `motion_bits` / `symbol_bits`: ideal code lengths (-log2 p) of symbols under the checkpoint's integer tables.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from model.codec.network import MOTION_STRIDE, MOTION_UNITS
+from model.yuv import pad_to_multiple
+from quant.codec.int_codec import pack_planes, sample_int, unpack_planes, warp_int
+
+from edgecodec.codec.coder import MAX_SYMBOL, PAD, Coder
+
+
+# ------------------------------------------------------------------------------------------- the hook ----
+
+class _InterProxy:
+    """`net.inter` with the motion predictor replaced by `motion_fn(cur_codes, ref_codes) -> (1,2,h,w)`."""
+
+    def __init__(self, inter, motion_fn):
+        self._inter, self._motion_fn = inter, motion_fn
+
+    def motion(self, cur: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        # the coder passes codes / 256; hand the search integer codes back
+        return self._motion_fn(torch.round(cur * 256).to(torch.int64), torch.round(ref * 256).to(torch.int64))
+
+    def __getattr__(self, name):
+        return getattr(self._inter, name)
+
+
+class _NetProxy:
+    def __init__(self, net, motion_fn):
+        self._net, self.inter = net, _InterProxy(net.inter, motion_fn)
+
+    def __getattr__(self, name):
+        return getattr(self._net, name)
+
+
+class TracingCoder(Coder):
+    """`Coder` that records (reference, Delta codes, warped frame) of every motion compensation it runs."""
+
+    def __init__(self, ck: dict, mode: str = "int", entropy: str = "ans", motion_fn=None):
+        super().__init__(ck, mode, entropy)
+        self.records: list[dict] = []
+        if motion_fn is not None:
+            self.net = _NetProxy(self.net, motion_fn)
+
+    def _warp(self, ref: torch.Tensor, m_hat: torch.Tensor) -> torch.Tensor:
+        warped = super()._warp(ref, m_hat)
+        self.records.append({"ref": ref.clone(), "motion": m_hat.clone(), "warped": warped.clone()})
+        return warped
+
+
+# ------------------------------------------------------------------------------------------- planes ----
+
+def padded_frame(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[torch.Tensor, ...]:
+    """One frame's planes edge-padded exactly as the coder pads them (int64 tensors)."""
+    yp, up_, vp, _ = pad_to_multiple(y, u, v, PAD)
+    return tuple(torch.from_numpy(np.ascontiguousarray(p)).to(torch.int64) for p in (yp, up_, vp))
+
+
+def crop_planes(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, h: int, w: int):
+    """Padded int planes -> uint8 numpy planes of the original size."""
+    ch, cw = (h + 1) // 2, (w + 1) // 2
+    return (y[:h, :w].numpy().astype(np.uint8), u[:ch, :cw].numpy().astype(np.uint8),
+            v[:ch, :cw].numpy().astype(np.uint8))
+
+
+# ------------------------------------------------------------------------------------------- warps ----
+
+def warp_field(ref_planes, motion: torch.Tensor):
+    """The codec's motion compensation (bilinear field upsampling + bilinear sampling), motion (2, h, w) codes."""
+    return warp_int(*ref_planes, motion)
+
+
+def warp_blocks(ref_planes, motion: torch.Tensor, block: int = MOTION_STRIDE):
+    """Block-constant motion compensation: every pixel of a block moves by its block's vector (quarter pels),
+    bilinear sampling with the codec's integer sampler (luma 1/4 pel, chroma 1/8 pel)."""
+    y, u, v = ref_planes
+    m = motion.to(torch.int64)
+    ml = m.repeat_interleave(block, 1).repeat_interleave(block, 2)
+    mc = m.repeat_interleave(block // 2, 1).repeat_interleave(block // 2, 2)
+    yw = sample_int(y, ml[0], ml[1], 2)                        # luma px = code / 4
+    uw = sample_int(u, mc[0], mc[1], 3)                        # chroma px = code / 8
+    vw = sample_int(v, mc[0], mc[1], 3)
+    return yw, uw, vw
+
+
+# ------------------------------------------------------------------------------------------- search ----
+
+def _block_sum(a: torch.Tensor, block: int) -> torch.Tensor:
+    h, w = a.shape
+    return a.reshape(h // block, block, w // block, block).sum(dim=(1, 3))
+
+
+def block_match(cur: torch.Tensor, ref: torch.Tensor, radius: int = 32, block: int = MOTION_STRIDE,
+                subpel: bool = True, mv_penalty: float = 2.0) -> torch.Tensor:
+    """Full-search block matching of luma `cur` against luma `ref` (int (H, W), H and W multiples of `block`).
+
+    Integer search over +-radius pels with the reference edge-replicated (the codec's border clamping); cost =
+    SAD + mv_penalty * (|dx| + |dy|) in pels (a mild bias towards short vectors; ties go to the shorter one).
+    Then, with `subpel`, half-pel and quarter-pel refinement (8 neighbours each) by the codec's bilinear sampler.
+    Returns (2, H/block, W/block) int64 codes in quarter pels (dx, dy), clamped to +-MAX_SYMBOL.
+    """
+    h, w = cur.shape
+    cur32, r = cur.to(torch.int32), radius
+    refp = torch.nn.functional.pad(ref.to(torch.float32)[None, None], (r, r, r, r), mode="replicate")[0, 0]
+    refp = refp.to(torch.int32)
+    hb, wb = h // block, w // block
+    best = torch.full((hb, wb), float("inf"), dtype=torch.float64)
+    bdx = torch.zeros((hb, wb), dtype=torch.int64)
+    bdy = torch.zeros_like(bdx)
+    dxs = sorted(range(-r, r + 1), key=lambda d: (abs(d), d))      # argmin keeps the first: shortest dx
+    for dy in sorted(range(-r, r + 1), key=lambda d: (abs(d), d)):
+        rows = refp[r + dy:r + dy + h]
+        sad = torch.stack([_block_sum((cur32 - rows[:, r + dx:r + dx + w]).abs(), block) for dx in dxs])
+        cost = sad.to(torch.float64) + mv_penalty * (torch.tensor([abs(d) for d in dxs], dtype=torch.float64)
+                                                      + abs(dy))[:, None, None]
+        c, i = cost.min(dim=0)
+        better = c < best
+        best = torch.where(better, c, best)
+        bdx = torch.where(better, torch.tensor(dxs)[i], bdx)
+        bdy = torch.where(better, torch.full_like(bdy, dy), bdy)
+    m = torch.stack([bdx, bdy]) * MOTION_UNITS
+    if subpel:
+        for step in (2, 1):                                   # half pel, then quarter pel (in codes)
+            m = _refine(cur, ref, m, step, block, mv_penalty)
+    return m.clamp(-MAX_SYMBOL, MAX_SYMBOL)
+
+
+def _refine(cur, ref, m, step, block, mv_penalty):
+    def cost_of(mm):
+        ml = mm.repeat_interleave(block, 1).repeat_interleave(block, 2)
+        pred = sample_int(ref.to(torch.int64), ml[0], ml[1], 2)
+        sad = _block_sum((cur.to(torch.int64) - pred).abs(), block).to(torch.float64)
+        return sad + mv_penalty * (mm.abs().sum(0).to(torch.float64) / MOTION_UNITS)
+
+    best, bm = cost_of(m), m.clone()
+    for ddy in (-step, 0, step):
+        for ddx in (-step, 0, step):
+            if ddx == 0 and ddy == 0:
+                continue
+            cand = m + torch.tensor([ddx, ddy], dtype=torch.int64)[:, None, None]
+            c = cost_of(cand)
+            better = c < best
+            best = torch.where(better, c, best)
+            bm = torch.where(better[None], cand, bm)
+    return bm
+
+
+def motion_search_fn(radius: int = 32, subpel: bool = True, mv_penalty: float = 16.0):
+    """A motion function for `TracingCoder(motion_fn=...)`: block matching of the packed frame's luma (a larger
+    vector penalty than the analysis search: the vectors are coded, about 4 bits per pel under the shipped
+    Delta tables)."""
+    def fn(cur_packed: torch.Tensor, ref_packed: torch.Tensor) -> torch.Tensor:
+        cy = unpack_planes(cur_packed)[0]
+        ry = unpack_planes(ref_packed)[0]
+        return block_match(cy, ry, radius, MOTION_STRIDE, subpel, mv_penalty)[None].to(torch.float32)
+    return fn
+
+
+# ------------------------------------------------------------------------------------------- bits ----
+
+def symbol_bits(tables: np.ndarray, symbols: np.ndarray, rows: np.ndarray) -> float:
+    """Ideal code length -log2 p (bits) of integer symbols under integer table rows (broadcast like the coder)."""
+    t = np.asarray(tables, dtype=np.float64)
+    total = t.sum(axis=1)
+    s = np.clip(np.asarray(symbols, dtype=np.int64), -MAX_SYMBOL, MAX_SYMBOL) + (t.shape[1] - 1) // 2
+    r = np.broadcast_to(np.asarray(rows, dtype=np.int64), s.shape)
+    return float(-np.log2(t[r, s] / total[r]).sum())
+
+
+def motion_bits(coder: Coder, motion: torch.Tensor) -> float:
+    """Ideal bits of Delta codes (1, 2, h, w) or (2, h, w) under the checkpoint's motion tables."""
+    m = motion.reshape(1, 2, *motion.shape[-2:]).numpy()
+    return symbol_bits(coder.tables, m, coder.rows_m[None, :, None, None])
+
+
+__all__ = ["TracingCoder", "padded_frame", "crop_planes", "warp_field", "warp_blocks", "block_match",
+           "motion_search_fn", "motion_bits", "symbol_bits", "pack_planes"]
