@@ -85,7 +85,8 @@ def cmd_decode(args) -> None:
     from edgecodec.codec.coder import decode, read_bitstream_bytes
     from model.video import write_y4m
     cfg = _cfg(args)
-    header, (y, u, v) = decode(read_bitstream_bytes(args.input), _checkpoints(args, cfg))
+    header, (y, u, v) = decode(read_bitstream_bytes(args.input), _checkpoints(args, cfg), args.max_pixels,
+                               args.max_output_bytes)
     write_y4m(Path(args.output), y, u, v, f"{header.fps_num}:{header.fps_den}")
     print(json.dumps({"output": args.output, "frames": int(y.shape[0]), "width": header.width,
                       "height": header.height, "quality": header.quality, "mode": header.mode,
@@ -276,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("input")
     sp.add_argument("-o", "--output", required=True)
     sp.add_argument("--checkpoints", default=None, help="default: codec.checkpoints")
+    from edgecodec.codec.bitstream import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_PIXELS
+    sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                    help=f"refuse frames larger than N = width x height pixels (default {DEFAULT_MAX_PIXELS})")
+    sp.add_argument("--max-output-bytes", type=int, default=DEFAULT_MAX_OUTPUT_BYTES, metavar="N",
+                    help="refuse streams whose decoded frames (held in memory) take more than N bytes "
+                    f"(default {DEFAULT_MAX_OUTPUT_BYTES})")
     sp = add("eval", cmd_eval, "rate-distortion of every quality (int and float modes, ANS and Rice rates) vs "
              "x264 / x265 / libaom-AV1 in low-delay P: BD-rates, RD plots, eval.json, eval.md")
     sp.add_argument("--clip", default=None, help="default: codec.eval_clip")

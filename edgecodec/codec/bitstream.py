@@ -11,8 +11,13 @@ Layout (all multi-byte integers little-endian)::
     crc         u32      zlib.crc32 of every byte before it
 
 `read_stream` / `parse_stream` validate in a fixed order, each failure a `BitstreamError` with its own message:
-too short / wrong magic, unsupported version, truncated, CRC mismatch, header fields out of range, malformed
-frame, frame count mismatch, first frame not an I-frame, I-frames not exactly at multiples of gop, trailing bytes.
+too short / wrong magic, unsupported version, truncated, CRC mismatch, header fields out of range, decoder
+limits (width x height above `max_pixels`, decoded output above `max_output_bytes`), malformed frame, frame
+count mismatch, first frame not an I-frame, I-frames not exactly at multiples of gop, trailing bytes.
+
+Memory: the decoder limits are checked from the header alone, before any frame is split or decoded. Splitting
+stops at the end of the data or after frame_count + 1 frames, so it never holds more than the stream's own bytes
+plus one small (type, payload) tuple per frame; a payload length is checked against the bytes that remain.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ FRAME_I, FRAME_P = 0, 1
 MAX_PAYLOAD = 64 * 1024 * 1024            # bytes per frame payload
 MAX_DIM = 16384
 MAX_FRAMES = 1_000_000
+DEFAULT_MAX_PIXELS = 3840 * 2160          # decoder: width x height (4K UHD); the decoder works at ~450 B/pixel
+DEFAULT_MAX_OUTPUT_BYTES = 4 << 30        # decoder: all decoded frames together (8-bit 4:2:0, held in memory)
 _MAX_VARINT_BYTES = 5                     # LEB128 of MAX_PAYLOAD needs 4
 
 _HEADER = struct.Struct("<BB8sBHHIIHI")
@@ -111,6 +118,23 @@ def _header_problem(h: StreamHeader) -> str | None:
     return None
 
 
+def decoded_bytes(width: int, height: int, frames: int = 1) -> int:
+    """Bytes of `frames` decoded 8-bit 4:2:0 frames of `width` x `height` (chroma ceil(w/2) x ceil(h/2))."""
+    return frames * (width * height + 2 * ((width + 1) // 2) * ((height + 1) // 2))
+
+
+def _limits_problem(h: StreamHeader, max_pixels: int, max_output_bytes: int) -> str | None:
+    """The decoder limit a (range-checked) header exceeds, as a message, or None."""
+    if h.width * h.height > max_pixels:
+        return (f"frame size {h.width}x{h.height} = {h.width * h.height} pixels exceeds the decoder limit of "
+                f"{max_pixels} pixels (raise it with --max-pixels if this stream is trusted)")
+    total = decoded_bytes(h.width, h.height, h.frame_count)
+    if total > max_output_bytes:
+        return (f"{h.frame_count} frames of {h.width}x{h.height} decode to {total} bytes, above the decoder "
+                f"limit of {max_output_bytes} bytes of decoded frames (--max-output-bytes)")
+    return None
+
+
 def _frames_problem(frames, gop: int, frame_count: int) -> str | None:
     """The first problem with the frame list (count, I-frame placement) as a message, or None."""
     if len(frames) != frame_count:
@@ -177,7 +201,8 @@ def write_stream(path, header: StreamHeader, frames: list[tuple[int, bytes]]) ->
     return write_bytes_atomic(Path(path), encode_stream(header, frames))
 
 
-def parse_stream(data, check_crc: bool = True) -> tuple[StreamHeader, list[tuple[int, bytes]]]:
+def parse_stream(data, check_crc: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES) -> tuple[StreamHeader, list[tuple[int, bytes]]]:
     """Validate and split bitstream bytes into its header and (type, payload) frames.
 
     Parameters
@@ -186,6 +211,10 @@ def parse_stream(data, check_crc: bool = True) -> tuple[StreamHeader, list[tuple
         The whole stream.
     check_crc : bool
         Verify the trailing CRC-32 (tests turn it off to reach the deeper checks with corrupted data).
+    max_pixels : int
+        Largest width x height accepted (the decoder's working memory grows with it).
+    max_output_bytes : int
+        Largest size of all decoded frames together (`decoded_bytes` of the header).
 
     Raises
     ------
@@ -217,7 +246,7 @@ def parse_stream(data, check_crc: bool = True) -> tuple[StreamHeader, list[tuple
         raise BitstreamError(f"header field entropy={entropy} out of range (expected 0 ans or 1 rice)")
     header = StreamHeader(VERSION, modes[mode], entropies[entropy], mhash, quality, width, height,
                           fps_num, fps_den, gop, frame_count)
-    problem = _header_problem(header)
+    problem = _header_problem(header) or _limits_problem(header, max_pixels, max_output_bytes)
     if problem is not None:
         raise BitstreamError(problem)
 
@@ -238,6 +267,10 @@ def parse_stream(data, check_crc: bool = True) -> tuple[StreamHeader, list[tuple
     problem = _frames_problem(frames, gop, frame_count) if frames else \
         f"frame count mismatch: header says {frame_count}, stream holds 0"
     if problem is not None:
+        frame_bytes = body_end - _PREFIX - _HEADER.size
+        capacity = frame_bytes // 2                     # a frame needs at least a type byte and a length byte
+        if problem.startswith("frame count mismatch") and frame_count > capacity:
+            problem += f" (its {frame_bytes} frame bytes cannot hold more than {capacity} frames)"
         raise BitstreamError(problem)
     if malformed is not None:       # whole frames up to frame_count, then bytes that are no frame
         raise BitstreamError(f"trailing bytes after the last frame ({body_end - pos} bytes before the CRC)")
@@ -271,7 +304,8 @@ def _parse_frame(data: bytes, pos: int, end: int, index: int) -> tuple[int, byte
     return ftype, data[pos:pos + length], pos + length
 
 
-def read_stream(path_or_bytes) -> tuple[StreamHeader, list[tuple[int, bytes]]]:
+def read_stream(path_or_bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+                max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES) -> tuple[StreamHeader, list[tuple[int, bytes]]]:
     """Read and fully validate a bitstream from a path or from bytes (see `parse_stream`)."""
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
         data = bytes(path_or_bytes)
@@ -280,4 +314,4 @@ def read_stream(path_or_bytes) -> tuple[StreamHeader, list[tuple[int, bytes]]]:
             data = Path(path_or_bytes).read_bytes()
         except OSError as e:
             raise BitstreamError(f"cannot read bitstream {path_or_bytes}: {e}") from e
-    return parse_stream(data, check_crc=True)
+    return parse_stream(data, check_crc=True, max_pixels=max_pixels, max_output_bytes=max_output_bytes)

@@ -12,10 +12,16 @@ parameter follows the same table row: what a hardware entropy coder would do).
 
 The encoder runs the decoder's own reconstruction (closed loop), so reference frames match on both sides.
 Frames are padded (edge replication) to multiples of 64 luma pixels and cropped back after decoding.
+
+Untrusted streams: `decode` refuses, before decoding anything, a frame size above `max_pixels`, decoded frames
+above `max_output_bytes` (both checked by `parse_stream` from the header) and a payload too short for the symbols
+its frame size codes (`Coder.check_payload_sizes`); each frame's payload is read and checked to its end before
+the frame is synthesised.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,17 +30,20 @@ import numpy as np
 import torch
 
 from model.codec.network import warp_packed
-from edgecodec.entropy import FrameDecoder, FrameEncoder
+from edgecodec.entropy import FrameDecoder, FrameEncoder, ans_weights, rice_parameters
 from model.yuv import crop, pad_to_multiple, to_codes
 from quant.codec.int_codec import IntCodec, pack_planes, rows_from_float, unpack_planes, warp_int
 
 from edgecodec.codec import checkpoint as ckpt
-from edgecodec.codec.bitstream import FRAME_I, FRAME_P, BitstreamError, StreamHeader, encode_stream, parse_stream
+from edgecodec.codec.bitstream import (DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_PIXELS, FRAME_I, FRAME_P,
+                                       BitstreamError, StreamHeader, encode_stream, parse_stream)
 from base.errors import EdgecodecError
 
 PAD = 64
 MAX_SYMBOL = 255
 MODES, ENTROPIES = ("int", "float"), ("ans", "rice")
+_ANS_STEP_LOSS = math.log2(1 + 2 ** -8)   # bits one rANS step can lose to rounding (state >= 2^32, weights <= 2^24)
+_PAYLOAD_SLACK_BITS = 128                 # payload bits the bound forgives (ANS start-up state below 2^32)
 
 
 @dataclass
@@ -58,6 +67,22 @@ def _fps(fps: str) -> tuple[int, int]:
     return (num, den) if num > 0 and den > 0 else (30, 1)
 
 
+def min_symbol_bits(tables: np.ndarray, entropy: str) -> float:
+    """Fewest bits one coded symbol can take with `tables` under `entropy` (a lower bound for payload sizes).
+
+    Rice: a codeword is at least 1 + k bits (k the row's parameter). ANS: a symbol of 24-bit weight w adds at
+    least log2(2**24 / w) bits of state, less `_ANS_STEP_LOSS` for rounding; w is at most the largest weight.
+    """
+    if entropy == "rice":
+        return 1.0 + int(rice_parameters(tables).min())
+    return max(0.0, math.log2((1 << 24) / int(ans_weights(tables).max())) - _ANS_STEP_LOSS)
+
+
+def padded_size(header: StreamHeader) -> tuple[int, int]:
+    """(height, width) of a stream's frames padded to multiples of `PAD`, as the decoder works on them."""
+    return -(-header.height // PAD) * PAD, -(-header.width // PAD) * PAD
+
+
 class Coder:
     """Encoder and decoder of one quality (a loaded checkpoint dict, see codec_checkpoint.load)."""
 
@@ -78,6 +103,7 @@ class Coder:
         self.rows_m = np.asarray(r["motion"]) + lap
         self.hash = bytes.fromhex(ck["hash"])
         self.quality = int(ck["quality"])
+        self.min_symbol_bits = min_symbol_bits(self.tables, entropy)
 
     # ------------------------------------------------------------------ shared pieces
     def _y_rows(self, prefix: str, z_hat: torch.Tensor) -> np.ndarray:
@@ -104,11 +130,11 @@ class Coder:
         enc.add(y_hat.numpy(), self._y_rows("intra", z_hat))
         return self._intra_synth(y_hat)
 
-    def _decode_intra(self, dec: FrameDecoder, hp: int, wp: int) -> torch.Tensor:
+    def _read_intra(self, dec: FrameDecoder, hp: int, wp: int) -> torch.Tensor:
+        """y_hat of an I-frame (its z_hat, then y_hat with the rows z_hat gives)."""
         s = self.net.shape
         z_hat = torch.from_numpy(dec.read(self.rows_z["intra"][None, :, None, None], (1, s.hyper, hp // 64, wp // 64)))
-        y_hat = torch.from_numpy(dec.read(self._y_rows("intra", z_hat)))
-        return self._intra_synth(y_hat)
+        return torch.from_numpy(dec.read(self._y_rows("intra", z_hat)))
 
     # ------------------------------------------------------------------ P-frames
     def _warp(self, ref: torch.Tensor, m_hat: torch.Tensor) -> torch.Tensor:
@@ -143,12 +169,36 @@ class Coder:
         enc.add(y_hat.numpy(), self._y_rows("p", z_hat))
         return self._p_decode_side(y_hat, warped, state)
 
-    def _decode_inter(self, dec: FrameDecoder, ref: torch.Tensor, state: dict, hp: int, wp: int) -> torch.Tensor:
+    def _read_inter(self, dec: FrameDecoder, hp: int, wp: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(m_hat, y_hat) of a P-frame (motion, z_hat, then y_hat with the rows z_hat gives)."""
         s = self.net.shape
         m_hat = torch.from_numpy(dec.read(self.rows_m[None, :, None, None], (1, 2, hp // 16, wp // 16)))
         z_hat = torch.from_numpy(dec.read(self.rows_z["p"][None, :, None, None], (1, s.hyper, hp // 64, wp // 64)))
-        y_hat = torch.from_numpy(dec.read(self._y_rows("p", z_hat)))
-        return self._p_decode_side(y_hat, self._warp(ref, m_hat), state)
+        return m_hat, torch.from_numpy(dec.read(self._y_rows("p", z_hat)))
+
+    def symbols_per_frame(self, kind: int, hp: int, wp: int) -> int:
+        """Symbols one frame of type `kind` codes at padded size `hp` x `wp` (motion for P, then z, then y)."""
+        s = self.net.shape
+        n = s.hyper * (hp // 64) * (wp // 64) + s.latent * (hp // 16) * (wp // 16)
+        return n + (2 * (hp // 16) * (wp // 16) if kind == FRAME_P else 0)
+
+    def check_payload_sizes(self, header: StreamHeader, frames: list[tuple[int, bytes]]) -> None:
+        """Refuse frames whose payload is too short for the symbols their frame size codes.
+
+        Raises
+        ------
+        BitstreamError
+            For the first frame with fewer than symbols x `min_symbol_bits` bits (less a small slack): no
+            stream this coder writes is that short, and decoding it would only allocate for garbage.
+        """
+        hp, wp = padded_size(header)
+        for i, (kind, payload) in enumerate(frames):
+            n = self.symbols_per_frame(kind, hp, wp)
+            need = math.ceil((n * self.min_symbol_bits - _PAYLOAD_SLACK_BITS) / 8)
+            if len(payload) < need:
+                raise BitstreamError(
+                    f"frame {i}: payload of {len(payload)} bytes is too short for a {header.width}x{header.height} "
+                    f"{'I' if kind == FRAME_I else 'P'}-frame ({n} {self.entropy} symbols need at least {need} bytes)")
 
     # ------------------------------------------------------------------ clips
     @torch.no_grad()
@@ -186,22 +236,36 @@ class Coder:
 
     @torch.no_grad()
     def decode_frames(self, header: StreamHeader, frames: list[tuple[int, bytes]]):
+        """Decoded frames (y, u, v), uint8 (T, H, W) / (T, ceil(H/2), ceil(W/2)), of a parsed stream.
+
+        The checkpoint hash and every payload size (`check_payload_sizes`) are checked first; the output arrays
+        are bounded by `parse_stream`'s limits; each payload is read to its end and checked (close) before its
+        frame is synthesised.
+        """
         if header.model_hash != self.hash:
             raise EdgecodecError(f"the bitstream names model {header.model_hash.hex()}, but the quality-{self.quality} "
                             f"checkpoint {self.ck['path']} is {self.hash.hex()}: decode with the checkpoint "
                             f"that encoded it")
-        hp, wp = -(-header.height // PAD) * PAD, -(-header.width // PAD) * PAD
-        recon, ref, state = [], None, None
+        self.check_payload_sizes(header, frames)
+        hp, wp = padded_size(header)
+        h, w, ch, cw = header.height, header.width, (header.height + 1) // 2, (header.width + 1) // 2
+        out = (np.empty((len(frames), h, w), np.uint8), np.empty((len(frames), ch, cw), np.uint8),
+               np.empty((len(frames), ch, cw), np.uint8))
+        ref, state = None, None
         for i, (kind, payload) in enumerate(frames):
             dec = FrameDecoder(payload, self.tables, self.entropy)
             if kind == FRAME_I:
+                y_hat = self._read_intra(dec, hp, wp)
+                dec.close()
                 state = {"enc": None, "dec": None}
-                ref = self._decode_intra(dec, hp, wp)
+                ref = self._intra_synth(y_hat)
             else:
-                ref = self._decode_inter(dec, ref, state, hp, wp)
-            dec.close()
-            recon.append(unpack_planes(ref))
-        return _stack_crop(recon, header.height, header.width)
+                m_hat, y_hat = self._read_inter(dec, hp, wp)
+                dec.close()
+                ref = self._p_decode_side(y_hat, self._warp(ref, m_hat), state)
+            for dst, plane in zip(out, unpack_planes(ref)):
+                dst[i] = plane[:dst.shape[1], :dst.shape[2]].to(torch.uint8).numpy()
+        return out
 
 
 def _varint_len(n: int) -> int:
@@ -226,11 +290,39 @@ def read_bitstream_bytes(path: str | Path) -> bytes:
     return path.read_bytes()
 
 
-def decode(data: bytes, checkpoints: str | Path):
-    """Decode a whole bitstream with the checkpoint of its quality from the folder `checkpoints`."""
-    header, frames = parse_stream(data)
-    ck = ckpt.load(checkpoints, header.quality)
-    coder = Coder(ck, header.mode, header.entropy)
+def decode(data: bytes, checkpoints: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS,
+           max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES, coders: dict | None = None):
+    """Decode a whole bitstream with the checkpoint of its quality from the folder `checkpoints`.
+
+    Parameters
+    ----------
+    data : bytes
+        The stream (untrusted: every size is checked before it drives an allocation).
+    checkpoints : str or Path
+        Folder with `codec_q<quality>.pt`.
+    max_pixels, max_output_bytes : int
+        Decoder limits (see `parse_stream`): largest width x height, largest size of all decoded frames.
+    coders : dict, optional
+        Cache of `Coder` objects by (quality, mode, entropy), filled as needed: for callers that decode many
+        streams with the same checkpoint folder (the fuzz benchmark).
+
+    Returns
+    -------
+    (StreamHeader, (y, u, v))
+        The header and the decoded uint8 frames.
+
+    Raises
+    ------
+    BitstreamError
+        On a malformed, corrupt or over-limit stream.
+    """
+    header, frames = parse_stream(data, max_pixels=max_pixels, max_output_bytes=max_output_bytes)
+    key = (header.quality, header.mode, header.entropy)
+    coder = coders.get(key) if coders is not None else None
+    if coder is None:
+        coder = Coder(ckpt.load(checkpoints, header.quality), header.mode, header.entropy)
+        if coders is not None:
+            coders[key] = coder
     try:
         return header, coder.decode_frames(header, frames)
     except BitstreamError:
