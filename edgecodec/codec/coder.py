@@ -10,6 +10,12 @@ Two modes share one bitstream layout:
 Entropy coding: "ans" (constriction's rANS over the integer tables) or "rice" (Golomb-Rice codes whose
 parameter follows the same table row: what a hardware entropy coder would do).
 
+Motion prior (stream version 2): forward-adaptive. For each P-frame and each component of Delta_t the encoder
+picks the Laplace table row that codes that frame's motion codes in the fewest bits (integer cost: no float
+rounding decides it) and sends the row as an offset from the checkpoint's row, coded under a fixed side row, as
+the frame's first two symbols. A still scene then costs almost nothing for motion, where the one global row of
+version 1 spent ~2.8 bits per vector component (docs/codec.md, "Where the shipped codec fails").
+
 The encoder runs the decoder's own reconstruction (closed loop), so reference frames match on both sides.
 Frames are padded (edge replication) to multiples of 64 luma pixels and cropped back after decoding.
 
@@ -35,7 +41,7 @@ from model.yuv import crop, pad_to_multiple, to_codes
 from quant.codec.int_codec import IntCodec, pack_planes, rows_from_float, unpack_planes, warp_int
 
 from edgecodec.codec import checkpoint as ckpt
-from edgecodec.codec.bitstream import (DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_PIXELS, FRAME_I, FRAME_P,
+from edgecodec.codec.bitstream import (DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_PIXELS, FRAME_I, FRAME_P, VERSION,
                                        BitstreamError, StreamHeader, encode_stream, parse_stream)
 from base.errors import EdgecodecError
 
@@ -43,6 +49,7 @@ PAD = 64
 MAX_SYMBOL = 255
 MODES, ENTROPIES = ("int", "float"), ("ans", "rice")
 _ANS_STEP_LOSS = math.log2(1 + 2 ** -8)   # bits one rANS step can lose to rounding (state >= 2^32, weights <= 2^24)
+MOTION_SIDE_SCALE = 4.0                   # Laplace scale of the side symbols that send the motion rows
 _PAYLOAD_SLACK_BITS = 128                 # payload bits the bound forgives (ANS start-up state below 2^32)
 
 
@@ -101,6 +108,11 @@ class Coder:
         lap = self.n_scales
         self.rows_z = {"intra": np.asarray(r["intra_z"]) + lap, "p": np.asarray(r["p_z"]) + lap}
         self.rows_m = np.asarray(r["motion"]) + lap
+        scales = np.asarray(t["scales"], dtype=np.float64)
+        self.side_row = lap + int(np.argmin(np.abs(scales - MOTION_SIDE_SCALE)))
+        lap_tables = self.tables[lap:]
+        # -log2 P(v | row) in 1/2^16 bit units, integers: the row choice is exact and the same on every machine
+        self._motion_cost = np.round(-np.log2(lap_tables / lap_tables.sum(1, keepdims=True)) * 65536).astype(np.int64)
         self.hash = bytes.fromhex(ck["hash"])
         self.quality = int(ck["quality"])
         self.min_symbol_bits = min_symbol_bits(self.tables, entropy)
@@ -137,6 +149,31 @@ class Coder:
         return torch.from_numpy(dec.read(self._y_rows("intra", z_hat)))
 
     # ------------------------------------------------------------------ P-frames
+    def motion_rows(self, m_hat: np.ndarray) -> np.ndarray:
+        """The two Laplace rows (table indices) that code motion codes m_hat (1, 2, h, w) in the fewest bits,
+        counting the side symbol that sends each row; ties go to the lower row."""
+        lap, (s, n) = self.n_scales, self._motion_cost.shape
+        big_m = (n - 1) // 2
+        rows = []
+        for c in range(2):
+            hist = np.bincount(np.clip(m_hat[0, c].ravel(), -big_m, big_m) + big_m, minlength=n).astype(np.int64)
+            offsets = np.arange(s) - (int(self.rows_m[c]) - lap)
+            side = self._motion_cost[self.side_row - lap, np.clip(offsets, -big_m, big_m) + big_m]
+            rows.append(lap + int(np.argmin(self._motion_cost @ hist + side)))
+        return np.asarray(rows, dtype=np.int64)
+
+    def _write_motion(self, m_hat: np.ndarray, enc: FrameEncoder) -> None:
+        rows = self.motion_rows(m_hat)
+        enc.add((rows - self.rows_m).reshape(1, 2), np.full((1, 2), self.side_row))
+        enc.add(m_hat, rows[None, :, None, None])
+
+    def _read_motion(self, dec: FrameDecoder, hp: int, wp: int) -> torch.Tensor:
+        rows = self.rows_m + dec.read(np.full((1, 2), self.side_row)).reshape(2)
+        if rows.min() < self.n_scales or rows.max() >= 2 * self.n_scales:
+            raise BitstreamError(f"motion prior rows {rows - self.n_scales} out of the Laplace table "
+                                 f"(0..{self.n_scales - 1})")
+        return torch.from_numpy(dec.read(rows[None, :, None, None], (1, 2, hp // 16, wp // 16)))
+
     def _warp(self, ref: torch.Tensor, m_hat: torch.Tensor) -> torch.Tensor:
         """Warped reference: integer codes (int mode) or float values on the code scale (float mode)."""
         if self.mode == "int":
@@ -164,7 +201,7 @@ class Coder:
         y = p.to_latent(h.float())
         z_hat = _clamp_round(p.hyper.h_a(y))
         y_hat = _clamp_round(y)
-        enc.add(m_hat.numpy(), self.rows_m[None, :, None, None])
+        self._write_motion(m_hat.numpy(), enc)
         enc.add(z_hat.numpy(), self.rows_z["p"][None, :, None, None])
         enc.add(y_hat.numpy(), self._y_rows("p", z_hat))
         return self._p_decode_side(y_hat, warped, state)
@@ -172,7 +209,7 @@ class Coder:
     def _read_inter(self, dec: FrameDecoder, hp: int, wp: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(m_hat, y_hat) of a P-frame (motion, z_hat, then y_hat with the rows z_hat gives)."""
         s = self.net.shape
-        m_hat = torch.from_numpy(dec.read(self.rows_m[None, :, None, None], (1, 2, hp // 16, wp // 16)))
+        m_hat = self._read_motion(dec, hp, wp)
         z_hat = torch.from_numpy(dec.read(self.rows_z["p"][None, :, None, None], (1, s.hyper, hp // 64, wp // 64)))
         return m_hat, torch.from_numpy(dec.read(self._y_rows("p", z_hat)))
 
@@ -180,7 +217,7 @@ class Coder:
         """Symbols one frame of type `kind` codes at padded size `hp` x `wp` (motion for P, then z, then y)."""
         s = self.net.shape
         n = s.hyper * (hp // 64) * (wp // 64) + s.latent * (hp // 16) * (wp // 16)
-        return n + (2 * (hp // 16) * (wp // 16) if kind == FRAME_P else 0)
+        return n + (2 + 2 * (hp // 16) * (wp // 16) if kind == FRAME_P else 0)   # P: 2 motion-row symbols
 
     def check_payload_sizes(self, header: StreamHeader, frames: list[tuple[int, bytes]]) -> None:
         """Refuse frames whose payload is too short for the symbols their frame size codes.
@@ -228,7 +265,7 @@ class Coder:
             types.append(kind)
             recon.append(unpack_planes(ref))
         fn, fd = _fps(fps)
-        header = StreamHeader(version=1, mode=self.mode, entropy=self.entropy, model_hash=self.hash,
+        header = StreamHeader(version=VERSION, mode=self.mode, entropy=self.entropy, model_hash=self.hash,
                               quality=self.quality, width=w, height=h, fps_num=fn, fps_den=fd, gop=gop,
                               frame_count=y.shape[0])
         data = encode_stream(header, frames)

@@ -364,7 +364,7 @@ def test_container_validation_messages():
     cases = [
         (b"EG", "not an edgecodec bitstream"),
         (b"RIFF" + good[4:], "not an edgecodec bitstream"),
-        (good[:4] + b"\x02" + good[5:], "unsupported bitstream version 2"),
+        (good[:4] + b"\x01" + good[5:], "unsupported bitstream version 1"),   # version 1: the fixed motion prior
         (good[:20], "truncated bitstream"),
         (good[:-5] + bytes([good[-5] ^ 1]) + good[-4:], "corrupt: CRC"),
         (raw_stream([1, 0, b"ABCDEFGH", 3, 0, 60, 30, 1, 2, 3], []), "width=0 out of range"),
