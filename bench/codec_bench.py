@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from edgecodec.codec import checkpoint as ckpt  # noqa: E402
 from edgecodec.codec.coder import Coder, decode  # noqa: E402
+from edgecodec.codec.evaluate import macs_per_pixel  # noqa: E402
 from edgecodec.config import load  # noqa: E402
 from base.paths import BUILD_DIR, resolve  # noqa: E402
 from base.files import write_json_atomic  # noqa: E402
@@ -40,40 +41,6 @@ def resize(planes, w: int, h: int):
         t = torch.nn.functional.interpolate(t, size=(hh, ww), mode="bilinear", align_corners=False)
         out.append(t[:, 0].round().clamp(0, 255).to(torch.uint8).numpy())
     return out
-
-
-def macs_per_pixel(codec, h: int = 256, w: int = 256) -> dict:
-    """MACs per luma pixel of I/P encoder and decoder, from hooks on the float modules of one frame."""
-    count = {"n": 0}
-
-    def hook(m, a, out):
-        if isinstance(m, torch.nn.Conv2d):
-            k = m.kernel_size[0] * m.kernel_size[1]
-            count["n"] += out.numel() * (m.in_channels // m.groups) * k
-        elif isinstance(m, torch.nn.Linear):
-            count["n"] += out.numel() * m.in_features
-
-    hooks = [m.register_forward_hook(hook) for m in codec.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    x = torch.rand(1, 6, h // 2, w // 2)
-    res = {}
-    with torch.no_grad():
-        def measure(fn):
-            count["n"] = 0
-            fn()
-            return count["n"] / (h * w)
-        intra, p = codec.intra, codec.inter
-        y = intra.g_a(x)
-        z = torch.round(intra.hyper.h_a(y))
-        res["intra_decoder"] = measure(lambda: (intra.hyper.h_s(z), intra.g_s(torch.round(y))))
-        res["intra_encoder"] = measure(lambda: intra(x))
-        state = p.init_state(x)
-        res["p_encoder"] = measure(lambda: p(x, x, state))   # includes the decoder it must mirror
-        yl = torch.round(p.to_latent(torch.zeros(1, p.enc_rnn.cells[0].channels, h // 8, w // 8)))
-        zl = torch.round(p.hyper.h_a(yl))
-        res["p_decoder"] = measure(lambda: (p.hyper.h_s(zl), p.synth(p.dec_rnn(p.from_latent(yl), state[1])[0])))
-    for hk in hooks:
-        hk.remove()
-    return {k: round(v, 1) for k, v in res.items()}
 
 
 def speed(ck, planes, mode: str, gop: int, ck_dir) -> dict:

@@ -122,12 +122,31 @@ def _measured_cycles(cfg) -> int | None:
 
 
 def cmd_eval(args) -> None:
-    from edgecodec.codec.evaluate import evaluate
+    from edgecodec.codec.evaluate import HELDOUT, HELDOUT_FRAMES, evaluate, evaluate_clips, parse_clip_spec
     cfg = _cfg(args)
     modes = tuple(args.mode or ("int", "float"))
-    r = evaluate(args.clip or resolve(cfg.codec.eval_clip), args.frames or cfg.codec.eval_frames, args.gop or cfg.codec.gop,
-                 _checkpoints(args, cfg), args.quality, _out(args.out, "eval"), modes,
-                 () if args.no_ffmpeg else ("x264", "x265", "av1"), progress=not args.quiet)
+    baselines = () if args.no_ffmpeg else ("x264", "x265", "av1")
+    gop = args.gop or cfg.codec.gop
+    clips = args.clip or []
+    if args.heldout and clips:
+        raise EdgecodecError("eval: --heldout evaluates the held-out set; give either --heldout or --clip")
+    specs = [parse_clip_spec(c) for c in clips]          # refuses a bad crop spec before any work
+    if args.heldout or len(clips) > 1 or any(crop is not None for _, crop in specs):
+        frames = args.frames or (HELDOUT_FRAMES if args.heldout else cfg.codec.eval_frames)
+        s = evaluate_clips(HELDOUT if args.heldout else clips, frames, gop, _checkpoints(args, cfg), args.quality,
+                           _out(args.out, "eval"), modes, baselines, progress=not args.quiet,
+                           summary="heldout" if args.heldout else "clips")
+        name = "heldout" if args.heldout else "clips"
+        brief = {"summary": str(_out(args.out, "eval") / f"{name}.md"),
+                 "clips": [{k: r[k] for k in ("clip", "bpp", "psnr_yuv611", "bd_rate_vs_x264_pct", "bd_overlap",
+                                              "drift_max_db", "decoder_macs_per_pixel", "aims_met", "eval_md")}
+                           for r in s["clips"]],
+                 "all_aims_met": s["all_aims_met"]}
+        print(json.dumps(brief, indent=2))
+        return
+    r = evaluate(clips[0] if clips else resolve(cfg.codec.eval_clip), args.frames or cfg.codec.eval_frames, gop,
+                 _checkpoints(args, cfg), args.quality, _out(args.out, "eval"), modes, baselines,
+                 progress=not args.quiet)
     brief = {"eval": str(_out(args.out, "eval") / "eval.md"), "plots": r["plots"]}
     brief.update({k: r[k] for k in ("bd_rate_vs_x264", "bd_rate_int_vs_float") if k in r})
     print(json.dumps(brief, indent=2))
@@ -285,8 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
                     f"(default {DEFAULT_MAX_OUTPUT_BYTES})")
     sp = add("eval", cmd_eval, "rate-distortion of every quality (int and float modes, ANS and Rice rates) vs "
              "x264 / x265 / libaom-AV1 in low-delay P: BD-rates, RD plots, eval.json, eval.md")
-    sp.add_argument("--clip", default=None, help="default: codec.eval_clip")
-    sp.add_argument("--frames", type=int, default=None, help="default: codec.eval_frames")
+    sp.add_argument("--clip", action="append", default=None, metavar="PATH[@WxH+X+Y]",
+                    help="clip, optionally a crop (e.g. data/video/streams/vpf_test.mp4@352x288+248+88); repeatable: "
+                    "several clips or a crop go to <out>/<clip>/ with a summary <out>/clips.md, .json "
+                    "(default: codec.eval_clip -> <out>/eval.md)")
+    sp.add_argument("--heldout", action="store_true",
+                    help="the held-out set: carphone, the vpf_test dog crop 352x288+248+88 and the Zhling office "
+                    "crop 352x288+464+216 -> <out>/<clip>/ and <out>/heldout.md, .json (16 frames unless --frames)")
+    sp.add_argument("--frames", type=int, default=None, help="default: codec.eval_frames (16 with --heldout)")
     sp.add_argument("--gop", type=int, default=None, help="default: codec.gop")
     sp.add_argument("--quality", type=int, action="append", help="default: every checkpoint found")
     sp.add_argument("--mode", choices=("int", "float"), action="append", help="default: both")
