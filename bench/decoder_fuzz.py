@@ -42,7 +42,7 @@ from base.errors import EdgecodecError  # noqa: E402
 from base.files import write_json_atomic  # noqa: E402
 from base.paths import VIDEO_DIR  # noqa: E402
 from edgecodec.codec import checkpoint as ckpt  # noqa: E402
-from edgecodec.codec.bitstream import _HEADER, MAX_FRAMES, parse_stream  # noqa: E402
+from edgecodec.codec.bitstream import _HEADER, MAGIC, MAX_FRAMES, VERSION, parse_stream  # noqa: E402
 from model.video import read_yuv420  # noqa: E402
 
 CLIP = VIDEO_DIR / "CiscoVT2people_160x96_6fps.y4m"
@@ -92,7 +92,7 @@ def varint(n: int, extra: int = 0) -> bytes:
 def assemble(fields, frames, lengths=None) -> bytes:
     """Stream bytes from header `fields` and (type, payload) `frames`, with its CRC; `lengths` overrides the
     encoded payload lengths (bytes of each frame's varint)."""
-    out = bytearray(b"EGVC\x01")
+    out = bytearray(MAGIC + bytes([VERSION]))
     out += _HEADER.pack(*fields)
     for i, (ftype, payload) in enumerate(frames):
         out.append(ftype & 0xFF)
