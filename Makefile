@@ -27,11 +27,6 @@ $(STAMP): pyproject.toml
 	    || { echo "error:$$missing missing and apt-get could not install it (Icarus Verilog; Chromium for the report test; ffmpeg for the codec baselines)" >&2; exit 1; }; fi
 	touch $@
 
-# torch's OpenMP threads spin while they wait; beside the simulators and synthesis tools the tests and the flow
-# start, spinning threads slow training and the suite down (10-50x for training on a busy machine). PASSIVE
-# waiting changes no result, only who gets the cores.
-export OMP_WAIT_POLICY ?= PASSIVE
-
 flow: setup
 	$(VENV)/bin/edgecodec flow --config $(CONFIG)
 
