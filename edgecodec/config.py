@@ -1,8 +1,7 @@
 """Configuration: one YAML file, one section per layer. The layers own their sections (`model.config`,
 `quant.config`, `hw.config`); this module composes them with the application's (training, flow, codec, STAE).
-
-One YAML file holds all sections; every value is validated before anything is built, so a
-configuration that cannot work fails with a message naming the field.
+Every value is validated before anything is built, so a configuration that cannot work fails with a message
+naming the field.
 """
 
 from __future__ import annotations
@@ -262,7 +261,7 @@ _SECTIONS = {"model": ModelConfig, "quant": QuantConfig, "hw": HwConfig, "train"
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
-    """'WIDTHxHEIGHT' -> (width, height); anything else is a EdgecodecError naming the text."""
+    """'WIDTHxHEIGHT' -> (width, height); anything else is an EdgecodecError naming the text."""
     m = re.match(r"^(\d+)x(\d+)$", str(text).strip())
     if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
         raise EdgecodecError(f"resolution '{text}' must look like WIDTHxHEIGHT, e.g. 1920x1080")
@@ -316,7 +315,7 @@ def from_dict(data: dict) -> Config:
 
 
 def load(path: str | Path) -> Config:
-    """Read a YAML config; a missing or malformed file is a EdgecodecError naming the file."""
+    """Read a YAML config; a missing or malformed file is an EdgecodecError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise EdgecodecError(f"config file not found: {path}")

@@ -1,6 +1,6 @@
 """Build and run a cocotb bench on a generated Verilog file, with Icarus or Verilator.
 
-The simulator is a parameter; a simulator that is not installed is a EdgecodecError naming it.
+The simulator is a parameter; a simulator that is not installed is an EdgecodecError naming it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _verilator_bin() -> Path | None:
 
 
 def ensure_simulator(simulator: str) -> None:
-    """Put the simulator on PATH or raise a EdgecodecError that says how to get it."""
+    """Put the simulator on PATH or raise an EdgecodecError that says how to get it."""
     if simulator not in SIMULATORS:
         raise EdgecodecError(f"unknown simulator '{simulator}'; choose one of {', '.join(SIMULATORS)}")
     if simulator == "verilator":
@@ -76,7 +76,7 @@ def run_bench(verilog: Path, toplevel: str, test_module: str, build_dir: Path, s
     extra_env = {"EDGECODEC_TB": json.dumps(env or {}), "PYTHONPATH": os.pathsep.join(
         [sim_root] + [p for p in sys.path if p])}
     # cocotb_tools' runner calls sys.exit(1) on a failed test when PYTEST_CURRENT_TEST is set; hide it so a
-    # failure always reaches the caller as a EdgecodecError with the summary.
+    # failure always reaches the caller as an EdgecodecError with the summary.
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
     try:
         results = runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,

@@ -1,4 +1,5 @@
-"""Shared fixtures: the shipped clips (data/video, resolved from the repository root) and tiny configs."""
+"""Shared test data and checks: the shipped clips (data/video, resolved from the repository root), the tools
+`make setup` promises, and the per-test time limits."""
 
 from __future__ import annotations
 
@@ -12,23 +13,6 @@ CLIP_160 = VIDEO_DIR / "CiscoVT2people_160x96_6fps.y4m"      # 5 frames: the sma
 CLIP_320 = VIDEO_DIR / "CiscoVT2people_320x192_12fps.y4m"    # 9 frames: the flow clip
 CLIP_CARS = VIDEO_DIR / "cars_320x240.y4m"                   # 30 frames
 CLIP_QCIF_MP4 = VIDEO_DIR / "carphone_176x144_qp10.mp4"      # 120 frames, H.264: the codec's held-out clip
-
-# the smallest proxy configuration that still has two layers and every stage (train, QAT, RTL)
-TINY = {"model": {"channels": 8, "layers": 2, "se_reduction": 2, "downsample": 8},
-        "hw": {"pe": 2, "simd": 2, "dw_parallel": 2},
-        "train": {"clips": [str(CLIP_160)], "seq_len": 3, "crop": 32, "batch": 2, "float_steps": 3, "qat_steps": 2}}
-
-
-@pytest.fixture
-def clip_160():
-    return CLIP_160
-
-
-@pytest.fixture
-def tiny_config():
-    """A validated tiny Config (see TINY); tests change sections with dataclasses.replace."""
-    from edgecodec.config import from_dict
-    return from_dict(TINY)
 
 
 # ---------------------------------------------------------------- external tools

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 from edgecodec.config import Config
 from base.errors import EdgecodecError
 from base.files import atomic_path, load_torch_dict
+from base.hashing import sha256_bytes
 
 FORMAT = "edgecodec-ase-gru-v1"
 
@@ -19,7 +19,7 @@ def model_hash(cfg: Config) -> str:
     """Hash of everything that changes the trained weights (model, quant, train sections)."""
     d = cfg.to_dict()
     key = json.dumps({k: d[k] for k in ("model", "quant", "train")}, sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+    return sha256_bytes(key.encode())[:16]
 
 
 def save(path: Path, cfg: Config, float_state: dict, qat_state: dict, fracs: list[dict], metrics: dict) -> None:

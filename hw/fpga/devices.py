@@ -68,7 +68,7 @@ def _choices(items) -> str:
 
 
 def get_device(family: str, device: str) -> Device:
-    """The table entry; an unknown family or device is a EdgecodecError listing the valid ones."""
+    """The table entry; an unknown family or device is an EdgecodecError listing the valid ones."""
     fam = str(family).lower()
     if fam not in DEVICES:
         raise EdgecodecError(f"unknown FPGA family '{family}'; choose one of {_choices(FAMILIES)}")
@@ -106,7 +106,7 @@ def resolve(family: str, device: str, package: str | None = None, speed=None) ->
 
 
 def check_fit(used: dict, dev: Device, package: str, io_pins: int) -> dict:
-    """Utilisation {resource: used / available}; a design that does not fit is a EdgecodecError listing every resource.
+    """Utilisation {resource: used / available}; a design that does not fit is an EdgecodecError listing every resource.
 
     ECP5 distributed RAM occupies logic slices: each TRELLIS_DPR16X4 takes the four LUT4 of two slices, so
     LUT4 + 4 * DPR16X4 must fit in the LUT4 count as well.

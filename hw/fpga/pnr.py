@@ -5,7 +5,7 @@
 1. `hw.fpga.wrapper.FpgaTop` Verilog (the cell behind registered byte streams: 22 pins for bus_bits=8);
 2. yosys ``synth_ecp5`` / ``synth_ice40 -dsp`` (flattened, as `hw.fpga.synth.synth_ecp5`); ``per_block`` splits
    the flat netlist by the hierarchical cell names (see `per_block_resources`);
-3. a fit check against `hw.fpga.devices` *before* place and route: a design that does not fit is a EdgecodecError
+3. a fit check against `hw.fpga.devices` *before* place and route: a design that does not fit is an EdgecodecError
    listing used/available for every resource (nextpnr would otherwise fail after minutes, or never finish);
 4. nextpnr-ecp5 / nextpnr-ice40 with a fixed ``--seed``, the target ``--freq`` and ``--report`` (utilisation and
    achieved Fmax per clock); ``--timing-allow-fail`` so a missed target still gives a bitstream and the Fmax;

@@ -46,7 +46,7 @@ def yosys_binary() -> str:
 def run_yowasp(tool: str, args: list[str], cwd: Path, cache_dir: Path, log: Path, what: str | None = None,
                expect: list[Path] | tuple = ()) -> float:
     """Run a YoWASP tool in `cwd` with its output in `log`; returns seconds. A failure (non-zero exit or a
-    missing `expect`ed output) is a EdgecodecError that names the tool and the log."""
+    missing `expect`ed output) is an EdgecodecError that names the tool and the log."""
     cwd = Path(cwd)
     env = dict(os.environ, XDG_CACHE_HOME=str(Path(cache_dir).resolve()))  # yowasp's compiled-wasm cache
     t0 = time.time()

@@ -17,7 +17,7 @@ TOP_NAME = "ase_gru_cell"
 
 
 def build_top(params: CellParams, height: int, width: int, hw: HwConfig) -> CellTop:
-    """The cell top; a configuration that cannot work is a EdgecodecError before any logic is built."""
+    """The cell top; a configuration that cannot work is an EdgecodecError before any logic is built."""
     try:
         return CellTop(params, height, width, hw)
     except ValueError as exc:

@@ -149,7 +149,7 @@ class CropSampler:
     """Random (sequence, start, even crop position, horizontal flip) windows from a seeded torch.Generator.
 
     `sequences`: paths (see list_sequences) and/or in-memory (y, u, v) uint8 tuples. Sequences shorter than
-    seq_len or smaller than crop are skipped with a warning; a EdgecodecError names them when none is usable.
+    seq_len or smaller than crop are skipped with a warning; an EdgecodecError names them when none is usable.
     Up to LAZY_ABOVE path sequences are loaded at once (kept uint8); more are loaded when drawn, through an
     LRU cache of `cache_size`, after probing (metadata only) until one usable sequence is found.
     """

@@ -215,7 +215,7 @@ def sample_clip(video: np.ndarray, frames: int, size: int, short: str = "repeat"
     segments of the clip, centre-cropped to a square and resized (bilinear, antialiased) to size x size.
 
     A clip shorter than F frames keeps all its frames and repeats the last one (short="repeat"), or is refused
-    with a EdgecodecError (short="refuse").
+    with an EdgecodecError (short="refuse").
     """
     t, h, w = video.shape[:3]
     if t < frames:

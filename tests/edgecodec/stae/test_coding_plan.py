@@ -201,7 +201,7 @@ def test_decode_rejects_corrupt_truncated_and_mismatched():
 
 @pytest.mark.parametrize("beta,mask_kind", [(0.5, "attention"), (0.5, "random")])
 def test_decode_survives_payload_garbage_behind_a_valid_crc(beta, mask_kind):
-    """With the CRC recomputed, corrupt headers and payloads still give a EdgecodecError or a consistent result."""
+    """With the CRC recomputed, corrupt headers and payloads still give an EdgecodecError or a consistent result."""
     rng = np.random.default_rng(1)
     x = smooth_clip(3, 3, 16, 20, seed=2)
     m = attention_mask(x, beta) if mask_kind == "attention" else random_mask(3, 16, 20, beta, rng)

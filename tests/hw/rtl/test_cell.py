@@ -1,5 +1,5 @@
 """hw.rtl.cell_top via hw.rtl.emit.write_verilog: bit-exact against quant.cell.golden under stalls and reset (Icarus sweep,
-one Verilator run on real-frame features), a corrupted weight is caught, bad folding is a EdgecodecError, lint,
+one Verilator run on real-frame features), a corrupted weight is caught, bad folding is an EdgecodecError, lint,
 deterministic emission and a sanity bound on cycles per step."""
 
 from __future__ import annotations
