@@ -18,7 +18,7 @@ Everything runs the shipped checkpoints in hardware-exact (int) mode. Per clip a
   the same vectors as block-constant motion compensation (H.264-style), (c) zero motion; bits of Delta;
 - residual: PSNR of the P reconstruction against that of its warped frame (gain and the bits spent besides
   motion) and drift along the GOP;
-- what-if (encoder only, same decoder and bitstream): the encoder's motion predictor replaced by the block
+- what-if (encoder only, same decoder and bitstream): the encoder's search replaced by the full-search block
   matching search (vectors through the codec's warp).
 
 Conventional anchors: x264 medium low-delay P with the same GOP (`anchors.run_codec`), interpolated to the
@@ -178,15 +178,15 @@ def motion_part(dec: TracingCoder, clip, t: int, rec_idx: int, radius: int) -> d
     cur = padded_frame(*orig)
     bm = block_match(cur[0], ref[0], radius)
     res = {
-        "learned": yuv_psnr(orig, crop_planes(*warped, h, w)),
+        "coded": yuv_psnr(orig, crop_planes(*warped, h, w)),
         "bm_codec_warp": yuv_psnr(orig, crop_planes(*warp_field(ref, bm), h, w)),
         "bm_block_mc": yuv_psnr(orig, crop_planes(*warp_blocks(ref, bm), h, w)),
         "zero": yuv_psnr(orig, crop_planes(*ref, h, w)),
-        "learned_bits": motion_bits(dec, m),
+        "coded_bits": motion_bits(dec, m),
         "bm_bits_under_codec_table": motion_bits(dec, bm),
-        "learned_mean_abs_px": float(m.abs().double().mean() / 4),
+        "coded_mean_abs_px": float(m.abs().double().mean() / 4),
         "bm_mean_abs_px": float(bm.abs().double().mean() / 4),
-        "learned_max_abs_px": float(m.abs().max() / 4),
+        "coded_max_abs_px": float(m.abs().max() / 4),
         "bm_max_abs_px": float(bm.abs().max() / 4),
     }
     return res, crop_planes(*warped, h, w)
@@ -207,7 +207,7 @@ def run_quality(ck: dict, clip, gop: int, radius: int, whatif: bool) -> dict:
             wp = yuv_psnr((y[t], u[t], v[t]), warped)
             f.update(motion=mot, warped_psnr_y=wp["y"], warped_psnr_yuv611=wp["yuv611"],
                      residual_gain_y=f["psnr_y"] - wp["y"], residual_gain_yuv611=f["psnr_yuv611"] - wp["yuv611"],
-                     residual_bits=f["bits"] - mot["learned_bits"], p_index=t % gop)
+                     residual_bits=f["bits"] - mot["coded_bits"], p_index=t % gop)
         frames.append(f)
     out = {"quality": int(ck["quality"]), "bpp": 8 * len(r.data) / (t_all * h * w),
            "psnr_y": float(np.mean([f["psnr_y"] for f in frames])),
@@ -247,12 +247,12 @@ def summarize(res: dict, gop: int) -> dict:
             intra[f"{a}_{m}_at_rate"] = None if any(v is None for v in vals) else mean(vals)
         vals = [f["anchor"][a]["bpp_at_psnr_y"] for f in i_f]
         intra[f"{a}_bpp_at_psnr_y"] = None if any(v is None for v in vals) else mean(vals)
-    mkeys = ("learned", "bm_codec_warp", "bm_block_mc", "zero")
+    mkeys = ("coded", "bm_codec_warp", "bm_block_mc", "zero")
     motion = {k: mean([f["motion"][k]["y"] for f in p_f]) for k in mkeys}
     motion.update({f"{k}_yuv611": mean([f["motion"][k]["yuv611"] for f in p_f]) for k in mkeys})
-    motion.update(learned_bits=mean([f["motion"]["learned_bits"] for f in p_f]),
+    motion.update(coded_bits=mean([f["motion"]["coded_bits"] for f in p_f]),
                   bm_bits=mean([f["motion"]["bm_bits_under_codec_table"] for f in p_f]),
-                  learned_mean_abs_px=mean([f["motion"]["learned_mean_abs_px"] for f in p_f]),
+                  coded_mean_abs_px=mean([f["motion"]["coded_mean_abs_px"] for f in p_f]),
                   bm_mean_abs_px=mean([f["motion"]["bm_mean_abs_px"] for f in p_f]))
     by_k = {k: [f for f in p_f if f["p_index"] == k] for k in range(1, gop)}
     residual = {"p_psnr_y": mean([f["psnr_y"] for f in p_f]), "warped_psnr_y": mean([f["warped_psnr_y"] for f in p_f]),
@@ -300,14 +300,14 @@ def markdown(result: dict) -> str:
                      f"{_f(i['x264_intra_bpp_at_psnr_y'], 3)} |")
     lines += ["", "Motion (mean over the 14 P-frames; PSNR Y in dB of the previous reconstruction warped, against "
               "the current original; BM = full-search block matching, 16x16, quarter pel):", "",
-              "| clip | q | learned Δ (codec warp) | BM via codec warp | BM block-constant MC | zero motion | "
+              "| clip | q | coded Δ (encoder's search) | BM via codec warp | BM block-constant MC | zero motion | "
               "Δ bits/frame | BM bits (codec's Δ table) | mean abs Δ / BM (px) |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m = r["motion"]
-        lines.append(f"| {r['clip']} | q{r['quality']} | {m['learned']:.2f} | {m['bm_codec_warp']:.2f} | "
-                     f"{m['bm_block_mc']:.2f} | {m['zero']:.2f} | {m['learned_bits']:.0f} | {m['bm_bits']:.0f} | "
-                     f"{m['learned_mean_abs_px']:.2f} / {m['bm_mean_abs_px']:.2f} |")
+        lines.append(f"| {r['clip']} | q{r['quality']} | {m['coded']:.2f} | {m['bm_codec_warp']:.2f} | "
+                     f"{m['bm_block_mc']:.2f} | {m['zero']:.2f} | {m['coded_bits']:.0f} | {m['bm_bits']:.0f} | "
+                     f"{m['coded_mean_abs_px']:.2f} / {m['bm_mean_abs_px']:.2f} |")
     lines += ["", "Residual and drift (P-frames; PSNR Y in dB; bits per P-frame besides motion = frame bits − "
               "ideal Δ bits):", "",
               "| clip | q | I PSNR | P PSNR (recon) | warped PSNR | residual gain (Y / YUV611) | residual bits/frame | "
@@ -385,7 +385,7 @@ def main(argv=None) -> dict:
                                        if k.startswith("per_frame")}
             rows.append(row)
             print(f"{name} q{q}: {time.perf_counter() - t0:.0f} s; intra {row['intra']['psnr_y']:.2f} dB; warped "
-                  f"learned {row['motion']['learned']:.2f} / BM {row['motion']['bm_codec_warp']:.2f} / block "
+                  f"coded {row['motion']['coded']:.2f} / BM {row['motion']['bm_codec_warp']:.2f} / block "
                   f"{row['motion']['bm_block_mc']:.2f} / zero {row['motion']['zero']:.2f}; P "
                   f"{row['residual']['p_psnr_y']:.2f}", flush=True)
     result = {

@@ -89,12 +89,12 @@ class CodecConfig:
 
     Parameters
     ----------
-    features, latent, hyper, motion_features : conv widths, latent y channels, hyper-latent z channels, motion
-        predictor width.
-    lambdas : lambda of L = L_D + lambda R + gamma L_S per quality, quality 1 first (lowest rate); L_D is
+    features, latent, hyper, context : conv widths, latent y channels, hyper-latent z channels, channels of the
+        warped frame's context features (conditional P decoder).
+    lambdas : lambda of L = L_D + lambda R per quality, quality 1 first (lowest rate); L_D is
         255^2 MSE + ssim_weight (1 - SSIM_Y) on 0..1 frames and R is bits per luma pixel.
-    gamma : weight of the smoothness of Delta_t; warp_weight : weight of the warping (similarity) loss of the
-        motion predictor.
+    motion_lambda : the encoder's block search weighs a vector bit as motion_lambda * lambda luma SSE (code units).
+    search_range : the encoder's block search range in luma pixels (integer full search, then half/quarter pel).
     gop : frames per group of pictures (one I-frame, then low-delay P-frames).
     int_act_bits, int_weight_bits : widths of the hardware-exact integer model outside the ASE-GRU cells (the
         cells use `quant`).
@@ -105,10 +105,10 @@ class CodecConfig:
     features: int = 32
     latent: int = 32
     hyper: int = 32
-    motion_features: int = 32
+    context: int = 16
     lambdas: tuple[float, ...] = (1024.0, 512.0, 256.0, 128.0)
-    gamma: float = 0.01
-    warp_weight: float = 0.1
+    motion_lambda: float = 1.0
+    search_range: int = 16
     ssim_weight: float = 200.0
     gop: int = 8
     int_act_bits: int = 12
@@ -118,12 +118,13 @@ class CodecConfig:
     eval_frames: int = 32
 
     def validate(self) -> None:
-        for k in ("features", "latent", "hyper", "motion_features"):
+        for k in ("features", "latent", "hyper", "context"):
             _check(getattr(self, k) >= 1, f"codec.{k} must be >= 1")
         _check(1 <= len(self.lambdas) <= 16 and all(v > 0 for v in self.lambdas),
                "codec.lambdas must list 1..16 positive values (one per quality)")
-        _check(self.gamma >= 0 and self.warp_weight >= 0 and self.ssim_weight >= 0,
-               "codec.gamma, warp_weight, ssim_weight must be >= 0")
+        _check(self.motion_lambda > 0 and self.ssim_weight >= 0, "codec.motion_lambda must be > 0 and "
+               "codec.ssim_weight >= 0")
+        _check(1 <= self.search_range <= 63, "codec.search_range must be in [1, 63] pixels")
         _check(1 <= self.gop <= 65535, "codec.gop must be in [1, 65535]")
         _check(6 <= self.int_act_bits <= 16, "codec.int_act_bits must be in [6, 16]")
         _check(4 <= self.int_weight_bits <= 12, "codec.int_weight_bits must be in [4, 12]")
@@ -138,8 +139,12 @@ class CodecTrainConfig:
     ----------
     data : files and folders (Y4M/MP4/PNG sequences, or a Vimeo-90K septuplet root).
     crop : square luma crop (multiple of 64); seq_len : frames per sample (1 I-frame, then P-frames).
-    intra_steps, inter_steps : Adam steps of the intra stage and of the P stage (first quality);
-        finetune_steps : steps of each further quality, started from the previous one.
+    intra_steps, inter_steps : Adam steps of the intra stage and of the P stage of the highest quality (trained
+        first, from scratch); finetune_steps : steps of each stage of every lower quality, started from the next
+        higher one.
+    search_range : the block search's range (luma pixels) on training crops.
+    rate_warmup : steps over which lambda ramps up from 0 in the P stage of the highest quality (the P path
+        collapses to sending nothing without it, docs/codec.md).
     """
 
     data: tuple[str, ...] = ("data/video/CiscoVT2people_320x192_12fps.y4m",
@@ -150,11 +155,15 @@ class CodecTrainConfig:
     intra_steps: int = 1500
     inter_steps: int = 1500
     finetune_steps: int = 600
+    search_range: int = 8
+    rate_warmup: int = 0
     lr: float = 1e-3
     seed: int = 0
 
     def validate(self) -> None:
         _check(len(self.data) >= 1, "codec_train.data must name at least one file or folder")
+        _check(1 <= self.search_range <= 63, "codec_train.search_range must be in [1, 63] pixels")
+        _check(self.rate_warmup >= 0, "codec_train.rate_warmup must be >= 0")
         _check(self.crop >= 64 and self.crop % 64 == 0, "codec_train.crop must be a multiple of 64")
         _check(self.seq_len >= 2, "codec_train.seq_len must be >= 2 (an I-frame and a P-frame)")
         _check(self.batch >= 1, "codec_train.batch must be >= 1")

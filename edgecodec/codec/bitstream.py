@@ -32,7 +32,7 @@ from base.errors import BitstreamError, EdgecodecError
 from base.files import write_bytes_atomic
 
 MAGIC = b"EGVC"
-VERSION = 2                               # 2: forward-adaptive motion prior (coder.py)
+VERSION = 3                               # 2: forward-adaptive motion prior; 3: block search, block-constant MC, conditional P (coder.py)
 FRAME_I, FRAME_P = 0, 1
 MAX_PAYLOAD = 64 * 1024 * 1024            # bytes per frame payload
 MAX_DIM = 16384

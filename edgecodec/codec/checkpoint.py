@@ -15,14 +15,14 @@ from base.errors import EdgecodecError
 from base.files import atomic_path, load_torch_dict
 from base.hashing import content_hash
 
-FORMAT = "edgecodec-codec-v1"
+FORMAT = "edgecodec-codec-v2"   # v2: block-search motion, conditional P decoder (stream version 3)
 
 
 def shape_of(cfg: Config) -> CodecShape:
     m, c = cfg.model, cfg.codec
     return CodecShape(channels=m.channels, layers=m.layers, reduction=m.se_reduction, gate_kernel=m.gate_kernel,
                       dw_kernel=m.dw_kernel, features=c.features, latent=c.latent, hyper=c.hyper,
-                      motion_features=c.motion_features)
+                      context=c.context)
 
 
 def to_torch(obj):

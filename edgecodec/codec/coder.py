@@ -10,11 +10,15 @@ Two modes share one bitstream layout:
 Entropy coding: "ans" (constriction's rANS over the integer tables) or "rice" (Golomb-Rice codes whose
 parameter follows the same table row: what a hardware entropy coder would do).
 
-Motion prior (stream version 2): forward-adaptive. For each P-frame and each component of Delta_t the encoder
-picks the Laplace table row that codes that frame's motion codes in the fewest bits (integer cost: no float
-rounding decides it) and sends the row as an offset from the checkpoint's row, coded under a fixed side row, as
-the frame's first two symbols. A still scene then costs almost nothing for motion, where the one global row of
-version 1 spent ~2.8 bits per vector component (docs/codec.md, "Where the shipped codec fails").
+Motion (stream version 3): the encoder finds Delta_t, one quarter-pel vector per 16x16 luma block, by a
+rate-constrained block search on the previous reconstruction (`model.codec.motion.block_search`, integer: the
+same vectors on every machine); the decoder moves every block by its vector (`warp_int`). Vectors are coded as
+differences from the median of their neighbours (`predict_median`; the decoder rebuilds them in raster order).
+The prior of those differences is forward-adaptive: for each P-frame and component the encoder picks the Laplace
+table row that codes them in the fewest bits (integer cost) and sends it as an offset from the checkpoint's
+row, coded under a fixed side row, as the frame's first two symbols. A still scene costs almost nothing for
+motion. The hyper-latent z_t gets the same treatment with one offset for all its channels' rows (one side
+symbol per frame, I and P), so a frame whose z is almost all zero does not pay the checkpoint's average.
 
 The encoder runs the decoder's own reconstruction (closed loop), so reference frames match on both sides.
 Frames are padded (edge replication) to multiples of 64 luma pixels and cropped back after decoding.
@@ -35,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.codec.network import warp_packed
+from model.codec.motion import block_search, predict_median, rebuild_from_differences, warp_packed
 from edgecodec.entropy import FrameDecoder, FrameEncoder, ans_weights, rice_parameters
 from model.yuv import crop, pad_to_multiple, to_codes
 from quant.codec.int_codec import IntCodec, pack_planes, rows_from_float, unpack_planes, warp_int
@@ -113,6 +117,9 @@ class Coder:
         lap_tables = self.tables[lap:]
         # -log2 P(v | row) in 1/2^16 bit units, integers: the row choice is exact and the same on every machine
         self._motion_cost = np.round(-np.log2(lap_tables / lap_tables.sum(1, keepdims=True)) * 65536).astype(np.int64)
+        search = ck.get("search", {})
+        self.search_range = int(search.get("range", 16))
+        self.search_lam = int(search.get("lam", 256))
         self.hash = bytes.fromhex(ck["hash"])
         self.quality = int(ck["quality"])
         self.min_symbol_bits = min_symbol_bits(self.tables, entropy)
@@ -138,14 +145,14 @@ class Coder:
         y = intra.g_a(x.float() / 256 - 0.5)
         z_hat = _clamp_round(intra.hyper.h_a(y))
         y_hat = _clamp_round(y)
-        enc.add(z_hat.numpy(), self.rows_z["intra"][None, :, None, None])
+        self._write_z(z_hat.numpy(), self.rows_z["intra"], enc)
         enc.add(y_hat.numpy(), self._y_rows("intra", z_hat))
         return self._intra_synth(y_hat)
 
     def _read_intra(self, dec: FrameDecoder, hp: int, wp: int) -> torch.Tensor:
         """y_hat of an I-frame (its z_hat, then y_hat with the rows z_hat gives)."""
         s = self.net.shape
-        z_hat = torch.from_numpy(dec.read(self.rows_z["intra"][None, :, None, None], (1, s.hyper, hp // 64, wp // 64)))
+        z_hat = self._read_z(dec, self.rows_z["intra"], (1, s.hyper, hp // 64, wp // 64))
         return torch.from_numpy(dec.read(self._y_rows("intra", z_hat)))
 
     # ------------------------------------------------------------------ P-frames
@@ -162,17 +169,57 @@ class Coder:
             rows.append(lap + int(np.argmin(self._motion_cost @ hist + side)))
         return np.asarray(rows, dtype=np.int64)
 
-    def _write_motion(self, m_hat: np.ndarray, enc: FrameEncoder) -> None:
-        rows = self.motion_rows(m_hat)
+    def z_offset(self, z_hat: np.ndarray, rows: np.ndarray) -> int:
+        """The one offset o added to every z channel's Laplace row (clamped to the table) that codes z_hat
+        (1, C, h, w) in the fewest bits with the side symbol that sends it; ties go to the smaller |o|, then
+        to the negative one."""
+        lap, (s, n) = self.n_scales, self._motion_cost.shape
+        big_m = (n - 1) // 2
+        vals = np.clip(z_hat[0].reshape(z_hat.shape[1], -1), -big_m, big_m) + big_m
+        hists = np.stack([np.bincount(v, minlength=n) for v in vals]).astype(np.int64)   # (C, n)
+        best, best_o = None, 0
+        for o in sorted(range(-(s - 1), s), key=lambda o: (abs(o), o)):
+            r = np.clip(rows + o, lap, 2 * lap - 1) - lap
+            cost = int((self._motion_cost[r] * hists).sum()) + int(self._motion_cost[self.side_row - lap, o + big_m])
+            if best is None or cost < best:
+                best, best_o = cost, o
+        return best_o
+
+    def _z_rows(self, rows: np.ndarray, offset: int) -> np.ndarray:
+        return np.clip(rows + offset, self.n_scales, 2 * self.n_scales - 1)[None, :, None, None]
+
+    def _write_z(self, z_hat: np.ndarray, rows: np.ndarray, enc: FrameEncoder) -> None:
+        o = self.z_offset(z_hat, rows)
+        enc.add(np.full((1, 1), o), np.full((1, 1), self.side_row))
+        enc.add(z_hat, self._z_rows(rows, o))
+
+    def _read_z(self, dec: FrameDecoder, rows: np.ndarray, shape: tuple) -> torch.Tensor:
+        o = int(dec.read(np.full((1, 1), self.side_row))[0, 0])
+        if abs(o) >= self.n_scales:
+            raise BitstreamError(f"z prior offset {o} out of range (|offset| < {self.n_scales})")
+        return torch.from_numpy(dec.read(self._z_rows(rows, o), shape))
+
+    def _write_motion(self, m_hat: torch.Tensor, enc: FrameEncoder) -> None:
+        mvd = (m_hat - predict_median(m_hat)).numpy()
+        if np.abs(mvd).max(initial=0) > MAX_SYMBOL:
+            raise EdgecodecError(f"motion vector difference {int(np.abs(mvd).max())} exceeds the coded range "
+                                 f"+-{MAX_SYMBOL}: lower codec.search_range")
+        rows = self.motion_rows(mvd)
         enc.add((rows - self.rows_m).reshape(1, 2), np.full((1, 2), self.side_row))
-        enc.add(m_hat, rows[None, :, None, None])
+        enc.add(mvd, rows[None, :, None, None])
 
     def _read_motion(self, dec: FrameDecoder, hp: int, wp: int) -> torch.Tensor:
         rows = self.rows_m + dec.read(np.full((1, 2), self.side_row)).reshape(2)
         if rows.min() < self.n_scales or rows.max() >= 2 * self.n_scales:
             raise BitstreamError(f"motion prior rows {rows - self.n_scales} out of the Laplace table "
                                  f"(0..{self.n_scales - 1})")
-        return torch.from_numpy(dec.read(rows[None, :, None, None], (1, 2, hp // 16, wp // 16)))
+        mvd = dec.read(rows[None, :, None, None], (1, 2, hp // 16, wp // 16))
+        return torch.from_numpy(rebuild_from_differences(mvd[0].astype(np.int64)))[None]
+
+    def _search(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """Block vectors (1, 2, H/16, W/16) of frame codes x against the reference codes (both packed)."""
+        cur_y, ref_y = unpack_planes(x.to(torch.int64))[0], unpack_planes(ref.to(torch.int64))[0]
+        return block_search(cur_y[None], ref_y[None], self.search_range, self.search_lam)
 
     def _warp(self, ref: torch.Tensor, m_hat: torch.Tensor) -> torch.Tensor:
         """Warped reference: integer codes (int mode) or float values on the code scale (float mode)."""
@@ -182,18 +229,19 @@ class Coder:
 
     def _p_decode_side(self, y_hat: torch.Tensor, warped: torch.Tensor, state: dict) -> torch.Tensor:
         if self.mode == "int":
-            res, state["dec"] = self.int.inter_residual(y_hat, state["dec"])
+            res, state["dec"] = self.int.inter_residual(y_hat, warped, state["dec"])
             return (warped + res).clamp(0, 255)
         p = self.net.inter
         h, state["dec"] = p.dec_rnn(p.from_latent(y_hat.float()), state["dec"] or p.dec_rnn.init_state(
             torch.zeros(1, p.dec_rnn.cells[0].channels, y_hat.shape[2] * 2, y_hat.shape[3] * 2)))
-        return self._codes((warped + p.synth(h) * 256) / 256)
+        ctx = p.context(warped.float() / 256 - 0.5)
+        return self._codes((warped + p.synth(torch.cat([h, ctx], dim=1)) * 256) / 256)
 
     def _encode_inter(self, x: torch.Tensor, ref: torch.Tensor, state: dict, enc: FrameEncoder) -> torch.Tensor:
         p = self.net.inter
-        m_hat = _clamp_round(p.motion(x.float() / 256, ref.float() / 256))
+        m_hat = self._search(x, ref)
         warped = self._warp(ref, m_hat)
-        feat = p.feat((x.float() - warped.float()) / 256)
+        feat = p.feat(p.encoder_input(x.float() / 256, warped.float() / 256))
         if self.mode == "int":
             h, state["enc"] = self.int.encoder_cells(feat, state["enc"])
         else:
@@ -201,8 +249,8 @@ class Coder:
         y = p.to_latent(h.float())
         z_hat = _clamp_round(p.hyper.h_a(y))
         y_hat = _clamp_round(y)
-        self._write_motion(m_hat.numpy(), enc)
-        enc.add(z_hat.numpy(), self.rows_z["p"][None, :, None, None])
+        self._write_motion(m_hat, enc)
+        self._write_z(z_hat.numpy(), self.rows_z["p"], enc)
         enc.add(y_hat.numpy(), self._y_rows("p", z_hat))
         return self._p_decode_side(y_hat, warped, state)
 
@@ -210,13 +258,13 @@ class Coder:
         """(m_hat, y_hat) of a P-frame (motion, z_hat, then y_hat with the rows z_hat gives)."""
         s = self.net.shape
         m_hat = self._read_motion(dec, hp, wp)
-        z_hat = torch.from_numpy(dec.read(self.rows_z["p"][None, :, None, None], (1, s.hyper, hp // 64, wp // 64)))
+        z_hat = self._read_z(dec, self.rows_z["p"], (1, s.hyper, hp // 64, wp // 64))
         return m_hat, torch.from_numpy(dec.read(self._y_rows("p", z_hat)))
 
     def symbols_per_frame(self, kind: int, hp: int, wp: int) -> int:
         """Symbols one frame of type `kind` codes at padded size `hp` x `wp` (motion for P, then z, then y)."""
         s = self.net.shape
-        n = s.hyper * (hp // 64) * (wp // 64) + s.latent * (hp // 16) * (wp // 16)
+        n = 1 + s.hyper * (hp // 64) * (wp // 64) + s.latent * (hp // 16) * (wp // 16)   # z offset, z, y
         return n + (2 + 2 * (hp // 16) * (wp // 16) if kind == FRAME_P else 0)   # P: 2 motion-row symbols
 
     def check_payload_sizes(self, header: StreamHeader, frames: list[tuple[int, bytes]]) -> None:

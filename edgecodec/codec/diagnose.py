@@ -3,14 +3,14 @@
 Nothing here changes the codec. `TracingCoder` is the project's `Coder` with one hook: every call of its
 motion-compensation step `_warp(ref, m_hat)` (encoder and decoder alike) is recorded, so a decode of a real
 stream yields, per P-frame, the padded reference (previous reconstruction), the Delta codes read from the
-stream and the warped frame the decoder built. Optionally the encoder's motion predictor is replaced by any
-function (e.g. a block-matching search): the decoder and the bitstream stay the shipped ones.
+stream and the warped frame the decoder built. Optionally the encoder's block search is replaced by any
+function (e.g. another search): the decoder and the bitstream stay the shipped ones.
 
 Measuring functions:
 - `block_match`: full search (+-R integer pels, SAD on luma, one vector per `block` x `block` block, the codec's
   16x16 grid), then half- and quarter-pel refinement with the codec's own bilinear sampler; vectors in the
   codec's units (quarter luma pels), clamped to the coded symbol range;
-- `warp_field` (the codec's warp: bilinear upsampling of the 1/16 field, `quant.codec.int_codec.warp_int`) and
+- `warp_field` (the codec's warp, `quant.codec.int_codec.warp_int`: block-constant since stream version 3) and
   `warp_blocks` (block-constant vectors, H.264-style 16x16 motion compensation, same bilinear sampler);
 - `motion_bits` / `symbol_bits`: ideal code lengths (-log2 p) of symbols under the checkpoint's integer tables.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from model.codec.motion import predict_median
 from model.codec.network import MOTION_STRIDE, MOTION_UNITS
 from model.yuv import pad_to_multiple
 from quant.codec.int_codec import pack_planes, sample_int, unpack_planes, warp_int
@@ -29,36 +30,18 @@ from edgecodec.codec.coder import MAX_SYMBOL, PAD, Coder
 
 # ------------------------------------------------------------------------------------------- the hook ----
 
-class _InterProxy:
-    """`net.inter` with the motion predictor replaced by `motion_fn(cur_codes, ref_codes) -> (1,2,h,w)`."""
-
-    def __init__(self, inter, motion_fn):
-        self._inter, self._motion_fn = inter, motion_fn
-
-    def motion(self, cur: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        # the coder passes codes / 256; hand the search integer codes back
-        return self._motion_fn(torch.round(cur * 256).to(torch.int64), torch.round(ref * 256).to(torch.int64))
-
-    def __getattr__(self, name):
-        return getattr(self._inter, name)
-
-
-class _NetProxy:
-    def __init__(self, net, motion_fn):
-        self._net, self.inter = net, _InterProxy(net.inter, motion_fn)
-
-    def __getattr__(self, name):
-        return getattr(self._net, name)
-
-
 class TracingCoder(Coder):
     """`Coder` that records (reference, Delta codes, warped frame) of every motion compensation it runs."""
 
     def __init__(self, ck: dict, mode: str = "int", entropy: str = "ans", motion_fn=None):
         super().__init__(ck, mode, entropy)
         self.records: list[dict] = []
-        if motion_fn is not None:
-            self.net = _NetProxy(self.net, motion_fn)
+        self.motion_fn = motion_fn
+
+    def _search(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        if self.motion_fn is None:
+            return super()._search(x, ref)
+        return self.motion_fn(x.to(torch.int64), ref.to(torch.int64)).to(torch.int64)
 
     def _warp(self, ref: torch.Tensor, m_hat: torch.Tensor) -> torch.Tensor:
         warped = super()._warp(ref, m_hat)
@@ -84,7 +67,8 @@ def crop_planes(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, h: int, w: in
 # ------------------------------------------------------------------------------------------- warps ----
 
 def warp_field(ref_planes, motion: torch.Tensor):
-    """The codec's motion compensation (bilinear field upsampling + bilinear sampling), motion (2, h, w) codes."""
+    """The codec's motion compensation (stream version 3: block-constant, the same as `warp_blocks`; versions 1
+    and 2 up-sampled the vector field bilinearly), motion (2, h, w) codes."""
     return warp_int(*ref_planes, motion)
 
 
@@ -186,9 +170,13 @@ def symbol_bits(tables: np.ndarray, symbols: np.ndarray, rows: np.ndarray) -> fl
 
 
 def motion_bits(coder: Coder, motion: torch.Tensor) -> float:
-    """Ideal bits of Delta codes (1, 2, h, w) or (2, h, w) under the checkpoint's motion tables."""
-    m = motion.reshape(1, 2, *motion.shape[-2:]).numpy()
-    return symbol_bits(coder.tables, m, coder.rows_m[None, :, None, None])
+    """Ideal bits of Delta codes (1, 2, h, w) or (2, h, w) as the coder sends them: differences from the median
+    predictor under the rows it picks, plus the two side symbols that name the rows."""
+    m = motion.reshape(1, 2, *motion.shape[-2:]).to(torch.int64)
+    mvd = (m - predict_median(m)).numpy()
+    rows = coder.motion_rows(mvd)
+    side = symbol_bits(coder.tables, (rows - coder.rows_m).reshape(1, 2), np.full((1, 2), coder.side_row))
+    return side + symbol_bits(coder.tables, mvd, rows[None, :, None, None])
 
 
 __all__ = ["TracingCoder", "padded_frame", "crop_planes", "warp_field", "warp_blocks", "block_match",

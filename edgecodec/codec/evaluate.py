@@ -136,10 +136,15 @@ def macs_per_pixel(codec, h: int = 256, w: int = 256) -> dict:
             res["intra_decoder"] = measure(lambda: (intra.hyper.h_s(z), intra.g_s(torch.round(y))))
             res["intra_encoder"] = measure(lambda: intra(x))
             state = p.init_state(x)
-            res["p_encoder"] = measure(lambda: p(x, x, state))   # includes the decoder it must mirror
-            yl = torch.round(p.to_latent(torch.zeros(1, p.enc_rnn.cells[0].channels, h // 8, w // 8)))
-            zl = torch.round(p.hyper.h_a(yl))
-            res["p_decoder"] = measure(lambda: (p.hyper.h_s(zl), p.synth(p.dec_rnn(p.from_latent(yl), state[1])[0])))
+            still = torch.zeros(1, 2, h // 16, w // 16, dtype=torch.int64)
+            res["p_encoder"] = measure(lambda: p(x, x, state, still))   # networks only (not the block search);
+            yl = torch.round(p.to_latent(torch.zeros(1, p.enc_rnn.cells[0].channels, h // 8, w // 8)))  # mirrors
+            zl = torch.round(p.hyper.h_a(yl))                                                    # the decoder
+
+            def p_decode():
+                p.hyper.h_s(zl)
+                p.synth(torch.cat([p.dec_rnn(p.from_latent(yl), state[1])[0], p.context(x)], dim=1))
+            res["p_decoder"] = measure(p_decode)
     finally:
         for hk in hooks:
             hk.remove()

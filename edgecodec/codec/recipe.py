@@ -1,7 +1,9 @@
 """`edgecodec train`: the codec's training recipe, one checkpoint per quality, resumable, seeded.
 
-Quality 1 trains from scratch (intra stage, then P stage); every further quality starts from the previous
-one and fine-tunes both stages at its own lambda. Every 200 steps the state (weights, optimizer, random
+The highest quality (smallest lambda) trains from scratch (intra stage, then P stage); every lower quality
+starts from the next higher one and fine-tunes both stages at its own lambda. (Top-down: a codec first trained
+at a high lambda learns to send almost no residual, and fine-tuning towards lower lambdas did not revive its
+residual path; docs/codec.md.) Every 200 steps the state (weights, optimizer, random
 generators) goes to `codec_q<N>.resume.pt`, so an interrupted run continues where it stopped and ends with the
 same bytes as an uninterrupted one. At the end of a quality the integer model is calibrated on a fixed batch
 and the checkpoint is exported with its integer probability tables.
@@ -28,14 +30,26 @@ from base.paths import resolve
 from base.hashing import content_hash
 
 STAGES = ("intra", "inter")
-NOT_TRAINING = ("gop", "checkpoints", "eval_clip", "eval_frames")   # codec fields that leave the weights alone
+NOT_TRAINING = ("gop", "checkpoints", "eval_clip", "eval_frames")   # codec fields the weights ignore
+_STEPS = ("intra_steps", "inter_steps", "finetune_steps")
 
 
 def recipe_key(cfg: Config, quality: int) -> str:
-    """What a checkpoint of this quality depends on (config sections; quality q also on qualities < q)."""
+    """What a checkpoint of this quality depends on: the config sections that shape training, the step counts
+    this quality runs (intra/inter steps for the highest quality, finetune steps below it), its own lambda, and
+    the key of the next higher quality it starts from. So changing the fine-tuning schedule keeps the highest
+    quality, and changing a lower quality's lambda keeps the higher ones."""
     d = cfg.to_dict()
-    codec = {k: v for k, v in d["codec"].items() if k not in NOT_TRAINING}
-    return content_hash({k: d[k] for k in ("model", "quant", "codec_train")}, codec, quality).hex()
+    lambdas = d["codec"]["lambdas"]
+    n = len(lambdas)
+    codec = {k: v for k, v in d["codec"].items() if k not in NOT_TRAINING + ("lambdas",)}
+    train = {k: v for k, v in d["codec_train"].items() if k not in _STEPS}
+    if quality == n:
+        steps, parent = [d["codec_train"]["intra_steps"], d["codec_train"]["inter_steps"]], ""
+    else:
+        steps, parent = [d["codec_train"]["finetune_steps"]], recipe_key(cfg, quality + 1)
+    return content_hash({k: d[k] for k in ("model", "quant")}, train, codec, lambdas[quality - 1], steps,
+                        parent).hex()
 
 
 def tables() -> dict:
@@ -45,13 +59,15 @@ def tables() -> dict:
 
 def export(codec: VideoCodec, cfg: Config, quality: int, calib: torch.Tensor, log: dict) -> dict:
     c = cfg.codec
-    int_state = build(codec, calib, cfg.quant, c.int_act_bits, c.int_weight_bits)
+    lam = max(1, round(c.motion_lambda * c.lambdas[quality - 1]))
+    int_state = build(codec, calib, cfg.quant, c.int_act_bits, c.int_weight_bits, cfg.codec_train.search_range, lam)
     int_state["rows"] = {"intra_z": nearest_rows(codec.intra.hyper.z_log_scale),
                          "p_z": nearest_rows(codec.inter.hyper.z_log_scale),
                          "motion": nearest_rows(codec.inter.motion_log_scale)}
     payload = {"shape": dict(codec.shape.__dict__), "float": codec.state_dict(), "int": int_state,
                "tables": tables(), "quality": quality, "lambda": c.lambdas[quality - 1], "gop": c.gop,
-               "recipe": recipe_key(cfg, quality), "train_log": log}
+               "recipe": recipe_key(cfg, quality), "train_log": log,
+               "search": {"range": c.search_range, "lam": lam}}
     payload = ckpt.compact(payload)
     payload["hash"] = ckpt.checkpoint_hash(payload).hex()
     return payload
@@ -87,7 +103,7 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
     torch.use_deterministic_algorithms(True, warn_only=device != "cpu")
     seqs = list_sequences([resolve(d) for d in t.data])
     written, prev_state = [], None
-    for q in range(1, max(wanted) + 1):
+    for q in range(n, min(wanted) - 1, -1):
         path = ckpt.path_for(out_dir, q)
         key = recipe_key(cfg, q)
         if not retrain and _existing(path, key):
@@ -99,9 +115,10 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
         codec = VideoCodec(ckpt.shape_of(cfg))
         if prev_state is not None:
             codec.load_state_dict(prev_state)
-        steps = {"intra": t.intra_steps, "inter": t.inter_steps} if q == 1 else \
+        steps = {"intra": t.intra_steps, "inter": t.inter_steps} if q == n else \
             {"intra": t.finetune_steps, "inter": t.finetune_steps}
-        w = LossWeights(c.lambdas[q - 1], c.gamma, c.warp_weight, c.ssim_weight)
+        w = LossWeights(c.lambdas[q - 1], c.ssim_weight, c.motion_lambda, t.search_range,
+                        t.rate_warmup if q == n else 0)
         resume_path = path.with_name(path.stem + ".resume.pt")
         res = _load_resume(resume_path, key)
         sampler_q = CropSampler(seqs, t.seq_len, t.crop, t.seed + 1000 * q) if res is None else \
@@ -137,7 +154,7 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
         prev_state = codec.state_dict()
         if q in wanted:
             written.append(path)
-    return written
+    return written[::-1]
 
 
 def _load_resume(path: Path, key: str) -> dict | None:

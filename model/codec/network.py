@@ -4,12 +4,12 @@ Frames travel as packed 4:2:0 tensors (N, 6, H/2, W/2) on the grid 1/256 (`model
 luma phases and the two chroma planes share one half-resolution grid.
 
 - I-frame: `IntraCodec` (strided-conv analysis, hyperprior, sub-pixel-conv synthesis).
-- P-frame: `PFrameCodec`: a motion predictor estimates a forward motion field Delta_t at 1/16 of the luma
-  resolution between the frame and the previous reconstruction; Delta_t is quantized to quarter pels and coded
-  with a factorized Laplace prior; the previous reconstruction is warped with it (bilinear, luma and chroma);
-  the residual goes through a feature extractor, two stacked ASE-GRU layers and a 3x3 convolution to the
-  latent y_t (hyperprior-coded); the decoder mirrors it with its own ASE-GRU state and adds the decoded
-  residual to the warped frame.
+- P-frame: `PFrameCodec`: the encoder's block search (`model.codec.motion`) gives Delta_t, one quarter-pel
+  vector per 16x16 luma block, coded as differences from a median predictor under a factorized Laplace prior;
+  the previous reconstruction is warped block by block (bilinear sampling, luma and chroma); the residual
+  and the warped frame go through a feature extractor, two stacked ASE-GRU layers and a 3x3 convolution to the
+  latent y_t (hyperprior-coded); the decoder mirrors it with its own ASE-GRU state and a synthesis that also
+  sees context features of the warped frame (conditional coding), and adds its output to the warped frame.
 
 All convolutional stacks are `nn.Sequential`s of Conv2d / ReLU / Hardtanh / PixelShuffle only: that is what the
 integer model (`quant.codec.intnet`) converts, layer for layer.
@@ -21,17 +21,20 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from model.cell.ase_gru import ASEGRUStack
+from model.codec import motion as mc
+from model.codec.motion import predict_median, warp_packed
 
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 64.0, 64   # the entropy model's scale table (edgecodec/entropy.py)
-MOTION_UNITS = 4                                      # Delta_t is coded in quarter luma pixels
-MOTION_STRIDE = 16                                    # one motion vector per 16x16 luma block
+MOTION_UNITS = mc.UNITS                               # Delta_t is coded in quarter luma pixels
+MOTION_STRIDE = mc.BLOCK                              # one motion vector per 16x16 luma block
 LATENT_STRIDE = 16                                    # y_t: 1/16 of the luma resolution
 HYPER_STRIDE = 64                                     # z_t: 1/64
 FEATURE_BOUND = 2.0                                   # ASE-GRU inputs are Hardtanh-bounded to +-2
+RESIDUAL_GAIN = 8.0                                   # the P encoder reads the residual x 8 (see encoder_input)
+LATENT_INIT_GAIN = 4.0                                # y_t starts 4x larger than the default init gives
 
 
 def conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
@@ -113,50 +116,6 @@ class IntraCodec(nn.Module):
         return out
 
 
-def upsample_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear (align_corners=False) upsampling of a displacement field; values keep their units."""
-    return F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
-
-
-def warp_plane(plane: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
-    """Bilinear backward warp with border clamping: out(p) = plane(p + disp(p)); plane (N,1,H,W), disp (N,2,H,W)
-    in pixels of that plane (dx, dy)."""
-    n, _, h, w = plane.shape
-    ys = torch.arange(h, dtype=plane.dtype, device=plane.device)[:, None]
-    xs = torch.arange(w, dtype=plane.dtype, device=plane.device)[None, :]
-    gx = (2 * (xs + disp[:, 0]) + 1) / w - 1
-    gy = (2 * (ys + disp[:, 1]) + 1) / h - 1
-    grid = torch.stack([gx, gy], dim=-1)
-    return F.grid_sample(plane, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def warp_packed(ref: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
-    """Warp a packed 4:2:0 frame by the motion field (N, 2, H/16, W/16) in quarter luma pixels."""
-    n, _, h2, w2 = ref.shape
-    luma = F.pixel_shuffle(ref[:, :4], 2)
-    d_luma = upsample_flow(motion, (2 * h2, 2 * w2)) / MOTION_UNITS
-    d_chroma = upsample_flow(motion, (h2, w2)) / (2 * MOTION_UNITS)
-    y = warp_plane(luma, d_luma)
-    uv = torch.cat([warp_plane(ref[:, c:c + 1], d_chroma) for c in (4, 5)], dim=1)
-    return torch.cat([F.pixel_unshuffle(y, 2), uv], dim=1)
-
-
-class MotionPredictor(nn.Module):
-    """Forward motion field Delta_t (N, 2, H/16, W/16), quarter luma pixels, from (frame, previous recon)."""
-
-    def __init__(self, features: int):
-        super().__init__()
-        f = features
-        self.net = nn.Sequential(conv(12, f, 3, 2), nn.ReLU(), conv(f, f), nn.ReLU(), conv(f, f, 3, 2), nn.ReLU(),
-                                 conv(f, f), nn.ReLU(), conv(f, f, 3, 2), nn.ReLU(), conv(f, f), nn.ReLU(),
-                                 conv(f, 2))
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
-
-    def forward(self, cur: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([cur, ref], dim=1) - 0.5) * MOTION_UNITS
-
-
 @dataclass(frozen=True)
 class CodecShape:
     """Sizes of one codec (config `codec` + the ASE-GRU sizes of config `model`)."""
@@ -169,25 +128,33 @@ class CodecShape:
     features: int = 32
     latent: int = 32
     hyper: int = 32
-    motion_features: int = 32
+    context: int = 16        # channels of the warped frame's context features (conditional P decoder)
 
 
 class PFrameCodec(nn.Module):
-    """Low-delay P-frame codec around two ASE-GRU stacks (encoder and decoder, each with its own state)."""
+    """Low-delay P-frame codec around two ASE-GRU stacks (encoder and decoder, each with its own state).
+
+    Conditional coding (DCVC-style, in the form the integer model converts): the encoder sees the residual and
+    the warped frame; the decoder's synthesis sees its ASE-GRU output beside context features of the warped
+    frame, so it can predict what motion compensation got wrong without bits. Delta_t comes from the encoder's
+    block search (`model.codec.motion.block_search`) and is given to `forward`."""
 
     def __init__(self, s: CodecShape):
         super().__init__()
         f, c = s.features, s.channels
-        self.motion = MotionPredictor(s.motion_features)
         self.motion_log_scale = nn.Parameter(torch.zeros(2))
-        self.feat = nn.Sequential(conv(6, f, 3, 2), nn.ReLU(), conv(f, c, 3, 2),
+        self.feat = nn.Sequential(conv(12, f, 3, 2), nn.ReLU(), conv(f, c, 3, 2),
                                   nn.Hardtanh(-FEATURE_BOUND, FEATURE_BOUND))
         self.enc_rnn = ASEGRUStack(c, s.layers, s.reduction, s.gate_kernel, s.dw_kernel)
         self.to_latent = conv(c, s.latent, 3, 2)
+        with torch.no_grad():        # latents below the quantizer's step at the start never learn to carry bits
+            self.to_latent.weight.mul_(LATENT_INIT_GAIN)
+            self.to_latent.bias.mul_(LATENT_INIT_GAIN)
         self.hyper = Hyperprior(s.latent, s.hyper)
         self.from_latent = nn.Sequential(*up(s.latent, c), nn.Hardtanh(-FEATURE_BOUND, FEATURE_BOUND))
         self.dec_rnn = ASEGRUStack(c, s.layers, s.reduction, s.gate_kernel, s.dw_kernel)
-        self.synth = nn.Sequential(*up(c, f), nn.ReLU(), *up(f, 6))
+        self.context = nn.Sequential(conv(6, f, 3, 2), nn.ReLU(), conv(f, s.context, 3, 2), nn.Hardtanh(-1.0, 1.0))
+        self.synth = nn.Sequential(*up(c + s.context, f), nn.ReLU(), *up(f, 6))
 
     def init_state(self, x: torch.Tensor) -> tuple[list, list]:
         """Zero hidden states for a packed frame batch x (reset at every I-frame)."""
@@ -195,25 +162,25 @@ class PFrameCodec(nn.Module):
         z = x.new_zeros(n, self.enc_rnn.cells[0].channels, h2 // 4, w2 // 4)
         return self.enc_rnn.init_state(z), self.dec_rnn.init_state(z)
 
-    def forward(self, cur: torch.Tensor, ref: torch.Tensor, state: tuple[list, list]) -> dict:
-        m = self.motion(cur, ref)
-        m_rate, m_hat = quantize(m, self.training)
-        warped = warp_packed(ref, m_hat)
-        h_enc, enc_state = self.enc_rnn(self.feat(cur - warped), state[0])
+    def encoder_input(self, cur: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+        """What the encoder's feature extractor reads: the residual, amplified to the scale of the warped frame
+        (residuals are a few code values; unamplified, the features see mostly the warped frame), and the warped
+        frame."""
+        return torch.cat([(cur - warped) * RESIDUAL_GAIN, warped - 0.5], dim=1)
+
+    def forward(self, cur: torch.Tensor, ref: torch.Tensor, state: tuple[list, list], motion: torch.Tensor) -> dict:
+        """cur, ref packed frames; motion (N, 2, H/16, W/16) quarter-pel block vectors (integers)."""
+        warped = warp_packed(ref, motion)
+        h_enc, enc_state = self.enc_rnn(self.feat(self.encoder_input(cur, warped)), state[0])
         out = self.hyper(self.to_latent(h_enc))
         h_dec, dec_state = self.dec_rnn(self.from_latent(out["y_hat"]), state[1])
-        out["recon"] = warped + self.synth(h_dec)
-        out["bits"] = out["bits"] + bits_laplace(m_rate, torch.exp(self.motion_log_scale)[None, :, None, None])
-        out.update(motion=m_hat, warped=warped, state=(enc_state, dec_state))
+        ctx = self.context(warped - 0.5)
+        out["recon"] = warped + self.synth(torch.cat([h_dec, ctx], dim=1))
+        mvd = (motion - predict_median(motion)).to(cur.dtype)
+        out["motion_bits"] = bits_laplace(mvd, torch.exp(self.motion_log_scale)[None, :, None, None])
+        out["bits"] = out["bits"] + out["motion_bits"]
+        out.update(motion=motion, warped=warped, state=(enc_state, dec_state))
         return out
-
-
-def smoothness(motion: torch.Tensor) -> torch.Tensor:
-    """L_S = mean squared finite-difference gradient of Delta_t, in luma pixels (seed eq. in 3.5)."""
-    d = motion / MOTION_UNITS
-    gx = d[..., :, 1:] - d[..., :, :-1]
-    gy = d[..., 1:, :] - d[..., :-1, :]
-    return (gx ** 2).mean() + (gy ** 2).mean()
 
 
 class VideoCodec(nn.Module):

@@ -1,8 +1,10 @@
-"""Training of the ASE-GRU codec (seed 000, section 3.5): L = L_D + lambda R + gamma L_S.
+"""Training of the ASE-GRU codec (seed 000, section 3.5): L = L_D + lambda R.
 
 L_D = 255^2 MSE (all six packed 4:2:0 planes, i.e. YUV weighted 4:1:1 per pixel) + ssim_weight (1 - SSIM_Y);
-R = bits per luma pixel of everything coded (y, z and, for P-frames, Delta_t); L_S = smoothness of Delta_t;
-plus warp_weight 255^2 MSE(warped, frame), the similarity loss that teaches the motion predictor.
+R = bits per luma pixel of everything coded (y, z and, for P-frames, Delta_t). Delta_t comes from the encoder's
+rate-constrained block search on the previous reconstruction (`model.codec.motion.block_search`, cost SSE +
+motion_lambda * lambda * bits): the seed's smoothness term L_S lives there, as the bits of each vector's
+difference from its neighbours' median.
 
 Stage "intra": the I-frame codec on single frames. Stage "inter": the P-frame codec on sequences whose first
 frame is coded by the frozen intra codec, gradients through time across the P-frames of a sample (the
@@ -18,16 +20,22 @@ import torch.nn.functional as F
 from pytorch_msssim import ssim
 from tqdm import tqdm
 
-from model.codec.network import VideoCodec, smoothness
+from model.codec.motion import block_search, luma_codes
+from model.codec.network import VideoCodec
 from model.proxy.train import cosine_lr
 
 
 @dataclass(frozen=True)
 class LossWeights:
     lmbda: float
-    gamma: float
-    warp: float
     ssim: float
+    motion_lambda: float = 1.0      # the block search's SSE per bit = motion_lambda * lmbda
+    search_range: int = 16          # the block search's range in luma pixels
+    rate_warmup: int = 0            # P stage: lambda ramps linearly from 0 over this many steps
+
+    @property
+    def search_lam(self) -> int:
+        return max(1, round(self.motion_lambda * self.lmbda))
 
 
 def luma(x: torch.Tensor) -> torch.Tensor:
@@ -52,23 +60,28 @@ def intra_loss(codec: VideoCodec, x: torch.Tensor, w: LossWeights) -> tuple[torc
     return d + w.lmbda * bpp, {"D": float(d.detach()), "bpp": float(bpp.detach())}
 
 
-def inter_loss(codec: VideoCodec, frames: torch.Tensor, w: LossWeights) -> tuple[torch.Tensor, dict]:
-    """frames (N, T, 6, h, w): frame 0 through the frozen intra codec, frames 1.. as P-frames."""
+def inter_loss(codec: VideoCodec, frames: torch.Tensor, w: LossWeights, rate_scale: float = 1.0
+               ) -> tuple[torch.Tensor, dict]:
+    """frames (N, T, 6, h, w): frame 0 through the frozen intra codec, frames 1.. as P-frames; the rate term is
+    weighted rate_scale * lambda (the warm-up)."""
     with torch.no_grad():
         ref = codec.intra(frames[:, 0])["recon"].clamp(0, 1)
     state = codec.inter.init_state(ref)
-    total, d_sum, bpp_sum = 0.0, 0.0, 0.0
+    total, d_sum, bpp_sum, gain_sum = 0.0, 0.0, 0.0, 0.0
     steps = frames.shape[1] - 1
     for t in range(1, frames.shape[1]):
         x = frames[:, t]
-        out = codec.inter(x, ref.detach(), state)
+        ref = ref.detach()
+        motion = block_search(luma_codes(x), luma_codes(ref), w.search_range, w.search_lam).to(x.device)
+        out = codec.inter(x, ref, state, motion)
         bpp = out["bits"] / luma_pixels(x)
         d = distortion(out["recon"], x, w)
-        warp = 255.0 ** 2 * F.mse_loss(out["warped"], x)
-        total = total + d + w.lmbda * bpp + w.gamma * smoothness(out["motion"]) + w.warp * warp
+        total = total + d + rate_scale * w.lmbda * bpp
         d_sum, bpp_sum = d_sum + float(d.detach()), bpp_sum + float(bpp.detach())
+        with torch.no_grad():   # what the P path adds over the warped frame, dB (the diagnosis's residual gain)
+            gain_sum += 10 * float(torch.log10(F.mse_loss(out["warped"], x) / F.mse_loss(out["recon"], x).clamp_min(1e-12)))
         ref, state = out["recon"].clamp(0, 1), out["state"]
-    return total / steps, {"D": d_sum / steps, "bpp": bpp_sum / steps}
+    return total / steps, {"D": d_sum / steps, "bpp": bpp_sum / steps, "gain_db": gain_sum / steps}
 
 
 def run_stage(codec: VideoCodec, stage: str, sampler, steps: int, start: int, batch: int, lr: float,
@@ -92,14 +105,19 @@ def run_stage(codec: VideoCodec, stage: str, sampler, steps: int, start: int, ba
         if stage == "intra":
             loss, info = intra_loss(codec, frames[:, 0], w)
         else:
-            loss, info = inter_loss(codec, frames, w)
+            # warm-up: a P path trained under the full rate term from the start learns to send no latent at
+            # all (the decoder's context features give a free gain, y_t -> 0, and a decoder that only ever
+            # sees y_t = 0 passes no gradient to it); starting near lambda = 0 makes y_t carry the residual first
+            scale = min(1.0, (step + 1) / w.rate_warmup) if w.rate_warmup else 1.0
+            loss, info = inter_loss(codec, frames, w, scale)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
         info.update(step=step, loss=float(loss.detach()))
         log.append(info)
-        bar.set_postfix(D=f"{info['D']:.1f}", bpp=f"{info['bpp']:.3f}")
+        bar.set_postfix(D=f"{info['D']:.1f}", bpp=f"{info['bpp']:.3f}",
+                        **({"gain_dB": f"{info['gain_db']:.2f}"} if "gain_db" in info else {}))
         if on_checkpoint is not None and (step + 1) % every == 0 and step + 1 < steps:
             on_checkpoint(step + 1, opt)
     codec.eval()

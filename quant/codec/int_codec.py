@@ -1,8 +1,10 @@
 """Hardware-exact decoder of the ASE-GRU codec: everything that shapes a reconstructed frame is integer.
 
-- motion compensation: `warp_int`, bilinear upsampling of the quarter-pel motion field and bilinear sampling
-  in exact integer arithmetic (power-of-two denominators, one round-half-to-even at the end);
-- the synthesis and hyper-synthesis stacks: `quant.codec.intnet.IntSequential` (calibrated power-of-two grids);
+- motion compensation: `warp_int`, block-constant quarter-pel vectors (16x16 luma, 8x8 chroma blocks) and
+  bilinear sampling in exact integer arithmetic (power-of-two denominators, one round-half-to-even at the end);
+- the synthesis, context and hyper-synthesis stacks: `quant.codec.intnet.IntSequential` (calibrated
+  power-of-two grids); the P synthesis reads the decoder's ASE-GRU output and the context features of the warped
+  frame, both on the cells' output grid, concatenated;
 - the decoder's (and, for the hardware, the encoder's) ASE-GRU layers: the integer golden model of the
   vertical slice (`quant.cell.golden.cell_step`, the same codes as the RTL), parameters extracted from Brevitas QAT
   cells built from the float cells with calibrated fractional bits;
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from quant.config import QuantConfig
+from model.codec.motion import block_search, expand, luma_codes
 from model.codec.network import MOTION_STRIDE, MOTION_UNITS, SCALE_LEVELS, SCALE_MAX, SCALE_MIN, VideoCodec
 
 from quant import fixed_point as fp
@@ -33,24 +36,6 @@ LATENT_BITS = 9       # coded symbols are clamped to +-255
 
 
 # ---------------------------------------------------------------- motion compensation ----
-
-def _upsample_weights(n: int, s: int):
-    """Indices and integer weights (denominator 2s) of bilinear x s upsampling, align_corners=False."""
-    i = torch.arange(n * s, dtype=torch.int64)
-    pos = 2 * i + 1 - s                       # source coordinate * 2s
-    i0 = torch.div(pos, 2 * s, rounding_mode="floor")
-    f = pos - i0 * 2 * s
-    return i0.clamp(0, n - 1), (i0 + 1).clamp(0, n - 1), 2 * s - f, f
-
-
-def upsample_int(m: torch.Tensor, s: int) -> torch.Tensor:
-    """(C, h, w) int64 -> (C, h*s, w*s) numerators over the denominator (2s)^2."""
-    _, h, w = m.shape
-    y0, y1, wy0, wy1 = _upsample_weights(h, s)
-    x0, x1, wx0, wx1 = _upsample_weights(w, s)
-    rows = m[:, y0, :] * wy0[None, :, None] + m[:, y1, :] * wy1[None, :, None]
-    return rows[:, :, x0] * wx0[None, None, :] + rows[:, :, x1] * wx1[None, None, :]
-
 
 def sample_int(plane: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, log_d: int) -> torch.Tensor:
     """Bilinear backward warp of integer codes: out(p) = plane(p + d), d = (dx, dy) / 2^log_d pixels, border
@@ -70,15 +55,17 @@ def sample_int(plane: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, log_d: i
 
 
 def warp_int(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, motion: torch.Tensor):
-    """Warp integer planes Y (H, W), U, V (H/2, W/2) by motion codes (2, H/16, W/16) in quarter luma pixels."""
+    """Warp integer planes Y (H, W), U, V (H/2, W/2) by block vectors (2, H/16, W/16) in quarter luma pixels:
+    every pixel of a 16x16 luma block (8x8 chroma block) moves by its block's vector, luma at quarter pel,
+    chroma by half the vector at eighth pel."""
     s = MOTION_STRIDE
-    num = upsample_int(motion.to(torch.int64), s)             # luma px = num / (4 (2s)^2)
-    log_l = int(math.log2(MOTION_UNITS * (2 * s) ** 2))
-    yw = sample_int(y.to(torch.int64), num[0], num[1], log_l)
-    num = upsample_int(motion.to(torch.int64), s // 2)        # chroma px = num / (2 * 4 s^2)
-    log_c = int(math.log2(2 * MOTION_UNITS * s ** 2))
-    uw = sample_int(u.to(torch.int64), num[0], num[1], log_c)
-    vw = sample_int(v.to(torch.int64), num[0], num[1], log_c)
+    m = motion.to(torch.int64)[None]
+    d = expand(m, s)[0]
+    yw = sample_int(y.to(torch.int64), d[0], d[1], int(math.log2(MOTION_UNITS)))
+    d = expand(m, s // 2)[0]
+    log_c = int(math.log2(2 * MOTION_UNITS))
+    uw = sample_int(u.to(torch.int64), d[0], d[1], log_c)
+    vw = sample_int(v.to(torch.int64), d[0], d[1], log_c)
     return yw, uw, vw
 
 
@@ -162,10 +149,12 @@ class IntCodec:
         """Packed pixel codes (1, 6, h, w) of an I-frame."""
         return (self.nets["intra_g_s"].run(y_hat) + 128).clamp(0, 255)
 
-    def inter_residual(self, y_hat: torch.Tensor, hs: list) -> tuple[torch.Tensor, list]:
+    def inter_residual(self, y_hat: torch.Tensor, warped: torch.Tensor, hs: list) -> tuple[torch.Tensor, list]:
+        """Residual codes (1, 6, h, w) of a P-frame from y_hat and the warped frame's pixel codes."""
         x = self.nets["p_from_latent"].run(y_hat)
         h, new = self.run_cells(self.dec_cells, x, hs)
-        return self.nets["p_synth"].run(h), new
+        ctx = self.nets["p_context"].run(warped - 128)
+        return self.nets["p_synth"].run(torch.cat([h, ctx], dim=1)), new
 
 
 def _qat_params(cells, fracs, q: QuantConfig, reduction: int) -> list[dict]:
@@ -173,12 +162,14 @@ def _qat_params(cells, fracs, q: QuantConfig, reduction: int) -> list[dict]:
 
 
 @torch.no_grad()
-def build(codec: VideoCodec, calib: torch.Tensor, q: QuantConfig, act_bits: int, weight_bits: int) -> dict:
-    """Calibrate the integer model of a trained codec on packed sequences `calib` (N, T, 6, h, w)."""
+def build(codec: VideoCodec, calib: torch.Tensor, q: QuantConfig, act_bits: int, weight_bits: int,
+          search_range: int = 8, search_lam: int = 256) -> dict:
+    """Calibrate the integer model of a trained codec on packed sequences `calib` (N, T, 6, h, w); P-frames
+    take their motion from the block search (range in pixels, SSE per bit)."""
     codec.eval()
-    captured = {k: [] for k in ("intra_h_s", "intra_g_s", "p_h_s", "p_from_latent", "p_synth")}
+    captured = {k: [] for k in ("intra_h_s", "intra_g_s", "p_h_s", "p_from_latent", "p_context", "p_synth")}
     mods = {"intra_h_s": codec.intra.hyper.h_s, "intra_g_s": codec.intra.g_s, "p_h_s": codec.inter.hyper.h_s,
-            "p_from_latent": codec.inter.from_latent, "p_synth": codec.inter.synth}
+            "p_from_latent": codec.inter.from_latent, "p_context": codec.inter.context, "p_synth": codec.inter.synth}
     hooks = [m.register_forward_pre_hook(lambda _m, a, k=k: captured[k].append(a[0].detach().clone()))
              for k, m in mods.items()]
 
@@ -186,7 +177,8 @@ def build(codec: VideoCodec, calib: torch.Tensor, q: QuantConfig, act_bits: int,
         ref = codec.intra(calib[:, 0])["recon"].clamp(0, 1)
         state = codec.inter.init_state(ref)
         for t in range(1, calib.shape[1]):
-            out = codec.inter(calib[:, t], ref, state)
+            motion = block_search(luma_codes(calib[:, t]), luma_codes(ref), search_range, search_lam)
+            out = codec.inter(calib[:, t], ref, state, motion)
             ref, state = out["recon"].clamp(0, 1), out["state"]
 
     enc, dec = list(codec.inter.enc_rnn.cells), list(codec.inter.dec_rnn.cells)
@@ -207,6 +199,8 @@ def build(codec: VideoCodec, calib: torch.Tensor, q: QuantConfig, act_bits: int,
         "p_h_s": convert(mods["p_h_s"], captured["p_h_s"], 0, LATENT_BITS, a, weight_bits),
         "p_from_latent": convert(mods["p_from_latent"], captured["p_from_latent"], 0, LATENT_BITS, a, weight_bits,
                                  out_frac=dec_fr[0].x, out_bits=q.act_bits),
+        "p_context": convert(mods["p_context"], captured["p_context"], 8, 9, a, weight_bits,
+                             out_frac=q.act_bits - 1, out_bits=q.act_bits),
         "p_synth": convert(mods["p_synth"], captured["p_synth"], q.act_bits - 1, q.act_bits, a, weight_bits,
                            out_frac=8, out_bits=10),
     }

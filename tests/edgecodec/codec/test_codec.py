@@ -28,7 +28,7 @@ from quant.codec.intnet import convert, requant_t
 
 from tests.conftest import CLIP_160 as CLIP
 from tests.conftest import ROOT
-TINY = {"codec": {"features": 8, "latent": 8, "hyper": 8, "motion_features": 8, "lambdas": [512, 256, 128, 64],
+TINY = {"codec": {"features": 8, "latent": 8, "hyper": 8, "context": 8, "lambdas": [512, 256, 128, 64],
                   "gop": 4},
         "codec_train": {"data": [str(CLIP)], "crop": 64, "seq_len": 3, "batch": 2, "intra_steps": 4,
                         "inter_steps": 4, "finetune_steps": 2}}
@@ -49,11 +49,11 @@ def clip():
 
 
 def test_seed_hidden_size_512_runs():
-    codec = VideoCodec(CodecShape(channels=512, reduction=16, features=8, latent=8, hyper=8, motion_features=8))
+    codec = VideoCodec(CodecShape(channels=512, reduction=16, features=8, latent=8, hyper=8, context=8))
     x = torch.rand(1, 6, 32, 32)
     with torch.no_grad():
         ref = codec.intra(x)["recon"]
-        out = codec.inter(x, ref, codec.inter.init_state(x))
+        out = codec.inter(x, ref, codec.inter.init_state(x), torch.zeros(1, 2, 4, 4, dtype=torch.int64))
     assert out["recon"].shape == x.shape and out["state"][0][0].shape == (1, 512, 8, 8)
 
 
@@ -71,6 +71,15 @@ def test_integer_warp_matches_float_warp_and_is_exact_for_whole_pixels():
     shift[0] = 8                                             # +2 luma px = +1 chroma px everywhere
     yw, uw, _ = ic.warp_int(y, u, v, shift)
     assert torch.equal(yw[:, :-2], y[:, 2:]) and torch.equal(uw[:, :-1], u[:, 1:])
+    one = torch.zeros_like(m)
+    one[:, 1, 2] = torch.tensor([5, -7])                     # one block moves: only its 16x16 luma / 8x8 chroma
+    yw, uw, vw = ic.warp_int(y, u, v, one)
+    changed = (yw != y).nonzero()
+    assert changed[:, 0].min() >= 16 and changed[:, 0].max() < 32 and changed[:, 1].min() >= 32 \
+        and changed[:, 1].max() < 48
+    changed = (uw != u).nonzero()
+    assert changed[:, 0].min() >= 8 and changed[:, 0].max() < 16 and changed[:, 1].min() >= 16 \
+        and changed[:, 1].max() < 24
 
 
 def test_requant_t_is_the_contract_requant():
@@ -147,14 +156,16 @@ def _encoded(tiny, clip):
     return (ck, r, *parse_stream(r.data))
 
 
-def test_a_corrupted_integer_weight_breaks_bit_exactness(tiny, clip):
-    """The exactness test can fail: one weight code of the decoder's synthesis changed -> other frames."""
+@pytest.mark.parametrize("net", ["p_synth", "p_context"])
+def test_a_corrupted_integer_weight_breaks_bit_exactness(tiny, clip, net):
+    """The exactness test can fail: one weight code of the decoder's synthesis (or of the context features of
+    the warped frame that the synthesis reads) changed -> other frames."""
     ck, r, header, frames = _encoded(tiny, clip)
     bad = Coder(ck)
-    layer = bad.int.nets["p_synth"].layers[0]
+    layer = bad.int.nets[net].layers[0]
     layer["w"] = np.array(layer["w"], dtype=np.int64)
-    layer["w"].flat[0] += 64
-    bad.int.nets["p_synth"]._w.clear()
+    layer["w"][:, :, 1, 1] += 64                 # the centre tap of every filter: no zero padding can hide it
+    bad.int.nets[net]._w.clear()
     rec = bad.decode_frames(header, frames)
     assert not np.array_equal(rec[0], r.recon[0])
 
@@ -302,3 +313,25 @@ def test_decoder_gru_layer_rtl_matches_a_real_decode(tiny, clip, tmp_path):
     res = codec_rtl_check(ckpt.load(out, 2), clip, 4, tmp_path, "verilator")
     assert res["steps"] == 3 and res["mismatches"] == 0
     assert res["codes_compared"] == 3 * 16 * res["feature_map"][1] * res["feature_map"][2]
+
+
+def test_recipe_key_follows_what_each_quality_depends_on():
+    """Top-down recipe: the highest quality depends on its own steps and lambda, each lower one on its fine-tuning
+    steps, its lambda and the quality above it."""
+    from edgecodec.codec.recipe import recipe_key
+    base = config.from_dict(TINY)
+
+    def keys(**train):
+        c = config.from_dict({**TINY, "codec_train": {**TINY["codec_train"], **train}})
+        return [recipe_key(c, q) for q in range(1, 5)]
+
+    k0 = [recipe_key(base, q) for q in range(1, 5)]
+    assert len(set(k0)) == 4
+    fine = keys(finetune_steps=3)
+    assert fine[3] == k0[3] and all(a != b for a, b in zip(fine[:3], k0[:3]))
+    assert all(a != b for a, b in zip(keys(intra_steps=5), k0))
+    lam = config.from_dict({**TINY, "codec": {**TINY["codec"], "lambdas": [512, 256, 100, 64]}})
+    changed = [recipe_key(lam, q) for q in range(1, 5)]
+    assert changed[3] == k0[3] and changed[2] != k0[2] and changed[0] != k0[0]
+    gop = config.from_dict({**TINY, "codec": {**TINY["codec"], "gop": 16}})
+    assert [recipe_key(gop, q) for q in range(1, 5)] == k0

@@ -19,7 +19,7 @@ import pytest
 
 from edgecodec.cli import main
 from edgecodec.codec import checkpoint as ckpt
-from edgecodec.codec.bitstream import DEFAULT_MAX_PIXELS, BitstreamError
+from edgecodec.codec.bitstream import DEFAULT_MAX_PIXELS, BitstreamError, parse_stream
 from edgecodec.codec.coder import Coder, decode
 from model.video import read_yuv420
 
@@ -64,10 +64,10 @@ def cli_decode(data: bytes, tmp_path, *extra: str) -> tuple[int, float, str]:
 
 
 def test_16384_square_header_is_refused_at_once(stream, tmp_path, capsys):
-    """The issue's stream: a real 160x96 stream (~1 KB) claiming 16384 x 16384. Without the limit the decoder
+    """The issue's stream: a real 160x96 stream (a few KB) claiming 16384 x 16384. Without the limit the decoder
     grows to tens of GB; with it: exit 2 and a message naming the size and the limit, in well under 2 s."""
     bad = rewrite(stream.data, width=16384, height=16384)
-    assert len(bad) < 1024
+    assert len(bad) < 8192
     rc, seconds, out = cli_decode(bad, tmp_path)
     err = capsys.readouterr().err
     assert rc == 2 and seconds < 2.0, (rc, seconds)
@@ -111,8 +111,9 @@ def test_lifted_pixel_limit_still_refuses_a_payload_too_short_for_the_frame_size
     """--max-pixels raised to 16384^2: the payload sizes are checked against what the frame size needs
     (2 M+ symbols cannot fit in a few hundred bytes), before anything of that size is allocated."""
     bad = rewrite(stream.data, width=16384, height=16384)
+    n0 = len(parse_stream(stream.data)[1][0][1])
     t0 = time.perf_counter()
-    with pytest.raises(BitstreamError, match=r"frame 0: payload of 288 bytes is too short for a 16384x16384 "
+    with pytest.raises(BitstreamError, match=rf"frame 0: payload of {n0} bytes is too short for a 16384x16384 "
                                              r"I-frame \(\d+ ans symbols need at least \d+ bytes\)"):
         decode(bad, CHECKPOINTS, max_pixels=16384 * 16384)
     assert time.perf_counter() - t0 < 2.0
@@ -132,11 +133,16 @@ def test_huge_frame_count_is_refused(stream, tmp_path, capsys):
 
 
 def test_payload_length_beyond_the_end_is_refused(stream):
-    """Frame 0's length varint (2 bytes for 288) rewritten to 16383 (still 2 bytes, minimal) behind a valid CRC."""
+    """Frame 0's length varint rewritten to the largest value of the same byte count (still minimal) behind a
+    valid CRC."""
     data = stream.data
-    assert data[FRAMES_AT] == 0 and data[FRAMES_AT + 1:FRAMES_AT + 3] == bytes([0xA0, 0x02])    # I, 288
-    bad = with_crc(data[:FRAMES_AT + 1] + bytes([0xFF, 0x7F]) + data[FRAMES_AT + 3:-4])
-    with pytest.raises(BitstreamError, match=r"truncated frame 0: payload length 16383 but only \d+ bytes remain"):
+    n0 = len(parse_stream(data)[1][0][1])
+    k = 1 + (n0.bit_length() - 1) // 7                        # LEB128 bytes of n0
+    varint = bytes([0xFF] * (k - 1) + [0x7F])
+    assert data[FRAMES_AT] == 0 and k >= 2
+    bad = with_crc(data[:FRAMES_AT + 1] + varint + data[FRAMES_AT + 1 + k:-4])
+    with pytest.raises(BitstreamError, match=rf"truncated frame 0: payload length {(1 << 7 * k) - 1} but only \d+ "
+                                             r"bytes remain"):
         decode(bad, CHECKPOINTS)
 
 

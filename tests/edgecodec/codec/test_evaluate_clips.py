@@ -3,6 +3,8 @@ pixel (the count of bench/codec_bench.py) and a tiny real multi-clip run through
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import importlib.util
 import json
 
@@ -93,6 +95,15 @@ def test_heldout_set_is_the_diagnosis_set():
         ("zhling", "data/video/streams/openh264_Zhling_1280x720.264", (352, 288, 464, 216))]
     for _, path, _ in HELDOUT:
         assert (ROOT / path).is_file()
+
+
+def test_heldout_clips_are_not_training_data():
+    """The shipped recipe trains on none of the held-out clips (neither the default nor the GPU config)."""
+    from edgecodec import config
+    held = {Path(p).name for _, p, _ in HELDOUT}
+    for name in ("default.yaml", "codec_gpu.yaml"):
+        cfg = config.load(ROOT / "configs" / name)
+        assert not held & {Path(d).name for d in cfg.codec_train.data}, name
 
 
 # ------------------------------------------------------------------------------------------- drift ----

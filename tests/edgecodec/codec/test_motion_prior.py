@@ -1,6 +1,7 @@
-"""The forward-adaptive motion prior (stream version 2): the encoder picks, per P-frame and motion component,
-the Laplace row that codes the frame's Delta_t codes in the fewest bits and sends it as an offset; the frames
-stay the same, the bits drop, and a row outside the table is refused."""
+"""The forward-adaptive motion prior (since stream version 2): the encoder picks, per P-frame and motion component,
+the Laplace row that codes the frame's vector differences in the fewest bits and sends it as an offset; the frames
+stay the same, the bits drop, and a row outside the table is refused. The hyper-latent z gets one row offset
+for all its channels per frame (stream version 3), chosen the same way."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from base.errors import BitstreamError
 from edgecodec.codec import checkpoint as ckpt
-from edgecodec.codec.bitstream import parse_stream
+from edgecodec.codec.bitstream import VERSION, parse_stream
 from edgecodec.codec.coder import Coder, decode
 from model.video import read_video
 from tests.conftest import CLIP_160, ROOT
@@ -55,7 +56,7 @@ def test_same_frames_fewer_bits_and_a_row_outside_the_table_is_refused(coder, mo
     y, u, v, _ = read_video(CLIP_160, 4)
     r = coder.encode(y, u, v, gop=4)
     header, frames = parse_stream(r.data)
-    assert header.version == 2
+    assert header.version == VERSION == 3
     _, rec = decode(r.data, CHECKPOINTS)
     assert all(np.array_equal(a, b) for a, b in zip(rec, r.recon))
     # with the checkpoint's fixed rows (version 1's prior) the same frames cost more bits
@@ -69,7 +70,36 @@ def test_same_frames_fewer_bits_and_a_row_outside_the_table_is_refused(coder, mo
 
     def write_offset_past_the_table(m_hat, enc):
         enc.add(np.full((1, 2), 100), np.full((1, 2), bad.side_row))
-        enc.add(m_hat, bad.rows_m[None, :, None, None])
+        enc.add(m_hat.numpy(), bad.rows_m[None, :, None, None])
     monkeypatch.setattr(bad, "_write_motion", write_offset_past_the_table)
     with pytest.raises(BitstreamError, match="motion prior rows"):
+        decode(bad.encode(y, u, v, gop=4).data, CHECKPOINTS)
+
+
+def test_z_offset_narrows_rows_for_an_all_zero_z_and_is_the_cheapest(coder):
+    rows = coder.rows_z["p"]
+    zero = np.zeros((1, len(rows), 2, 3), np.int64)
+    assert coder.z_offset(zero, rows) < 0
+    wide = np.random.default_rng(2).laplace(0, 30, (1, len(rows), 4, 5)).round().astype(np.int64)
+    assert coder.z_offset(wide, rows) > 0
+    lap, big_m = coder.n_scales, (coder._motion_cost.shape[1] - 1) // 2
+    z = np.random.default_rng(3).laplace(0, 1.5, (1, len(rows), 3, 4)).round().astype(np.int64)
+
+    def total(o):
+        r = np.clip(rows + o, lap, 2 * lap - 1) - lap
+        bits = sum(int(coder._motion_cost[r[c], np.clip(z[0, c], -big_m, big_m) + big_m].sum()) for c in range(len(r)))
+        return bits + int(coder._motion_cost[coder.side_row - lap, o + big_m])
+    best = min(range(-(lap - 1), lap), key=lambda o: (total(o), abs(o), o))
+    assert coder.z_offset(z, rows) == best
+
+
+def test_a_z_offset_out_of_range_is_refused(coder, monkeypatch):
+    y, u, v, _ = read_video(CLIP_160, 2)
+    bad = Coder(ckpt.load(CHECKPOINTS, 1))
+
+    def write_offset_out_of_range(z_hat, rows, enc):
+        enc.add(np.full((1, 1), 200), np.full((1, 1), bad.side_row))
+        enc.add(z_hat, bad._z_rows(rows, 0))
+    monkeypatch.setattr(bad, "_write_z", write_offset_out_of_range)
+    with pytest.raises(BitstreamError, match="z prior offset"):
         decode(bad.encode(y, u, v, gop=4).data, CHECKPOINTS)
