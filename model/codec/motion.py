@@ -78,16 +78,15 @@ def rebuild_from_differences(mvd: np.ndarray) -> np.ndarray:
     """Vectors from coded differences (2, hb, wb) int64 numpy, in raster order with the median predictor."""
     _, hb, wb = mvd.shape
     mv = np.zeros_like(mvd)
-    for r in range(hb):
+    mv[:, 0] = np.cumsum(mvd[:, 0], axis=1)                      # first row: left neighbour
+    for r in range(1, hb):
+        top = mv[:, r - 1]
+        tr = np.concatenate([top[:, 1:], top[:, -2:-1] if wb > 1 else top], axis=1)   # last column: top-left
+        lo, hi = np.minimum(top, tr), np.maximum(top, tr)                # median(left, top, tr) =
+        left = top[:, 0]                                                 # clamp(left, min(top,tr), max(top,tr))
         for c in range(wb):
-            if r == 0:
-                p = mv[:, 0, c - 1] if c > 0 else np.zeros(2, mvd.dtype)
-            else:
-                top = mv[:, r - 1, c]
-                left = mv[:, r, c - 1] if c > 0 else top
-                tr = mv[:, r - 1, c + 1] if c + 1 < wb else (mv[:, r - 1, c - 1] if c > 0 else top)
-                p = np.median(np.stack([left, top, tr]), axis=0).astype(mvd.dtype)
-            mv[:, r, c] = mvd[:, r, c] + p
+            left = mvd[:, r, c] + np.minimum(np.maximum(left, lo[:, c]), hi[:, c])
+            mv[:, r, c] = left
     return mv
 
 
