@@ -124,7 +124,9 @@ class CodecConfig:
                "codec.lambdas must list 1..16 positive values (one per quality)")
         _check(self.motion_lambda > 0 and self.ssim_weight >= 0, "codec.motion_lambda must be > 0 and "
                "codec.ssim_weight >= 0")
-        _check(1 <= self.search_range <= 63, "codec.search_range must be in [1, 63] pixels")
+        # vectors reach 4 * range + 3 quarter pels, their median differences twice that: within +-255 coded
+        _check(1 <= self.search_range <= 31, "codec.search_range must be in [1, 31] pixels (the vector "
+               "differences must fit the coded symbol range +-255)")
         _check(1 <= self.gop <= 65535, "codec.gop must be in [1, 65535]")
         _check(6 <= self.int_act_bits <= 16, "codec.int_act_bits must be in [6, 16]")
         _check(4 <= self.int_weight_bits <= 12, "codec.int_weight_bits must be in [4, 12]")

@@ -117,9 +117,7 @@ class Coder:
         lap_tables = self.tables[lap:]
         # -log2 P(v | row) in 1/2^16 bit units, integers: the row choice is exact and the same on every machine
         self._motion_cost = np.round(-np.log2(lap_tables / lap_tables.sum(1, keepdims=True)) * 65536).astype(np.int64)
-        search = ck.get("search", {})
-        self.search_range = int(search.get("range", 16))
-        self.search_lam = int(search.get("lam", 256))
+        self.search_range, self.search_lam = int(ck["search"]["range"]), int(ck["search"]["lam"])
         self.hash = bytes.fromhex(ck["hash"])
         self.quality = int(ck["quality"])
         self.min_symbol_bits = min_symbol_bits(self.tables, entropy)
@@ -162,12 +160,18 @@ class Coder:
         lap, (s, n) = self.n_scales, self._motion_cost.shape
         big_m = (n - 1) // 2
         rows = []
-        for c in range(2):
-            hist = np.bincount(np.clip(m_hat[0, c].ravel(), -big_m, big_m) + big_m, minlength=n).astype(np.int64)
+        for c, hist in enumerate(self._histograms(m_hat)):
             offsets = np.arange(s) - (int(self.rows_m[c]) - lap)
             side = self._motion_cost[self.side_row - lap, np.clip(offsets, -big_m, big_m) + big_m]
             rows.append(lap + int(np.argmin(self._motion_cost @ hist + side)))
         return np.asarray(rows, dtype=np.int64)
+
+    def _histograms(self, v: np.ndarray) -> np.ndarray:
+        """(C, n) symbol counts per channel of v (1, C, ...), values clamped to the table's range."""
+        n = self._motion_cost.shape[1]
+        big_m = (n - 1) // 2
+        vals = np.clip(v[0].reshape(v.shape[1], -1), -big_m, big_m) + big_m
+        return np.stack([np.bincount(c, minlength=n) for c in vals]).astype(np.int64)
 
     def z_offset(self, z_hat: np.ndarray, rows: np.ndarray) -> int:
         """The one offset o added to every z channel's Laplace row (clamped to the table) that codes z_hat
@@ -175,8 +179,7 @@ class Coder:
         to the negative one."""
         lap, (s, n) = self.n_scales, self._motion_cost.shape
         big_m = (n - 1) // 2
-        vals = np.clip(z_hat[0].reshape(z_hat.shape[1], -1), -big_m, big_m) + big_m
-        hists = np.stack([np.bincount(v, minlength=n) for v in vals]).astype(np.int64)   # (C, n)
+        hists = self._histograms(z_hat)
         best, best_o = None, 0
         for o in sorted(range(-(s - 1), s), key=lambda o: (abs(o), o)):
             r = np.clip(rows + o, lap, 2 * lap - 1) - lap

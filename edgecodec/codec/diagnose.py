@@ -10,8 +10,7 @@ Measuring functions:
 - `block_match`: full search (+-R integer pels, SAD on luma, one vector per `block` x `block` block, the codec's
   16x16 grid), then half- and quarter-pel refinement with the codec's own bilinear sampler; vectors in the
   codec's units (quarter luma pels), clamped to the coded symbol range;
-- `warp_field` (the codec's warp, `quant.codec.int_codec.warp_int`: block-constant since stream version 3) and
-  `warp_blocks` (block-constant vectors, H.264-style 16x16 motion compensation, same bilinear sampler);
+- `warp_field`: the codec's warp (`quant.codec.int_codec.warp_int`, block-constant since stream version 3);
 - `motion_bits` / `symbol_bits`: ideal code lengths (-log2 p) of symbols under the checkpoint's integer tables.
 """
 
@@ -67,22 +66,10 @@ def crop_planes(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, h: int, w: in
 # ------------------------------------------------------------------------------------------- warps ----
 
 def warp_field(ref_planes, motion: torch.Tensor):
-    """The codec's motion compensation (stream version 3: block-constant, the same as `warp_blocks`; versions 1
-    and 2 up-sampled the vector field bilinearly), motion (2, h, w) codes."""
+    """The codec's motion compensation, motion (2, h, w) codes: block-constant since stream version 3 (H.264-style
+    16x16 motion compensation with the codec's bilinear sampler); versions 1 and 2 up-sampled the vector field
+    bilinearly, which the diagnosis compared against block-constant compensation."""
     return warp_int(*ref_planes, motion)
-
-
-def warp_blocks(ref_planes, motion: torch.Tensor, block: int = MOTION_STRIDE):
-    """Block-constant motion compensation: every pixel of a block moves by its block's vector (quarter pels),
-    bilinear sampling with the codec's integer sampler (luma 1/4 pel, chroma 1/8 pel)."""
-    y, u, v = ref_planes
-    m = motion.to(torch.int64)
-    ml = m.repeat_interleave(block, 1).repeat_interleave(block, 2)
-    mc = m.repeat_interleave(block // 2, 1).repeat_interleave(block // 2, 2)
-    yw = sample_int(y, ml[0], ml[1], 2)                        # luma px = code / 4
-    uw = sample_int(u, mc[0], mc[1], 3)                        # chroma px = code / 8
-    vw = sample_int(v, mc[0], mc[1], 3)
-    return yw, uw, vw
 
 
 # ------------------------------------------------------------------------------------------- search ----
@@ -179,5 +166,5 @@ def motion_bits(coder: Coder, motion: torch.Tensor) -> float:
     return side + symbol_bits(coder.tables, mvd, rows[None, :, None, None])
 
 
-__all__ = ["TracingCoder", "padded_frame", "crop_planes", "warp_field", "warp_blocks", "block_match",
+__all__ = ["TracingCoder", "padded_frame", "crop_planes", "warp_field", "block_match",
            "motion_search_fn", "motion_bits", "symbol_bits", "pack_planes"]

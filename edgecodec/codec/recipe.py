@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from model.codec.motion import search_lambda
 from model.codec.network import VideoCodec
 from model.codec.train import LossWeights, run_stage
 from model.codec.data import CropSampler, list_sequences
@@ -59,7 +60,7 @@ def tables() -> dict:
 
 def export(codec: VideoCodec, cfg: Config, quality: int, calib: torch.Tensor, log: dict) -> dict:
     c = cfg.codec
-    lam = max(1, round(c.motion_lambda * c.lambdas[quality - 1]))
+    lam = search_lambda(c.motion_lambda, c.lambdas[quality - 1])
     int_state = build(codec, calib, cfg.quant, c.int_act_bits, c.int_weight_bits, cfg.codec_train.search_range, lam)
     int_state["rows"] = {"intra_z": nearest_rows(codec.intra.hyper.z_log_scale),
                          "p_z": nearest_rows(codec.inter.hyper.z_log_scale),

@@ -32,6 +32,11 @@ UNITS = 4           # quarter luma pixels
 _BIG = 1 << 62
 
 
+def search_lambda(motion_lambda: float, lmbda: float) -> int:
+    """The block search's SSE per bit of vector cost for a codec trained at `lmbda` (integer, >= 1)."""
+    return max(1, round(motion_lambda * lmbda))
+
+
 def expand(motion: torch.Tensor, block: int) -> torch.Tensor:
     """(N, 2, hb, wb) block vectors -> (N, 2, hb*block, wb*block), every pixel its block's vector."""
     return motion.repeat_interleave(block, dim=2).repeat_interleave(block, dim=3)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from pytorch_msssim import ssim
 from tqdm import tqdm
 
-from model.codec.motion import block_search, luma_codes
+from model.codec.motion import block_search, luma_codes, search_lambda
 from model.codec.network import VideoCodec
 from model.proxy.train import cosine_lr
 
@@ -35,7 +35,7 @@ class LossWeights:
 
     @property
     def search_lam(self) -> int:
-        return max(1, round(self.motion_lambda * self.lmbda))
+        return search_lambda(self.motion_lambda, self.lmbda)
 
 
 def luma(x: torch.Tensor) -> torch.Tensor:
