@@ -5,7 +5,9 @@ command (byte address, number of beats) becomes INCR bursts on AR (at most `max_
 boundary, as AXI4 requires) and the R beats come out of `rd_data` in order; a write command does the same on AW,
 takes its beats from `wr_data` onto W (`wlast` at each burst's end) and counts the B responses. Addresses must be
 aligned to the bus word. Several read bursts may be outstanding (R is back-pressured by `rd_data`); a write burst's
-W beats follow its AW. A response other than OKAY sets the sticky `error` flag (cleared by `clear`).
+W beats follow its AW. A response other than OKAY sets the sticky `error` flag (cleared by `clear`). A new write command
+is taken once the previous one's AW and W beats are out (its B responses may still be on their way), so short
+commands follow each other closely.
 
 AXI4 signal names follow the specification with the port prefix (`m_axi__araddr`, ...); ids are 0, size is the
 bus width, burst INCR. The unit is complete when `rd_busy` and `wr_busy` are low: every read beat delivered, every
@@ -124,7 +126,7 @@ class AxiDma(wiring.Component):
         m.d.comb += [a_n.eq(self._burst(a_addr, a_left)), w_n.eq(self._burst(w_addr, w_left))]
         w_ok = (bursts_out != 0) & (w_left != 0)
         m.d.comb += [
-            self.wr_cmd.ready.eq(~a_active & (w_left == 0) & (b_wait == 0)),
+            self.wr_cmd.ready.eq(~a_active & (w_left == 0)),     # B responses may still be outstanding
             axi.awid.eq(0), axi.awaddr.eq(a_addr), axi.awlen.eq(a_n - 1), axi.awsize.eq(size), axi.awburst.eq(1),
             axi.awvalid.eq(a_active),
             axi.wdata.eq(self.wr_data.payload), axi.wstrb.eq((1 << bb) - 1), axi.wlast.eq(w_beat == w_n - 1),

@@ -1,0 +1,161 @@
+"""The decoder engine's top (first step: convolution stacks): a sequencer that runs a layer program from memory on
+the convolution unit, through the AXI4 master.
+
+For each descriptor (hw.engine.program): fetch it, stream the layer's weights and biases into the unit, start it,
+stream the input map in and the output map out (one write command for a plain map; two runs of words per input pixel
+when the output is PixelShuffled), wait until the unit is done and every write is acknowledged, go on until the
+descriptor flagged last. `start` (with `program_addr`) runs a program; `busy`, `done` (one-cycle pulse), `error`
+(an AXI error response; sticky until the next start) and `cycles` (clock cycles of the last program) report.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.engine.axi_dma import AxiDma, axi4_signature
+from hw.engine.conv_unit import ConvUnit
+from hw.engine.program import DESC_WORDS, FLAG_LAST, FLAG_SHUFFLE, FLAG_STRIDE2, EngineShape
+
+
+class ConvEngine(wiring.Component):
+    def __init__(self, shape: EngineShape, addr_bits: int = 32, max_burst: int = 16):
+        shape.check()
+        self.shape, self.addr_bits, self.max_burst = shape, addr_bits, max_burst
+        super().__init__({
+            "m_axi": Out(axi4_signature(addr_bits, shape.data_bits)),
+            "start": In(1), "program_addr": In(addr_bits),
+            "busy": Out(1), "done": Out(1), "error": Out(1), "cycles": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        s, AB = self.shape, self.addr_bits
+        word_bytes = s.data_bits // 8
+        m.submodules.dma = dma = AxiDma(addr_bits=AB, data_bits=s.data_bits, max_burst=self.max_burst)
+        m.submodules.conv = conv = ConvUnit(pe=s.pe, simd=s.simd, max_width=s.max_width, max_cin=s.max_cin,
+                                            max_cout=s.max_cout, act_bits=s.act_bits, weight_bits=s.weight_bits,
+                                            bias_bits=s.bias_bits, pre_bits=s.pre_bits, max_shift=s.max_shift)
+        wiring.connect(m, wiring.flipped(self.m_axi), dma.m_axi)
+
+        f = [Signal(32, name=f"desc_{i}") for i in range(DESC_WORDS)]
+        flags, cig, cog, H, W = f[0], f[1], f[2], f[3], f[4]
+        shuffle, stride2, last = flags[1], flags[2], flags[0]
+        assert (FLAG_LAST, FLAG_SHUFFLE, FLAG_STRIDE2) == (1, 2, 4)
+        Ho = Mux(stride2, (H[:16] + 1) >> 1, H[:16])
+        Wo = Mux(stride2, (W[:16] + 1) >> 1, W[:16])
+        m.d.comb += [
+            conv.cin_groups.eq(cig), conv.cout_groups.eq(cog), conv.height.eq(H), conv.width.eq(W),
+            conv.stride2.eq(stride2), conv.shift.eq(f[5]), conv.lo.eq(f[6]), conv.hi.eq(f[7]),
+        ]
+        desc_addr = Signal(AB)
+        k = Signal(range(DESC_WORDS + 1))
+        busy, error = Signal(), Signal()
+        cycles = Signal(32)
+        conv_done = Signal()
+        in_beats = Signal(32)
+        m.d.comb += [self.busy.eq(busy), self.error.eq(error | dma.error), self.cycles.eq(cycles)]
+        with m.If(busy):
+            m.d.sync += cycles.eq(cycles + 1)
+        with m.If(conv.done):
+            m.d.sync += conv_done.eq(1)
+
+        # write commands of the running layer: one for a plain map, two per input pixel when shuffled
+        wy, wx, half = Signal(16), Signal(16), Signal()
+        w_left = Signal()                        # write commands still to issue
+        gq = cog[2:18]                           # words of one output pixel after the shuffle (C_out/4/PE)
+        row = (wy << 1) + half
+        shuf_addr = f[12] + (((row * (Wo << 1) + (wx << 1)) * gq) * word_bytes)[:AB]
+        shuf_beats = gq << 1
+        plain_beats = Ho * Wo * cog
+        wr_addr = Mux(shuffle, shuf_addr, f[12])
+        wr_beats = Mux(shuffle, shuf_beats, plain_beats)
+        m.d.comb += dma.wr_cmd.payload.eq(wr_addr[:AB] | (wr_beats << AB))
+
+        def rd_cmd(addr, beats):
+            m.d.comb += [dma.rd_cmd.valid.eq(1), dma.rd_cmd.payload.eq(addr[:AB] | (beats << AB))]
+
+        def route(sink):
+            m.d.comb += [sink.valid.eq(dma.rd_data.valid), sink.payload.eq(dma.rd_data.payload),
+                         dma.rd_data.ready.eq(sink.ready)]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [desc_addr.eq(self.program_addr), busy.eq(1), cycles.eq(0), error.eq(0)]
+                    m.d.comb += dma.clear.eq(1)
+                    m.next = "FETCH_CMD"
+            with m.State("FETCH_CMD"):
+                rd_cmd(desc_addr, DESC_WORDS)
+                with m.If(dma.rd_cmd.ready):
+                    m.d.sync += k.eq(0)
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += dma.rd_data.ready.eq(1)
+                with m.If(dma.rd_data.valid):
+                    with m.Switch(k):
+                        for i in range(DESC_WORDS):
+                            with m.Case(i):
+                                m.d.sync += f[i].eq(dma.rd_data.payload[:32])
+                    m.d.sync += k.eq(k + 1)
+                    with m.If(k == DESC_WORDS - 1):
+                        m.next = "LOADW_CMD"
+            with m.State("LOADW_CMD"):
+                m.d.comb += conv.load.eq(1)
+                m.d.sync += in_beats.eq(H[:16] * W[:16] * cig[:8])
+                rd_cmd(f[8], f[9])
+                with m.If(dma.rd_cmd.ready):
+                    m.next = "LOADW"
+            with m.State("LOADW"):
+                route(conv.w)
+                with m.If(~dma.rd_busy):
+                    m.next = "LOADB_CMD"
+            with m.State("LOADB_CMD"):
+                rd_cmd(f[10], cog)
+                with m.If(dma.rd_cmd.ready):
+                    m.next = "LOADB"
+            with m.State("LOADB"):
+                route(conv.b)
+                with m.If(~dma.rd_busy):
+                    m.d.comb += conv.start.eq(1)
+                    m.d.sync += [conv_done.eq(0), wy.eq(0), wx.eq(0), half.eq(0), w_left.eq(1)]
+                    m.next = "RUN_CMD"
+            with m.State("RUN_CMD"):
+                rd_cmd(f[11], in_beats)
+                with m.If(dma.rd_cmd.ready):
+                    m.next = "RUN"
+            with m.State("RUN"):
+                route(conv.i)
+                m.d.comb += [dma.wr_data.valid.eq(conv.o.valid), dma.wr_data.payload.eq(conv.o.payload),
+                             conv.o.ready.eq(dma.wr_data.ready)]
+                with m.If(conv_done & ~w_left & ~dma.wr_busy & ~dma.rd_busy):
+                    m.next = "NEXT"
+            with m.State("NEXT"):
+                with m.If(last):
+                    m.d.sync += busy.eq(0)
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += desc_addr.eq(desc_addr + DESC_WORDS * word_bytes)
+                    m.next = "FETCH_CMD"
+
+        # the write-command generator runs beside the RUN state's data path
+        m.d.comb += dma.wr_cmd.valid.eq(w_left & (busy))
+        with m.If(dma.wr_cmd.valid & dma.wr_cmd.ready):
+            with m.If(~shuffle):
+                m.d.sync += w_left.eq(0)
+            with m.Else():
+                m.d.sync += half.eq(~half)
+                with m.If(half):
+                    with m.If(wx == Wo - 1):
+                        m.d.sync += wx.eq(0)
+                        with m.If(wy == Ho - 1):
+                            m.d.sync += w_left.eq(0)
+                        with m.Else():
+                            m.d.sync += wy.eq(wy + 1)
+                    with m.Else():
+                        m.d.sync += wx.eq(wx + 1)
+        with m.If(dma.error):
+            m.d.sync += error.eq(1)
+        return m

@@ -1,0 +1,228 @@
+"""Layer programs of the decoder engine: descriptors, the memory image, and the host's view of both.
+
+Memory holds bus words of `data_bits` (little-endian bytes); every stream beat of a unit takes one word (its low
+bits). A feature map is stored HWC: word ``(y * W + x) * groups + g`` holds channels ``g*n .. g*n+n-1`` of pixel
+(y, x), n = PE = SIMD (the engine's PE array is square, so a layer's output words are the next layer's input words).
+
+A descriptor is `DESC_WORDS` words, one field per word (low 32 bits):
+
+    0 flags (bit 0: last layer, bit 1: PixelShuffle x2 on the output, bit 2: stride 2)
+    1 C_in / SIMD      2 C_out / PE     3 input height   4 input width
+    5 shift            6 lo (two's complement, 32 bits)  7 hi
+    8 weight address   9 weight beats   10 bias address  11 input address   12 output address
+
+PixelShuffle x2: the compiler reorders the convolution's output channels from ``c*4 + s`` to ``s*C' + c`` (s the
+sub-pixel ``2i + j``, C' = C_out/4) so each output beat belongs to one sub-pixel; the sequencer then writes the beats
+of input pixel (y, x) as two runs of ``2 C'/PE`` words, at output pixels (2y, 2x) and (2y+1, 2x) of the HWC map of
+C' channels. The map in memory is the shuffled map, channels in their natural order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from base.errors import EdgecodecError
+from hw.engine.layers import ConvLayer
+
+DESC_WORDS = 13
+FLAG_LAST, FLAG_SHUFFLE, FLAG_STRIDE2 = 1, 2, 4
+
+
+@dataclass(frozen=True)
+class EngineShape:
+    """What an engine was generated for: parallelism, bus and code widths, maxima."""
+
+    pe: int = 2
+    simd: int = 2
+    data_bits: int = 64
+    act_bits: int = 12
+    weight_bits: int = 8
+    bias_bits: int = 24
+    pre_bits: int = 3
+    max_shift: int = 23
+    max_width: int = 64
+    max_cin: int = 64
+    max_cout: int = 256
+
+    def check(self) -> None:
+        if self.pe != self.simd:
+            raise EdgecodecError(f"engine: PE ({self.pe}) must equal SIMD ({self.simd}): a layer's output words are the "
+                                 "next layer's input words")
+        need = {"weight beat": self.pe * self.simd * self.weight_bits, "bias beat": self.pe * (self.bias_bits + self.pre_bits),
+                "input beat": self.simd * self.act_bits, "output beat": self.pe * self.act_bits}
+        wide = {k: v for k, v in need.items() if v > self.data_bits}
+        if wide:
+            raise EdgecodecError(f"engine: data_bits={self.data_bits} is narrower than a {', '.join(wide)} "
+                                 f"({max(wide.values())} bits)")
+
+
+def pack(values, bits: int) -> int:
+    word = 0
+    for i, v in enumerate(values):
+        word |= (int(v) & ((1 << bits) - 1)) << (i * bits)
+    return word
+
+
+def unpack(word: int, count: int, bits: int) -> list[int]:
+    out = []
+    for i in range(count):
+        v = (word >> (i * bits)) & ((1 << bits) - 1)
+        out.append(v - (1 << bits) if v >> (bits - 1) else v)
+    return out
+
+
+def shuffle_order(layer: ConvLayer) -> ConvLayer:
+    """The layer with its output channels reordered for the engine's PixelShuffle writes (module docstring)."""
+    c = layer.cout // 4
+    order = np.array([ch * 4 + s for s in range(4) for ch in range(c)])
+    return ConvLayer(weights=layer.weights[order], pre=layer.pre[order], bias=layer.bias[order], stride=layer.stride,
+                     shift=layer.shift, lo=layer.lo, hi=layer.hi, out_bits=layer.out_bits, shuffle=layer.shuffle)
+
+
+def pad_channels(layer: ConvLayer, cin: int, cout: int) -> ConvLayer:
+    """The layer with zero input channels appended up to `cin` and zero output channels (weights, bias, pre-shift
+    0: their codes are 0 whatever the clamp, as lo <= 0 <= hi) up to `cout`. After a PixelShuffle x2 the new output
+    channels are the shuffled map's last ones."""
+    if (cin, cout) == (layer.cin, layer.cout):
+        return layer
+    if not layer.lo <= 0 <= layer.hi:
+        raise EdgecodecError(f"engine: cannot pad a layer whose clamp [{layer.lo}, {layer.hi}] excludes 0")
+    w = np.zeros((cout, cin) + layer.weights.shape[2:], dtype=np.int64)
+    w[:layer.cout, :layer.cin] = layer.weights
+    grow = cout - layer.cout
+    return ConvLayer(weights=w, pre=np.concatenate([layer.pre, np.zeros(grow, np.int64)]),
+                     bias=np.concatenate([layer.bias, np.zeros(grow, np.int64)]), stride=layer.stride,
+                     shift=layer.shift, lo=layer.lo, hi=layer.hi, out_bits=layer.out_bits, shuffle=layer.shuffle)
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+@dataclass
+class Image:
+    """A memory image under construction: bus words at byte addresses, regions allocated upwards."""
+
+    word_bytes: int
+    words: dict = field(default_factory=dict)
+    top: int = 0
+
+    def alloc(self, count: int) -> int:
+        addr = self.top
+        self.top += ((count * self.word_bytes + 4095) // 4096) * 4096      # regions start on 4 KB pages
+        return addr
+
+    def put(self, addr: int, words) -> None:
+        for i, w in enumerate(words):
+            self.words[addr + i * self.word_bytes] = int(w)
+
+    def to_bytes(self) -> bytes:
+        out = bytearray(self.top)
+        for addr, w in self.words.items():
+            out[addr:addr + self.word_bytes] = w.to_bytes(self.word_bytes, "little")
+        return bytes(out)
+
+
+def map_words(x: np.ndarray, lanes: int, bits: int) -> list[int]:
+    """HWC words of a (C, H, W) code map, `lanes` channels a word."""
+    c, h, w = x.shape
+    return [pack(x[g * lanes:(g + 1) * lanes, yy, xx], bits) for yy in range(h) for xx in range(w)
+            for g in range(c // lanes)]
+
+
+def read_map(data: bytes, addr: int, shape: tuple[int, int, int], lanes: int, bits: int, word_bytes: int) -> np.ndarray:
+    c, h, w = shape
+    out = np.zeros(shape, dtype=np.int64)
+    groups = c // lanes
+    for yy in range(h):
+        for xx in range(w):
+            for g in range(groups):
+                a = addr + ((yy * w + xx) * groups + g) * word_bytes
+                out[g * lanes:(g + 1) * lanes, yy, xx] = unpack(int.from_bytes(data[a:a + word_bytes], "little"),
+                                                                lanes, bits)
+    return out
+
+
+@dataclass
+class Program:
+    image: Image
+    program_addr: int
+    input_addr: int
+    output_addr: int
+    output_shape: tuple[int, int, int]      # (C, H, W) of the last layer's map in memory (padded channels included)
+    channels: int                           # the real channels of that map (the first ones)
+    steps: int                              # PE x SIMD steps of all layers (one a cycle)
+
+
+def compile_stack(layers: list[ConvLayer], height: int, width: int, shape: EngineShape) -> Program:
+    """Program and memory image of a convolution stack on an input map of `height` x `width` (the input codes are
+    written by `load_input`). Each layer's output map is the next layer's input. Channel counts that the PE array
+    does not divide are padded with zero channels (`pad_channels`)."""
+    shape.check()
+    P, S = shape.pe, shape.simd
+    img = Image(shape.data_bits // 8)
+    h, w, real = height, width, layers[0].cin
+    cin = _round_up(real, S)
+    prog = img.alloc(DESC_WORDS * len(layers))
+    in_addr = img.alloc(h * w * cin // S)
+    cur, steps = in_addr, 0
+    for n, layer in enumerate(layers):
+        problems = []
+        if layer.cin != real:
+            problems.append(f"C_in {layer.cin} but the previous map has {real} channels")
+        if not problems:
+            group = 4 * P if layer.shuffle == 2 else P
+            layer = pad_channels(layer, cin, _round_up(layer.cout, group))
+        if layer.kernel != 3:
+            problems.append(f"kernel {layer.kernel} (the unit is generated for 3)")
+        if layer.stride not in (1, 2):
+            problems.append(f"stride {layer.stride}")
+        if layer.cin > shape.max_cin:
+            problems.append(f"C_in {layer.cin} (at most {shape.max_cin})")
+        if layer.cout > shape.max_cout:
+            problems.append(f"C_out {layer.cout} (at most {shape.max_cout})")
+        if layer.shuffle not in (1, 2):
+            problems.append(f"PixelShuffle x{layer.shuffle} (the engine writes x2)")
+        if w > shape.max_width:
+            problems.append(f"input width {w} (at most {shape.max_width})")
+        if layer.shift > shape.max_shift or int(layer.pre.max()) >= 1 << shape.pre_bits:
+            problems.append(f"shift {layer.shift} / pre-shift {int(layer.pre.max())}")
+        bmin, bmax = -(1 << (shape.bias_bits - 1)), (1 << (shape.bias_bits - 1)) - 1
+        if layer.bias.min() < bmin or layer.bias.max() > bmax:
+            problems.append(f"bias beyond {shape.bias_bits} bits")
+        if problems:
+            raise EdgecodecError(f"engine: layer {n} does not fit the generated engine: " + "; ".join(problems))
+        lay = shuffle_order(layer) if layer.shuffle == 2 else layer
+        ho, wo = (h - 1) // layer.stride + 1, (w - 1) // layer.stride + 1
+        cig, cog = layer.cin // S, layer.cout // P
+        wwords = [pack([lay.weights[og * P + p, ig * S + j, ky, kx] for p in range(P) for j in range(S)],
+                       shape.weight_bits)
+                  for og in range(cog) for ky in range(3) for kx in range(3) for ig in range(cig)]
+        lane_bits = shape.bias_bits + shape.pre_bits
+        bwords = [sum(((int(lay.bias[og * P + p]) & ((1 << shape.bias_bits) - 1)) |
+                       (int(lay.pre[og * P + p]) << shape.bias_bits)) << (p * lane_bits) for p in range(P))
+                  for og in range(cog)]
+        wa, ba = img.alloc(len(wwords)), img.alloc(len(bwords))
+        img.put(wa, wwords)
+        img.put(ba, bwords)
+        oh, ow, oc = (2 * ho, 2 * wo, layer.cout // 4) if layer.shuffle == 2 else (ho, wo, layer.cout)
+        out = img.alloc(oh * ow * oc // P)
+        flags = (FLAG_LAST if n == len(layers) - 1 else 0) | (FLAG_SHUFFLE if layer.shuffle == 2 else 0) | \
+            (FLAG_STRIDE2 if layer.stride == 2 else 0)
+        desc = [flags, cig, cog, h, w, layer.shift, layer.lo & 0xFFFFFFFF, layer.hi & 0xFFFFFFFF, wa, len(wwords),
+                ba, cur, out]
+        img.put(prog + n * DESC_WORDS * img.word_bytes, desc)
+        steps += ho * wo * cog * 9 * cig
+        real = layers[n].cout // (4 if layer.shuffle == 2 else 1)
+        cur, h, w, cin = out, oh, ow, oc
+    return Program(img, prog, in_addr, cur, (cin, h, w), real, steps)
+
+
+def load_input(program: Program, x: np.ndarray, shape: EngineShape) -> None:
+    """Write the input codes (C, H, W), zero channels appended up to a multiple of SIMD."""
+    c = _round_up(x.shape[0], shape.simd)
+    padded = np.zeros((c,) + x.shape[1:], dtype=np.int64)
+    padded[:x.shape[0]] = x
+    program.image.put(program.input_addr, map_words(padded, shape.simd, shape.act_bits))

@@ -1,0 +1,104 @@
+"""hw.engine.engine.ConvEngine: layer programs compiled from shipped checkpoints run from AXI memory (cocotbext-axi
+AxiRam with pauses on every channel), output maps equal to the integer model's, code for code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from base.errors import EdgecodecError
+from hw.engine.engine import ConvEngine
+from hw.engine.layers import ConvLayer, conv_layers
+from hw.engine.program import EngineShape, compile_stack, load_input
+from hw.rtl.emit import write_component_verilog
+from quant.codec.intnet import IntSequential
+from sim.runner import run_bench
+from tests.hw.engine.test_conv_unit import random_layer, shipped_stacks
+
+SMALL = EngineShape(pe=2, simd=2, data_bits=64, max_width=32, max_cin=64, max_cout=256)
+
+
+def run_engine(tmp_path: Path, shape: EngineShape, layers, x: np.ndarray, expected: np.ndarray, simulator: str,
+               idle: float = 0.2, runs: int = 1, corrupt_weight: bool = False) -> list[int]:
+    prog = compile_stack(layers, x.shape[1], x.shape[2], shape)
+    load_input(prog, x, shape)
+    if corrupt_weight:                   # one bit of the first layer's fourth weight word (descriptor field 8)
+        word_bytes = shape.data_bits // 8
+        addr = prog.image.words[prog.program_addr + 8 * word_bytes] + 3 * word_bytes
+        prog.image.words[addr] ^= 1 << 3
+    assert prog.channels == expected.shape[0]
+    full = np.zeros(prog.output_shape, dtype=np.int64)          # padded channels must come out as zeros
+    full[:prog.channels] = expected
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    v = write_component_verilog(ConvEngine(shape), "conv_engine", tmp_path / "engine.v")
+    np.savez(tmp_path / "stim.npz", image=np.frombuffer(prog.image.to_bytes(), dtype=np.uint8), expected=full)
+    cycles = tmp_path / "cycles.json"
+    run_bench(v, "conv_engine", "sim.tb.engine", tmp_path / "sim", simulator,
+              env=dict(npz=str(tmp_path / "stim.npz"), program_addr=prog.program_addr, output_addr=prog.output_addr,
+                       lanes=shape.pe, act_bits=shape.act_bits, word_bytes=shape.data_bits // 8, seed=1, idle=idle,
+                       runs=runs, cycles_json=str(cycles)))
+    return json.loads(cycles.read_text())
+
+
+def integer_model(state: dict, x: np.ndarray) -> np.ndarray:
+    return IntSequential.from_state(state).run(torch.from_numpy(x)[None])[0].numpy()
+
+
+def test_a_shipped_shuffle_layer_twice_back_to_back(tmp_path):
+    """p_from_latent of shipped q1 (64 -> 256 channels, PixelShuffle x2, Hardtanh) on latent codes, run twice."""
+    state = shipped_stacks()["p_from_latent"]
+    x = np.random.default_rng(0).integers(-20, 21, size=(64, 2, 3))
+    cycles = run_engine(tmp_path, SMALL, conv_layers(state["layers"]), x, integer_model(state, x), "verilator", runs=2)
+    assert len(cycles) == 2 and all(c > 0 for c in cycles)
+
+
+def test_a_corrupted_weight_word_is_caught(tmp_path):
+    rng = np.random.default_rng(4)
+    layers = [random_layer(rng, 4, 8, 1, 10, True), random_layer(rng, 8, 4, 2, 12, False)]
+    x = rng.integers(-2048, 2048, size=(4, 4, 5))
+    from hw.engine.layers import reference
+    want = reference(layers[1], reference(layers[0], x))
+    run_engine(tmp_path / "ok", SMALL, layers, x, want, "icarus", idle=0.3)
+    with pytest.raises(EdgecodecError, match="failed"):
+        run_engine(tmp_path / "bad", SMALL, layers, x, want, "icarus", idle=0.3, corrupt_weight=True)
+    assert "mismatching codes" in (tmp_path / "bad" / "sim" / "results.xml").read_text()
+
+
+@pytest.mark.slow
+def test_intra_synthesis_of_a_real_frame_on_the_engine(tmp_path):
+    """The whole I-frame synthesis of shipped q1 (three convolutions, three PixelShuffles) on the latent of a real
+    carphone crop (the codes the encoder sends for it), equal to the integer model."""
+    from edgecodec.codec import checkpoint as ckpt
+    from model.codec.data import load_sequence
+    from model.codec.network import CodecShape, VideoCodec
+    from model.yuv import pack420
+    from tests.conftest import CLIP_QCIF_MP4, ROOT
+    ck = ckpt.load(ROOT / "checkpoints" / "codec_q1.pt")
+    codec = VideoCodec(CodecShape(**ck["shape"]))
+    y, u, v = (p[:1, :64, :64] if i == 0 else p[:1, :32, :32] for i, p in enumerate(load_sequence(CLIP_QCIF_MP4, 1)))
+    state = ck["int"]["nets"]["intra_g_s"]
+    codec.load_state_dict(ck["float"])
+    with torch.no_grad():
+        latent = torch.round(codec.intra.g_a(pack420(y, u, v) - 0.5)).clamp(-255, 255)[0].to(torch.int64).numpy()
+    shape = EngineShape(pe=4, simd=4, data_bits=128, max_width=32, max_cin=64, max_cout=256)
+    run_engine(tmp_path, shape, conv_layers(state["layers"]), latent, integer_model(state, latent), "verilator",
+               idle=0.1)
+
+
+def test_a_layer_the_engine_was_not_generated_for_is_refused():
+    layer = conv_layers(shipped_stacks()["p_context"]["layers"])[0]          # 6 -> 64 channels
+    with pytest.raises(EdgecodecError, match="layer 0 does not fit.*C_out 64 \\(at most 32"):
+        compile_stack([layer], 8, 8, EngineShape(pe=4, simd=4, data_bits=128, max_cout=32))
+    with pytest.raises(EdgecodecError, match="input width 80"):
+        compile_stack([layer], 8, 80, SMALL)
+    with pytest.raises(EdgecodecError, match="PE .* must equal SIMD"):
+        compile_stack([layer], 8, 8, EngineShape(pe=2, simd=1))
+    with pytest.raises(EdgecodecError, match="narrower than a weight beat"):
+        compile_stack([layer], 8, 8, EngineShape(pe=4, simd=4, data_bits=64))
+    bad = ConvLayer(**{**layer.__dict__, "bias": layer.bias * 0 + (1 << 30)})
+    with pytest.raises(EdgecodecError, match="bias beyond 24 bits"):
+        compile_stack([bad], 8, 8, SMALL)
