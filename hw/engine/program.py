@@ -154,6 +154,7 @@ class Program:
     output_shape: tuple[int, int, int]      # (C, H, W) of the last layer's map in memory (padded channels included)
     channels: int                           # the real channels of that map (the first ones)
     steps: int                              # PE x SIMD steps of all layers (one a cycle)
+    layers: list = field(default_factory=list)   # per layer: (C_in/SIMD, C_out/PE, height, width, stride)
 
 
 def compile_stack(layers: list[ConvLayer], height: int, width: int, shape: EngineShape) -> Program:
@@ -167,7 +168,7 @@ def compile_stack(layers: list[ConvLayer], height: int, width: int, shape: Engin
     cin = _round_up(real, S)
     prog = img.alloc(DESC_WORDS * len(layers))
     in_addr = img.alloc(h * w * cin // S)
-    cur, steps = in_addr, 0
+    cur, steps, run = in_addr, 0, []
     for n, layer in enumerate(layers):
         problems = []
         if layer.cin != real:
@@ -215,9 +216,25 @@ def compile_stack(layers: list[ConvLayer], height: int, width: int, shape: Engin
                 ba, cur, out]
         img.put(prog + n * DESC_WORDS * img.word_bytes, desc)
         steps += ho * wo * cog * 9 * cig
+        run.append((cig, cog, h, w, layer.stride))
         real = layers[n].cout // (4 if layer.shuffle == 2 else 1)
         cur, h, w, cin = out, oh, ow, oc
-    return Program(img, prog, in_addr, cur, (cin, h, w), real, steps)
+    return Program(img, prog, in_addr, cur, (cin, h, w), real, steps, run)
+
+
+LAYER_OVERHEAD = 30     # cycles a layer adds beyond its loads and its convolution (five memory round trips and the
+                        # sequencer's state changes, measured on cocotbext-axi's AxiRam without pauses)
+
+
+def engine_cycles(program: Program, layer_overhead: int = LAYER_OVERHEAD) -> int:
+    """Cycles of a program from `start` to `done` when memory never pauses: per layer the weight and bias words
+    (one a cycle), the convolution unit's `layer_cycles`, and a fixed overhead."""
+    from hw.engine.conv_unit import layer_cycles
+    total = 0
+    for cig, cog, h, w, stride in program.layers:
+        total += cog * 9 * cig + cog + layer_cycles(cin_groups=cig, cout_groups=cog, height=h, width=w,
+                                                     stride=stride) + layer_overhead
+    return total - 1
 
 
 def load_input(program: Program, x: np.ndarray, shape: EngineShape) -> None:

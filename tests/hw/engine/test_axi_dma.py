@@ -10,7 +10,8 @@ from hw.rtl.emit import write_component_verilog
 from sim.runner import run_bench
 
 
-@pytest.mark.parametrize("data_bits,max_burst,simulator", [(64, 16, "icarus"), (32, 4, "verilator")])
+@pytest.mark.parametrize("data_bits,max_burst,simulator", [
+    (64, 16, "icarus"), pytest.param(32, 4, "verilator", marks=pytest.mark.slow)])
 def test_reads_and_writes_under_pauses(tmp_path, data_bits, max_burst, simulator):
     bb = data_bits // 8
     dma = AxiDma(addr_bits=16, data_bits=data_bits, max_burst=max_burst)

@@ -94,7 +94,9 @@ def _sweep(rng, unit: ConvUnit):
     return layers, inputs
 
 
-@pytest.mark.parametrize("pe,simd,simulator", [(2, 2, "icarus"), (4, 1, "verilator"), (3, 4, "verilator")])
+@pytest.mark.parametrize("pe,simd,simulator", [
+    (2, 2, "icarus"), pytest.param(4, 1, "verilator", marks=pytest.mark.slow),
+    pytest.param(3, 4, "verilator", marks=pytest.mark.slow)])
 def test_random_layers_bit_exact_under_stalls(tmp_path, pe, simd, simulator):
     unit = ConvUnit(pe=pe, simd=simd, max_width=12, max_cin=2 * simd * 2, max_cout=3 * pe, **UNIT)
     rng = np.random.default_rng(pe * 10 + simd)

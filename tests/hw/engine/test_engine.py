@@ -102,3 +102,25 @@ def test_a_layer_the_engine_was_not_generated_for_is_refused():
     bad = ConvLayer(**{**layer.__dict__, "bias": layer.bias * 0 + (1 << 30)})
     with pytest.raises(EdgecodecError, match="bias beyond 24 bits"):
         compile_stack([bad], 8, 8, SMALL)
+
+
+def test_cycle_model_matches_the_rtl_counter(tmp_path):
+    """`program.engine_cycles` against the engine's cycle counter, memory without pauses: programs of one, two and
+    three layers, stride 1 and 2, a PixelShuffle layer."""
+    from hw.engine.layers import reference
+    from hw.engine.program import engine_cycles
+    rng = np.random.default_rng(8)
+    programs = [[(2, 4, 1, 1)], [(2, 4, 1, 1), (4, 4, 2, 1), (4, 2, 1, 1)], [(2, 16, 1, 2), (4, 2, 2, 1)]]
+    for i, specs in enumerate(programs):
+        layers = [random_layer(rng, a, b, s, 10, True) for a, b, s, _ in specs]
+        layers = [ConvLayer(**{**lay.__dict__, "shuffle": r}) for lay, (_, _, _, r) in zip(layers, specs)]
+        x = rng.integers(-2048, 2048, size=(specs[0][0], 5, 6))
+        want = x
+        for lay in layers:
+            want = reference(lay, want)
+            if lay.shuffle == 2:
+                want = torch.nn.functional.pixel_shuffle(torch.from_numpy(want)[None].double(), 2)[0]
+                want = want.to(torch.int64).numpy()
+        got = run_engine(tmp_path / str(i), SMALL, layers, x, want, "icarus", idle=0)
+        prog = compile_stack(layers, 5, 6, SMALL)
+        assert got == [engine_cycles(prog)], specs

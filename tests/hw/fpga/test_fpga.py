@@ -150,6 +150,7 @@ def test_fit_check_lists_every_resource():
         assert frag in msg, msg
 
 
+@pytest.mark.slow   # a full place-and-route attempt (about 2 minutes)
 def test_default_size_design_does_not_fit_up5k(tmp_path):
     """The real flow stops after synthesis, before nextpnr, with used/available per resource."""
     p = random_params(16, 4, 3)
