@@ -17,6 +17,7 @@ from amaranth.lib.wiring import In, Out
 from hw.engine.axi_dma import AxiDma, axi4_signature
 from hw.engine.conv_unit import ConvUnit
 from hw.engine.program import DESC_WORDS, FLAG_LAST, FLAG_SHUFFLE, FLAG_STRIDE2, EngineShape
+from hw.engine.regs import RegisterBlock, axil_signature
 
 
 class ConvEngine(wiring.Component):
@@ -158,4 +159,48 @@ class ConvEngine(wiring.Component):
                         m.d.sync += wx.eq(wx + 1)
         with m.If(dma.error):
             m.d.sync += error.eq(1)
+        return m
+
+
+class EngineTop(wiring.Component):
+    """The engine as an IP block: `ConvEngine` behind the AXI4-Lite register map of hw/engine/rdl/engine_regs.rdl
+    (docs/engine_regs.md) and its AXI4 master. START and PROGRAM_ADDR writes while busy are dropped and flagged
+    (STATUS.REJECTED); DONE and ERROR are sticky until CLEAR or the next START."""
+
+    def __init__(self, shape: EngineShape, addr_bits: int = 32, max_burst: int = 16):
+        self.shape, self.addr_bits, self.max_burst = shape, addr_bits, max_burst
+        self.regs = RegisterBlock(lockable=("CTRL.START", "PROGRAM_ADDR.ADDR"))
+        super().__init__({
+            "m_axi": Out(axi4_signature(addr_bits, shape.data_bits)),
+            "s_axil": Out(axil_signature(self.regs.addr_bits)),
+            "irq": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        s = self.shape
+        m.submodules.regs = regs = self.regs
+        m.submodules.engine = eng = ConvEngine(s, self.addr_bits, self.max_burst)
+        wiring.connect(m, wiring.flipped(self.m_axi), eng.m_axi)
+        wiring.connect(m, wiring.flipped(self.s_axil), regs.s_axil)
+        done, error, rejected = Signal(), Signal(), Signal()
+        clear = regs.CTRL_CLEAR
+        m.d.comb += [
+            regs.SHAPE_PE.eq(s.pe), regs.SHAPE_BUS_BYTES.eq(s.data_bits // 8), regs.SHAPE_MAX_WIDTH.eq(s.max_width),
+            regs.lock.eq(eng.busy),
+            eng.start.eq(regs.CTRL_START), eng.program_addr.eq(regs.PROGRAM_ADDR_ADDR),
+            regs.STATUS_BUSY.eq(eng.busy), regs.STATUS_DONE.eq(done), regs.STATUS_ERROR.eq(error),
+            regs.STATUS_REJECTED.eq(rejected), regs.CYCLES_COUNT.eq(eng.cycles),
+            self.irq.eq(done),
+        ]
+        with m.If(clear | regs.CTRL_START):
+            m.d.sync += [done.eq(0), error.eq(0)]
+        with m.If(clear):
+            m.d.sync += rejected.eq(0)
+        with m.If(eng.done):
+            m.d.sync += done.eq(1)
+        with m.If(eng.error):
+            m.d.sync += error.eq(1)
+        with m.If(regs.rejected):
+            m.d.sync += rejected.eq(1)
         return m

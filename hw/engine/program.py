@@ -227,14 +227,14 @@ LAYER_OVERHEAD = 30     # cycles a layer adds beyond its loads and its convoluti
 
 
 def engine_cycles(program: Program, layer_overhead: int = LAYER_OVERHEAD) -> int:
-    """Cycles of a program from `start` to `done` when memory never pauses: per layer the weight and bias words
-    (one a cycle), the convolution unit's `layer_cycles`, and a fixed overhead."""
+    """Clock cycles of a program (the CYCLES register after it) when memory never pauses: per layer the weight and
+    bias words (one a cycle), the convolution unit's `layer_cycles`, and a fixed overhead."""
     from hw.engine.conv_unit import layer_cycles
     total = 0
     for cig, cog, h, w, stride in program.layers:
         total += cog * 9 * cig + cog + layer_cycles(cin_groups=cig, cout_groups=cog, height=h, width=w,
                                                      stride=stride) + layer_overhead
-    return total - 1
+    return total
 
 
 def load_input(program: Program, x: np.ndarray, shape: EngineShape) -> None:

@@ -1,9 +1,11 @@
-"""cocotb bench of hw.engine.engine.ConvEngine (Verilog toplevel `conv_engine`) on cocotbext-axi's AxiRam.
+"""cocotb bench of hw.engine.engine.EngineTop (Verilog toplevel `engine_top`): memory is cocotbext-axi's AxiRam,
+control is cocotbext-axi's AxiLiteMaster on the register map (docs/engine_regs.md), as a host's driver would do it.
 
 Parameters (`sim.runner.bench_params()`): ``npz`` with ``image`` (the memory image, uint8) and ``expected`` (C, H, W
 codes of the last layer's map), ``program_addr``, ``output_addr``, ``lanes``, ``act_bits``, ``word_bytes``,
 ``seed``, ``idle`` (pause probability on every AXI channel), ``runs`` (how many times the program runs back to
-back), ``cycles_json``.
+back; the device is reset between runs), ``cycles_json``. Every run also writes START and PROGRAM_ADDR while the
+engine is busy and checks that both are dropped and flagged in STATUS.REJECTED.
 """
 
 from __future__ import annotations
@@ -14,13 +16,23 @@ import random
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
-from cocotbext.axi import AxiBus, AxiRam
+from cocotb.triggers import ClockCycles, RisingEdge
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from hw.engine.program import read_map
 from sim.runner import bench_params
 
 MAX_REPORTED = 12
+ID, SHAPE, CTRL, STATUS, PROGRAM_ADDR, CYCLES = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
+BUSY, DONE, ERROR, REJECTED = 1, 2, 4, 8
+
+
+async def read32(regs: AxiLiteMaster, addr: int) -> int:
+    return int.from_bytes(await regs.read(addr, 4), "little")
+
+
+async def write32(regs: AxiLiteMaster, addr: int, value: int) -> None:
+    await regs.write(addr, value.to_bytes(4, "little"))
 
 
 def pauses(rng: random.Random, p: float):
@@ -36,34 +48,41 @@ async def test_program(dut):
     rng = random.Random(int(p.get("seed", 0)))
     idle = float(p.get("idle", 0))
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.start.value = 0
     ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=len(image) + 4096)
+    regs = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
     if idle:
         for ch in (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,
                    ram.read_if.ar_channel, ram.read_if.r_channel):
             ch.set_pause_generator(pauses(random.Random(rng.random()), idle))
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 3)
-    dut.rst.value = 0
-    await RisingEdge(dut.clk)
     cycles = []
     for run in range(int(p.get("runs", 1))):
+        dut.rst.value = 1                       # a reset between two sequences, as a host may do
+        await ClockCycles(dut.clk, 3)
+        dut.rst.value = 0
+        await RisingEdge(dut.clk)
+        assert await read32(regs, ID) == 0xEC0D0001, "ID register"
+        assert await read32(regs, STATUS) == 0, "STATUS after reset"
         ram.write(0, image)
-        dut.program_addr.value = int(p["program_addr"])
-        dut.start.value = 1
-        await RisingEdge(dut.clk)
-        dut.start.value = 0
-        n = 0
-        while True:
-            await ReadOnly()
-            if int(dut.done.value):
-                break
-            await RisingEdge(dut.clk)
-            n += 1
-            assert n < int(p.get("max_cycles", 50_000_000)), "timeout: the engine never finished"
-        assert not int(dut.error.value), "the engine flagged an AXI error"
-        cycles.append(int(dut.cycles.value))
-        await RisingEdge(dut.clk)
+        program = int(p["program_addr"])
+        await write32(regs, PROGRAM_ADDR, program)
+        await write32(regs, CTRL, 1)
+        assert await read32(regs, STATUS) & BUSY, "not busy after START"
+        await write32(regs, PROGRAM_ADDR, program + 4096)      # both dropped: the engine is busy
+        await write32(regs, CTRL, 1)
+        status = await read32(regs, STATUS)
+        assert status & REJECTED, f"STATUS {status:#x}: writes while busy not flagged"
+        assert await read32(regs, PROGRAM_ADDR) == program, "PROGRAM_ADDR changed while busy"
+        polls = 0
+        while not (status & DONE):
+            await ClockCycles(dut.clk, 200)
+            status = await read32(regs, STATUS)
+            polls += 1
+            assert polls < int(p.get("max_cycles", 50_000_000)) // 200, "timeout: the engine never finished"
+        assert not status & ERROR, "the engine flagged an AXI error"
+        assert not status & BUSY
+        cycles.append(await read32(regs, CYCLES))
+        await write32(regs, CTRL, 2)                           # CLEAR
+        assert await read32(regs, STATUS) == 0, "STATUS after CLEAR"
         got = read_map(ram.read(0, len(image)), int(p["output_addr"]), expected.shape, int(p["lanes"]),
                        int(p["act_bits"]), int(p["word_bytes"]))
         bad = np.argwhere(got != expected)

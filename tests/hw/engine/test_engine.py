@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from base.errors import EdgecodecError
-from hw.engine.engine import ConvEngine
+from hw.engine.engine import EngineTop
 from hw.engine.layers import ConvLayer, conv_layers
 from hw.engine.program import EngineShape, compile_stack, load_input
 from hw.rtl.emit import write_component_verilog
@@ -34,10 +34,10 @@ def run_engine(tmp_path: Path, shape: EngineShape, layers, x: np.ndarray, expect
     full = np.zeros(prog.output_shape, dtype=np.int64)          # padded channels must come out as zeros
     full[:prog.channels] = expected
     tmp_path.mkdir(parents=True, exist_ok=True)
-    v = write_component_verilog(ConvEngine(shape), "conv_engine", tmp_path / "engine.v")
+    v = write_component_verilog(EngineTop(shape), "engine_top", tmp_path / "engine.v")
     np.savez(tmp_path / "stim.npz", image=np.frombuffer(prog.image.to_bytes(), dtype=np.uint8), expected=full)
     cycles = tmp_path / "cycles.json"
-    run_bench(v, "conv_engine", "sim.tb.engine", tmp_path / "sim", simulator,
+    run_bench(v, "engine_top", "sim.tb.engine", tmp_path / "sim", simulator,
               env=dict(npz=str(tmp_path / "stim.npz"), program_addr=prog.program_addr, output_addr=prog.output_addr,
                        lanes=shape.pe, act_bits=shape.act_bits, word_bytes=shape.data_bits // 8, seed=1, idle=idle,
                        runs=runs, cycles_json=str(cycles)))
