@@ -118,6 +118,7 @@ def test_cycles_match_the_model(tmp_path):
     assert got == want
 
 
+@pytest.mark.slow       # shipped layers also run in test_engine.py's program test
 def test_real_context_layers_of_a_shipped_checkpoint(tmp_path, ffmpeg):
     """The P decoder's context stack (6 -> 64 -> 32 channels, both stride 2) of shipped q1 on a real frame's
     pixel codes, the second layer fed with the first's RTL-checked output."""

@@ -48,11 +48,18 @@ def integer_model(state: dict, x: np.ndarray) -> np.ndarray:
     return IntSequential.from_state(state).run(torch.from_numpy(x)[None])[0].numpy()
 
 
-def test_a_shipped_shuffle_layer_twice_back_to_back(tmp_path):
-    """p_from_latent of shipped q1 (64 -> 256 channels, PixelShuffle x2, Hardtanh) on latent codes, run twice."""
+def test_a_shipped_shuffle_layer_from_its_qonnx_export_twice(tmp_path):
+    """p_from_latent of shipped q1 (64 -> 256 channels, PixelShuffle x2, Hardtanh), the program compiled from its
+    QONNX export: execute_onnx, the integer model and the RTL agree code for code; the program runs twice."""
+    from hw.engine.from_qonnx import layers_from_qonnx
+    from quant.codec.qonnx_export import export_stack, run
     state = shipped_stacks()["p_from_latent"]
     x = np.random.default_rng(0).integers(-20, 21, size=(64, 2, 3))
-    cycles = run_engine(tmp_path, SMALL, conv_layers(state["layers"]), x, integer_model(state, x), "verilator", runs=2)
+    model = export_stack(state, 2, 3, 8, "p_from_latent")
+    want = integer_model(state, x)
+    assert np.array_equal(run(model, x, state["f_in"]), want)
+    layers, _ = layers_from_qonnx(model)
+    cycles = run_engine(tmp_path, SMALL, layers, x, want, "verilator", runs=2)
     assert len(cycles) == 2 and all(c > 0 for c in cycles)
 
 
