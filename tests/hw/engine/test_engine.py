@@ -64,12 +64,12 @@ def test_a_shipped_shuffle_layer_from_its_qonnx_export_twice(tmp_path):
 
 
 def test_a_corrupted_weight_word_is_caught(tmp_path):
+    """The same kind of program passes in the cycle-model test; here one bit of a weight word is flipped in memory."""
     rng = np.random.default_rng(4)
     layers = [random_layer(rng, 4, 8, 1, 10, True), random_layer(rng, 8, 4, 2, 12, False)]
     x = rng.integers(-2048, 2048, size=(4, 4, 5))
     from hw.engine.layers import reference
     want = reference(layers[1], reference(layers[0], x))
-    run_engine(tmp_path / "ok", SMALL, layers, x, want, "icarus", idle=0.3)
     with pytest.raises(EdgecodecError, match="failed"):
         run_engine(tmp_path / "bad", SMALL, layers, x, want, "icarus", idle=0.3, corrupt_weight=True)
     assert "mismatching codes" in (tmp_path / "bad" / "sim" / "results.xml").read_text()
@@ -112,12 +112,12 @@ def test_a_layer_the_engine_was_not_generated_for_is_refused():
 
 
 def test_cycle_model_matches_the_rtl_counter(tmp_path):
-    """`program.engine_cycles` against the engine's cycle counter, memory without pauses: programs of one, two and
-    three layers, stride 1 and 2, a PixelShuffle layer."""
+    """`program.engine_cycles` against the engine's cycle counter, memory without pauses: programs of two and three
+    layers, stride 1 and 2, a PixelShuffle layer."""
     from hw.engine.layers import reference
     from hw.engine.program import engine_cycles
     rng = np.random.default_rng(8)
-    programs = [[(2, 4, 1, 1)], [(2, 4, 1, 1), (4, 4, 2, 1), (4, 2, 1, 1)], [(2, 16, 1, 2), (4, 2, 2, 1)]]
+    programs = [[(2, 4, 1, 1), (4, 4, 2, 1), (4, 2, 1, 1)], [(2, 16, 1, 2), (4, 2, 2, 1)]]
     for i, specs in enumerate(programs):
         layers = [random_layer(rng, a, b, s, 10, True) for a, b, s, _ in specs]
         layers = [ConvLayer(**{**lay.__dict__, "shuffle": r}) for lay, (_, _, _, r) in zip(layers, specs)]

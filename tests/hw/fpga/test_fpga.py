@@ -213,6 +213,7 @@ def test_ecp5_bitstream_is_deterministic(tmp_path):
 
 # ---- Xilinx --------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow   # yosys synth_xilinx (about 30 s); the ECP5 build above keeps a synthesis in make test
 def test_xilinx_estimate_small_block(tmp_path):
     p = random_params(8, 2, 3)
     v = write_fpga_verilog(p, 4, 5, HwConfig(pe=2, simd=4, dw_parallel=4), tmp_path / "top.v")

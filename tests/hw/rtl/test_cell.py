@@ -144,6 +144,7 @@ def test_real_frames_icarus_cropped(tmp_path):
     _check_clean(res, x, hw)
 
 
+@pytest.mark.slow   # the cropped Icarus run above checks the same frames in make test
 def test_real_frames_verilator_full_map(tmp_path):
     """QAT (float64) == golden == RTL on the whole 12 x 20 feature map of the real clip, C = 16, with stalls."""
     try:
