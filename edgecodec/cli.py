@@ -121,6 +121,18 @@ def _measured_cycles(cfg) -> int | None:
     return None
 
 
+def cmd_engine_plan(args) -> None:
+    from edgecodec.codec import checkpoint as ckpt
+    from edgecodec.config import parse_resolution
+    from edgecodec.engine_plan import plan
+    from hw.fpga.devices import get_device
+    cfg = _cfg(args)
+    width, height = parse_resolution(args.resolution)
+    device = get_device(args.family, args.device)
+    payload = ckpt.load(_checkpoints(args, cfg), args.quality)
+    print(json.dumps(plan(payload["int"]["nets"], width, height, args.target_fps, args.clock_mhz, device), indent=2))
+
+
 def cmd_eval(args) -> None:
     from edgecodec.codec.evaluate import HELDOUT, HELDOUT_FRAMES, evaluate, evaluate_clips, parse_clip_spec
     cfg = _cfg(args)
@@ -332,6 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
             ssp.add_argument("--table", default=None, help="default: <stae.out>/stae_eval.json")
         else:
             ssp.add_argument("--quiet", action="store_true")
+    sp = add("engine-plan", cmd_engine_plan, "the decoder engine's PE array for a target frame rate and resolution "
+             "(cycle model), and whether a device can reach it")
+    sp.add_argument("--resolution", required=True, help="WIDTHxHEIGHT, e.g. 1920x1080")
+    sp.add_argument("--target-fps", type=float, required=True)
+    sp.add_argument("--clock-mhz", type=float, default=100.0,
+                    help="engine clock (default 100 MHz, an assumption until the engine's Fmax is measured)")
+    sp.add_argument("--family", choices=("ecp5", "ice40"), default="ecp5")
+    sp.add_argument("--device", default="85k", help="ECP5 25k/45k/85k, iCE40 up5k (default 85k)")
+    sp.add_argument("--quality", type=int, default=1, help="the checkpoint whose decoder is planned (default 1)")
+    sp.add_argument("--checkpoints", default=None, help="default: codec.checkpoints")
     sp = add("verilog", cmd_verilog, "emit the cell's Verilog from the checkpoint (or a cell_params.json)")
     sp.add_argument("--params", help="cell_params.json written by the flow (default: read the checkpoint)")
     sp.add_argument("--height", type=int, default=24)

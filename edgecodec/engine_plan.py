@@ -1,0 +1,87 @@
+"""`edgecodec engine-plan`: choose the decoder engine's PE array from a target frame rate and resolution (as FINN's
+`target_fps` chooses a folding), and say when a device cannot reach it.
+
+For each square array PE x PE (1, 2, 4, ... 32) the exact cycle model (`hw.engine.program.engine_cycles`, equal to
+the RTL's counter) gives the cycles of an I-frame and of a P-frame's convolution stacks at the resolution; the
+slower of the two, at the given clock, is the frame rate. The array needs PE^2 multipliers (one MULT18X18D each on
+ECP5: codes of 12 x 8 bits) and its line and weight buffers in block RAM (DP16KD, 18 kbit; counted as bits over
+18 kbit, a lower bound). The smallest array that
+reaches the target is chosen among those that fit the device; the answer names the limit otherwise. Not counted
+yet: the ASE-GRU layers (53 of the 3 410 P-frame MACs per pixel), and the clock is an input until the engine's Fmax
+is measured.
+"""
+
+from __future__ import annotations
+
+import math
+
+from base.errors import EdgecodecError
+
+ARRAYS = (1, 2, 4, 8, 16, 32)
+EBR_BITS = 18 * 1024
+
+
+def _stack_input(name: str, width: int, height: int) -> tuple[int, int]:
+    if name.endswith("_h_s"):
+        return height // 64, width // 64
+    if name in ("intra_g_s", "p_from_latent"):
+        return height // 16, width // 16
+    if name == "p_context":
+        return height // 2, width // 2
+    return height // 8, width // 8
+
+
+def plan(nets: dict, width: int, height: int, target_fps: float, clock_mhz: float, device) -> dict:
+    """The plan for the checkpoint's integer stacks `nets` (checkpoint["int"]["nets"]) on `device`
+    (hw.fpga.devices.Device)."""
+    from hw.engine.conv_unit import ConvUnit
+    from hw.engine.layers import conv_layers
+    from hw.engine.program import EngineShape, compile_stack, engine_cycles
+    if target_fps <= 0 or clock_mhz <= 0:
+        raise EdgecodecError("engine-plan: --target-fps and --clock-mhz must be > 0")
+    if width < 64 or height < 64:
+        raise EdgecodecError(f"engine-plan: resolution {width}x{height} is below one 64 x 64 block")
+    pw, ph = -(-width // 64) * 64, -(-height // 64) * 64            # frames are padded to multiples of 64
+    max_width = 1 << math.ceil(math.log2(pw // 2))
+    stacks = {"I": ("intra_h_s", "intra_g_s"), "P": ("p_h_s", "p_from_latent", "p_context", "p_synth")}
+    rows = []
+    for pe in ARRAYS:
+        shape = EngineShape(pe=pe, simd=pe, data_bits=max(64, 1 << (pe * pe * 8 - 1).bit_length(),
+                                                          1 << (pe * 27 - 1).bit_length()),
+                            max_width=max_width, max_cin=64, max_cout=256)
+        cycles = {}
+        for kind, names in stacks.items():
+            cycles[kind] = sum(engine_cycles(compile_stack(conv_layers(nets[n]["layers"]), *_stack_input(n, pw, ph),
+                                                           shape)) for n in names)
+        unit = ConvUnit(pe=pe, simd=pe, max_width=max_width, max_cin=64, max_cout=256)
+        memory_bits = unit.line_words * pe * shape.act_bits + unit.weight_words * pe * pe * shape.weight_bits
+        # at least this many DP16KD: each buffer's bits over 18 kbit (a lower bound; aspect ratios may need more)
+        ebr = -(-unit.line_words * pe * shape.act_bits // EBR_BITS) - (-unit.weight_words * pe * pe * 8 // EBR_BITS)
+        fps = clock_mhz * 1e6 / max(cycles.values())
+        fits = []
+        if pe * pe > device.capacity["dsp"]:
+            fits.append(f"{pe * pe} multipliers > {device.capacity['dsp']}")
+        if ebr > device.capacity["bram"]:
+            fits.append(f"{ebr} block RAMs > {device.capacity['bram']}")
+        rows.append({"pe": pe, "multipliers": pe * pe, "cycles_i": cycles["I"], "cycles_p": cycles["P"],
+                     "fps": round(fps, 3), "memory_bits": memory_bits, "block_rams": ebr,
+                     "fits": not fits, "why_not": "; ".join(fits)})
+    fitting = [r for r in rows if r["fits"]]
+    chosen = next((r for r in fitting if r["fps"] >= target_fps), None)
+    best = max(fitting, key=lambda r: r["fps"]) if fitting else None
+    if chosen is not None:
+        verdict = (f"PE {chosen['pe']}x{chosen['pe']} reaches {chosen['fps']:.2f} fps >= {target_fps:g} at "
+                   f"{clock_mhz:g} MHz on {device.part} ({chosen['multipliers']} multipliers, "
+                   f"{chosen['block_rams']} block RAMs)")
+    elif best is not None:
+        need = next((r for r in rows if r["fps"] >= target_fps), None)
+        verdict = (f"{device.part} cannot reach {target_fps:g} fps at {width}x{height} and {clock_mhz:g} MHz: its "
+                   f"largest fitting array, PE {best['pe']}x{best['pe']}, gives {best['fps']:.2f} fps" +
+                   (f"; PE {need['pe']}x{need['pe']} would ({need['why_not']})" if need else
+                    f"; no array up to {ARRAYS[-1]}x{ARRAYS[-1]} does at this clock"))
+    else:
+        verdict = f"no engine array fits {device.part}: {rows[0]['why_not']}"
+    return {"resolution": f"{width}x{height}", "padded": f"{pw}x{ph}", "target_fps": target_fps,
+            "clock_mhz": clock_mhz, "clock_note": "assumed: the engine's Fmax is not measured yet",
+            "device": device.part, "reachable": chosen is not None, "chosen_pe": chosen["pe"] if chosen else None,
+            "verdict": verdict, "counted": "convolution stacks (I and P); not the ASE-GRU layers", "arrays": rows}

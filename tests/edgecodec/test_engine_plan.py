@@ -1,0 +1,43 @@
+"""`edgecodec engine-plan`: the smallest PE array that reaches a frame rate on a device, or why none does."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgecodec.cli import main
+
+
+def plan(capsys, *argv) -> dict:
+    assert main(["engine-plan", *argv]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")   # units built for their memory sizes
+def test_the_smallest_array_that_reaches_the_rate_is_chosen(capsys):
+    p = plan(capsys, "--resolution", "352x288", "--target-fps", "5", "--device", "85k")
+    assert p["reachable"] and p["padded"] == "384x320"
+    rows = {r["pe"]: r for r in p["arrays"]}
+    chosen = rows[p["chosen_pe"]]
+    assert chosen["fits"] and chosen["fps"] >= 5
+    assert all(r["fps"] < 5 or not r["fits"] for pe, r in rows.items() if pe < p["chosen_pe"])
+    assert all(rows[a]["cycles_p"] > rows[b]["cycles_p"] for a, b in zip(list(rows)[:-1], list(rows)[1:]))
+    assert "PE 8x8 reaches" in p["verdict"] and "assumed" in p["clock_note"]
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_a_device_that_cannot_reach_the_rate_says_why(capsys):
+    p = plan(capsys, "--resolution", "352x288", "--target-fps", "60", "--device", "85k")
+    assert not p["reachable"] and p["chosen_pe"] is None
+    assert "cannot reach 60 fps" in p["verdict"] and "multipliers > 156" in p["verdict"]
+    p = plan(capsys, "--resolution", "352x288", "--target-fps", "1", "--device", "25k")
+    assert "LFE5U-25F" in p["verdict"]
+
+
+def test_bad_input_is_refused(capsys):
+    assert main(["engine-plan", "--resolution", "1920", "--target-fps", "30"]) == 2
+    assert "WIDTHxHEIGHT" in capsys.readouterr().err
+    assert main(["engine-plan", "--resolution", "352x288", "--target-fps", "0"]) == 2
+    assert "must be > 0" in capsys.readouterr().err
+    assert main(["engine-plan", "--resolution", "352x288", "--target-fps", "30", "--device", "99k"]) == 2
