@@ -5,7 +5,8 @@ For each square array PE x PE (1, 2, 4, ... 32) the exact cycle model (`hw.engin
 the RTL's counter) gives the cycles of an I-frame and of a P-frame's convolution stacks at the resolution; the
 slower of the two, at the given clock, is the frame rate. The array needs PE^2 multipliers (one MULT18X18D each on
 ECP5: codes of 12 x 8 bits) and its line and weight buffers in block RAM (DP16KD, 18 kbit; counted as bits over
-18 kbit, a lower bound). The smallest array that
+18 kbit, a lower bound); the unit's width is the widest power of two whose buffers fit, and wider maps run as
+vertical strips (hw.engine.program.strips). The smallest array that
 reaches the target is chosen among those that fit the device; the answer names the limit otherwise. Not counted
 yet: the ASE-GRU layers (53 of the 3 410 P-frame MACs per pixel), and the clock is an input until the engine's Fmax
 is measured.
@@ -42,10 +43,19 @@ def plan(nets: dict, width: int, height: int, target_fps: float, clock_mhz: floa
     if width < 64 or height < 64:
         raise EdgecodecError(f"engine-plan: resolution {width}x{height} is below one 64 x 64 block")
     pw, ph = -(-width // 64) * 64, -(-height // 64) * 64            # frames are padded to multiples of 64
-    max_width = 1 << math.ceil(math.log2(pw // 2))
+    full = 1 << math.ceil(math.log2(pw // 2))                        # the widest map: the packed frame
+    widths = [w for w in (full, 512, 256, 128, 64) if w <= full]
     stacks = {"I": ("intra_h_s", "intra_g_s"), "P": ("p_h_s", "p_from_latent", "p_context", "p_synth")}
     rows = []
     for pe in ARRAYS:
+        # the widest unit whose buffers fit the device's block RAM (narrower ones run the maps as strips)
+        for max_width in widths:
+            unit = ConvUnit(pe=pe, simd=pe, max_width=max_width, max_cin=64, max_cout=256)
+            line_bits, weight_bits = unit.line_words * pe * 12, unit.weight_words * pe * pe * 8
+            # at least this many DP16KD: each buffer's bits over 18 kbit (a lower bound; aspect ratios may need more)
+            ebr = -(-line_bits // EBR_BITS) - (-weight_bits // EBR_BITS)
+            if ebr <= device.capacity["bram"]:
+                break
         shape = EngineShape(pe=pe, simd=pe, data_bits=max(64, 1 << (pe * pe * 8 - 1).bit_length(),
                                                           1 << (pe * 27 - 1).bit_length()),
                             max_width=max_width, max_cin=64, max_cout=256)
@@ -53,19 +63,15 @@ def plan(nets: dict, width: int, height: int, target_fps: float, clock_mhz: floa
         for kind, names in stacks.items():
             cycles[kind] = sum(engine_cycles(compile_stack(conv_layers(nets[n]["layers"]), *_stack_input(n, pw, ph),
                                                            shape)) for n in names)
-        unit = ConvUnit(pe=pe, simd=pe, max_width=max_width, max_cin=64, max_cout=256)
-        memory_bits = unit.line_words * pe * shape.act_bits + unit.weight_words * pe * pe * shape.weight_bits
-        # at least this many DP16KD: each buffer's bits over 18 kbit (a lower bound; aspect ratios may need more)
-        ebr = -(-unit.line_words * pe * shape.act_bits // EBR_BITS) - (-unit.weight_words * pe * pe * 8 // EBR_BITS)
         fps = clock_mhz * 1e6 / max(cycles.values())
         fits = []
         if pe * pe > device.capacity["dsp"]:
             fits.append(f"{pe * pe} multipliers > {device.capacity['dsp']}")
         if ebr > device.capacity["bram"]:
             fits.append(f"{ebr} block RAMs > {device.capacity['bram']}")
-        rows.append({"pe": pe, "multipliers": pe * pe, "cycles_i": cycles["I"], "cycles_p": cycles["P"],
-                     "fps": round(fps, 3), "memory_bits": memory_bits, "block_rams": ebr,
-                     "fits": not fits, "why_not": "; ".join(fits)})
+        rows.append({"pe": pe, "multipliers": pe * pe, "max_width": max_width, "cycles_i": cycles["I"],
+                     "cycles_p": cycles["P"], "fps": round(fps, 3), "memory_bits": line_bits + weight_bits,
+                     "block_rams": ebr, "fits": not fits, "why_not": "; ".join(fits)})
     fitting = [r for r in rows if r["fits"]]
     chosen = next((r for r in fitting if r["fps"] >= target_fps), None)
     best = max(fitting, key=lambda r: r["fps"]) if fitting else None

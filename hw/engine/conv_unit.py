@@ -60,9 +60,11 @@ PIPELINE = 5         # cycles from a layer's last issued step to `done` (memory 
 
 
 def layer_cycles(*, cin_groups: int, cout_groups: int, height: int, width: int, stride: int, kernel: int = 3,
-                 row_slots: int = 4) -> int:
-    """Cycles from `start` to `done` of one layer when the input stream is always valid and the output always
-    ready: the schedule of the line buffer and the issue stage, row by row (module docstring)."""
+                 row_slots: int = 4, row_gap: int = 0) -> int:
+    """Cycles from `start` to `done` of one layer when the output is always ready and the input stream delivers a
+    beat a cycle, with `row_gap` idle cycles after each row before the next row's first beat (0: always valid; the
+    engine's one read command a row adds its memory latency): the schedule of the line buffer and the issue stage,
+    row by row (module docstring)."""
     pad = kernel // 2
     ho, wo = (height - 1) // stride + 1, (width - 1) // stride + 1
     load = width * cin_groups                       # cycles to load one input row
@@ -78,7 +80,7 @@ def layer_cycles(*, cin_groups: int, cout_groups: int, height: int, width: int, 
         while len(row_done) <= last_row:
             r = len(row_done)
             free_at = -(-(r + pad - row_slots + 1) // stride)      # issue row from which slot r is free
-            begin = max(row_done[-1] if row_done else 0, reached(max(0, free_at)))
+            begin = max(row_done[-1] + row_gap if row_done else 0, reached(max(0, free_at)))
             row_done.append(begin + load)
         issue_end.append(max(reached(oy), row_done[last_row]) + compute)
     return issue_end[-1] + PIPELINE

@@ -2,9 +2,10 @@
 the convolution unit, through the AXI4 master.
 
 For each descriptor (hw.engine.program): fetch it, stream the layer's weights and biases into the unit, start it,
-stream the input map in and the output map out (one write command for a plain map; two runs of words per input pixel
-when the output is PixelShuffled), wait until the unit is done and every write is acknowledged, go on until the
-descriptor flagged last. `start` (with `program_addr`) runs a program; `busy`, `done` (one-cycle pulse), `error`
+stream the input rows in (one read command a row: a descriptor may cover a vertical strip of the map, with a halo
+column on each inner side) and the output out (one write command a row for a plain map, two runs of words per
+input pixel when the output is PixelShuffled; the halo columns' outputs are dropped), wait until the unit is done
+and every write is acknowledged, go on until the descriptor flagged last. `start` (with `program_addr`) runs a program; `busy`, `done` (one-cycle pulse), `error`
 (an AXI error response; sticky until the next start) and `cycles` (clock cycles of the last program) report.
 """
 
@@ -55,24 +56,39 @@ class ConvEngine(wiring.Component):
         busy, error = Signal(), Signal()
         cycles = Signal(32)
         conv_done = Signal()
-        in_beats = Signal(32)
         m.d.comb += [self.busy.eq(busy), self.error.eq(error | dma.error), self.cycles.eq(cycles)]
         with m.If(busy):
             m.d.sync += cycles.eq(cycles + 1)
         with m.If(conv.done):
             m.d.sync += conv_done.eq(1)
 
-        # write commands of the running layer: one for a plain map, two per input pixel when shuffled
+        # ---- output beats: the unit's halo columns of a strip are dropped, the others go to memory
+        ld, rd = f[15][:8], f[15][8:16]           # output pixels dropped at the left / right of each row
+        keep_w = Wo - ld - rd                     # output pixels kept per row
+        opx = Signal(16)
+        og = Signal.like(cog)
+        keep = (opx >= ld) & (opx < Wo - rd)
+        o_fire = conv.o.valid & conv.o.ready
+        with m.If(o_fire):
+            with m.If(og == cog - 1):
+                m.d.sync += [og.eq(0), opx.eq(Mux(opx == Wo - 1, 0, opx + 1))]
+            with m.Else():
+                m.d.sync += og.eq(og + 1)
+
+        # ---- write commands: one a row for a plain map, two per kept input pixel when shuffled
         wy, wx, half = Signal(16), Signal(16), Signal()
         w_left = Signal()                        # write commands still to issue
+        row_addr = Signal(AB)                    # the output row's address (plain) / row 2y's (shuffled)
         gq = cog[2:18]                           # words of one output pixel after the shuffle (C_out/4/PE)
-        row = (wy << 1) + half
-        shuf_addr = f[12] + (((row * (Wo << 1) + (wx << 1)) * gq) * word_bytes)[:AB]
-        shuf_beats = gq << 1
-        plain_beats = Ho * Wo * cog
-        wr_addr = Mux(shuffle, shuf_addr, f[12])
-        wr_beats = Mux(shuffle, shuf_beats, plain_beats)
+        shuf_addr = row_addr + Mux(half, f[14], 0) + ((wx * gq) * (2 * word_bytes))[:AB]
+        wr_addr = Mux(shuffle, shuf_addr, row_addr)
+        wr_beats = Mux(shuffle, gq << 1, keep_w * cog)
         m.d.comb += dma.wr_cmd.payload.eq(wr_addr[:AB] | (wr_beats << AB))
+
+        # ---- input rows: one read command a row of the strip
+        r_left = Signal(16)
+        r_addr = Signal(AB)
+        row_beats = Signal(24)
 
         def rd_cmd(addr, beats):
             m.d.comb += [dma.rd_cmd.valid.eq(1), dma.rd_cmd.payload.eq(addr[:AB] | (beats << AB))]
@@ -104,7 +120,7 @@ class ConvEngine(wiring.Component):
                         m.next = "LOADW_CMD"
             with m.State("LOADW_CMD"):
                 m.d.comb += conv.load.eq(1)
-                m.d.sync += in_beats.eq(H[:16] * W[:16] * cig[:8])
+                m.d.sync += row_beats.eq(W[:16] * cig[:8])
                 rd_cmd(f[8], f[9])
                 with m.If(dma.rd_cmd.ready):
                     m.next = "LOADW"
@@ -120,17 +136,18 @@ class ConvEngine(wiring.Component):
                 route(conv.b)
                 with m.If(~dma.rd_busy):
                     m.d.comb += conv.start.eq(1)
-                    m.d.sync += [conv_done.eq(0), wy.eq(0), wx.eq(0), half.eq(0), w_left.eq(1)]
-                    m.next = "RUN_CMD"
-            with m.State("RUN_CMD"):
-                rd_cmd(f[11], in_beats)
-                with m.If(dma.rd_cmd.ready):
+                    m.d.sync += [conv_done.eq(0), wy.eq(0), wx.eq(0), half.eq(0), w_left.eq(1), opx.eq(0),
+                                 og.eq(0), row_addr.eq(f[12]), r_left.eq(H[:16]), r_addr.eq(f[11])]
                     m.next = "RUN"
             with m.State("RUN"):
                 route(conv.i)
-                m.d.comb += [dma.wr_data.valid.eq(conv.o.valid), dma.wr_data.payload.eq(conv.o.payload),
-                             conv.o.ready.eq(dma.wr_data.ready)]
-                with m.If(conv_done & ~w_left & ~dma.wr_busy & ~dma.rd_busy):
+                m.d.comb += [dma.rd_cmd.valid.eq(r_left != 0),
+                             dma.rd_cmd.payload.eq(r_addr | (row_beats << AB)),
+                             dma.wr_data.valid.eq(conv.o.valid & keep), dma.wr_data.payload.eq(conv.o.payload),
+                             conv.o.ready.eq(~keep | dma.wr_data.ready)]
+                with m.If(dma.rd_cmd.valid & dma.rd_cmd.ready):
+                    m.d.sync += [r_left.eq(r_left - 1), r_addr.eq(r_addr + f[13])]
+                with m.If(conv_done & ~w_left & ~dma.wr_busy & ~dma.rd_busy & (r_left == 0)):
                     m.next = "NEXT"
             with m.State("NEXT"):
                 with m.If(last):
@@ -142,15 +159,19 @@ class ConvEngine(wiring.Component):
                     m.next = "FETCH_CMD"
 
         # the write-command generator runs beside the RUN state's data path
-        m.d.comb += dma.wr_cmd.valid.eq(w_left & (busy))
+        m.d.comb += dma.wr_cmd.valid.eq(w_left & busy & (keep_w != 0))
         with m.If(dma.wr_cmd.valid & dma.wr_cmd.ready):
             with m.If(~shuffle):
-                m.d.sync += w_left.eq(0)
+                m.d.sync += row_addr.eq(row_addr + f[14])
+                with m.If(wy == Ho - 1):
+                    m.d.sync += w_left.eq(0)
+                with m.Else():
+                    m.d.sync += wy.eq(wy + 1)
             with m.Else():
                 m.d.sync += half.eq(~half)
                 with m.If(half):
-                    with m.If(wx == Wo - 1):
-                        m.d.sync += wx.eq(0)
+                    with m.If(wx == keep_w - 1):
+                        m.d.sync += [wx.eq(0), row_addr.eq(row_addr + (f[14] << 1))]
                         with m.If(wy == Ho - 1):
                             m.d.sync += w_left.eq(0)
                         with m.Else():

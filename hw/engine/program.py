@@ -6,10 +6,17 @@ bits). A feature map is stored HWC: word ``(y * W + x) * groups + g`` holds chan
 
 A descriptor is `DESC_WORDS` words, one field per word (low 32 bits):
 
-    0 flags (bit 0: last layer, bit 1: PixelShuffle x2 on the output, bit 2: stride 2)
-    1 C_in / SIMD      2 C_out / PE     3 input height   4 input width
+    0 flags (bit 0: last descriptor, bit 1: PixelShuffle x2 on the output, bit 2: stride 2)
+    1 C_in / SIMD      2 C_out / PE     3 input height   4 input width of the strip
     5 shift            6 lo (two's complement, 32 bits)  7 hi
-    8 weight address   9 weight beats   10 bias address  11 input address   12 output address
+    8 weight address   9 weight beats   10 bias address
+    11 input address of the strip's first word          12 output address of its first kept word
+    13 input row pitch (bytes)   14 output row pitch (bytes; a shuffled map's row)
+    15 output pixels dropped per row: left (bits 0-7), right (bits 8-15)
+
+Vertical strips: a layer whose input is wider than the unit's `max_width` runs as several descriptors, each on a
+strip of columns with a halo column at each inner side (two at the left for stride 2, to keep the centres even);
+the unit computes the halo's outputs with zero padding, the sequencer drops them, the kept ones are exact.
 
 PixelShuffle x2: the compiler reorders the convolution's output channels from ``c*4 + s`` to ``s*C' + c`` (s the
 sub-pixel ``2i + j``, C' = C_out/4) so each output beat belongs to one sub-pixel; the sequencer then writes the beats
@@ -26,7 +33,7 @@ import numpy as np
 from base.errors import EdgecodecError
 from hw.engine.layers import ConvLayer
 
-DESC_WORDS = 13
+DESC_WORDS = 16
 FLAG_LAST, FLAG_SHUFFLE, FLAG_STRIDE2 = 1, 2, 4
 
 
@@ -157,6 +164,22 @@ class Program:
     layers: list = field(default_factory=list)   # per layer: (C_in/SIMD, C_out/PE, height, width, stride)
 
 
+def strips(width: int, stride: int, max_width: int) -> list[tuple[int, int, int, int]]:
+    """Vertical strips of a layer's input: (first input column, end, first output column, end). One strip when
+    the width fits; otherwise output columns in chunks, each strip's input with its halo (module docstring)."""
+    wo = (width - 1) // stride + 1
+    if width <= max_width:
+        return [(0, width, 0, wo)]
+    chunk = (max_width - 2) // stride
+    out = []
+    for o0 in range(0, wo, chunk):
+        o1 = min(wo, o0 + chunk)
+        s0 = max(0, stride * o0 - stride)
+        s1 = min(width, stride * o1 + (1 if stride == 1 else 0))
+        out.append((s0, s1, o0, o1))
+    return out
+
+
 def compile_stack(layers: list[ConvLayer], height: int, width: int, shape: EngineShape) -> Program:
     """Program and memory image of a convolution stack on an input map of `height` x `width` (the input codes are
     written by `load_input`). Each layer's output map is the next layer's input. Channel counts that the PE array
@@ -166,7 +189,7 @@ def compile_stack(layers: list[ConvLayer], height: int, width: int, shape: Engin
     img = Image(shape.data_bits // 8)
     h, w, real = height, width, layers[0].cin
     cin = _round_up(real, S)
-    prog = img.alloc(DESC_WORDS * len(layers))
+    descs: list[list[int]] = []
     in_addr = img.alloc(h * w * cin // S)
     cur, steps, run = in_addr, 0, []
     for n, layer in enumerate(layers):
@@ -186,8 +209,8 @@ def compile_stack(layers: list[ConvLayer], height: int, width: int, shape: Engin
             problems.append(f"C_out {layer.cout} (at most {shape.max_cout})")
         if layer.shuffle not in (1, 2):
             problems.append(f"PixelShuffle x{layer.shuffle} (the engine writes x2)")
-        if w > shape.max_width:
-            problems.append(f"input width {w} (at most {shape.max_width})")
+        if shape.max_width < 4:
+            problems.append(f"max_width {shape.max_width} (strips need at least 4 columns)")
         if layer.shift > shape.max_shift or int(layer.pre.max()) >= 1 << shape.pre_bits:
             problems.append(f"shift {layer.shift} / pre-shift {int(layer.pre.max())}")
         bmin, bmax = -(1 << (shape.bias_bits - 1)), (1 << (shape.bias_bits - 1)) - 1
@@ -210,30 +233,45 @@ def compile_stack(layers: list[ConvLayer], height: int, width: int, shape: Engin
         img.put(ba, bwords)
         oh, ow, oc = (2 * ho, 2 * wo, layer.cout // 4) if layer.shuffle == 2 else (ho, wo, layer.cout)
         out = img.alloc(oh * ow * oc // P)
-        flags = (FLAG_LAST if n == len(layers) - 1 else 0) | (FLAG_SHUFFLE if layer.shuffle == 2 else 0) | \
-            (FLAG_STRIDE2 if layer.stride == 2 else 0)
-        desc = [flags, cig, cog, h, w, layer.shift, layer.lo & 0xFFFFFFFF, layer.hi & 0xFFFFFFFF, wa, len(wwords),
-                ba, cur, out]
-        img.put(prog + n * DESC_WORDS * img.word_bytes, desc)
-        steps += ho * wo * cog * 9 * cig
-        run.append((cig, cog, h, w, layer.stride))
+        wb = img.word_bytes
+        flags = (FLAG_SHUFFLE if layer.shuffle == 2 else 0) | (FLAG_STRIDE2 if layer.stride == 2 else 0)
+        out_px_bytes = 2 * (layer.cout // 4 // P) * wb if layer.shuffle == 2 else cog * wb   # per kept pixel
+        out_pitch = 2 * wo * (layer.cout // 4 // P) * wb if layer.shuffle == 2 else wo * cog * wb
+        for s0, s1, o0, o1 in strips(w, layer.stride, shape.max_width):
+            unit_wo = (s1 - s0 - 1) // layer.stride + 1
+            ld = (o0 * layer.stride - s0) // layer.stride
+            rd = unit_wo - ld - (o1 - o0)
+            descs.append([flags, cig, cog, h, s1 - s0, layer.shift, layer.lo & 0xFFFFFFFF, layer.hi & 0xFFFFFFFF,
+                          wa, len(wwords), ba, cur + s0 * cig * wb, out + o0 * out_px_bytes, w * cig * wb,
+                          out_pitch, ld | (rd << 8)])
+            steps += ho * unit_wo * cog * 9 * cig
+            run.append((cig, cog, h, s1 - s0, layer.stride))
         real = layers[n].cout // (4 if layer.shuffle == 2 else 1)
         cur, h, w, cin = out, oh, ow, oc
+    descs[-1][0] |= FLAG_LAST
+    prog = img.alloc(DESC_WORDS * len(descs))
+    for i, d in enumerate(descs):
+        img.put(prog + i * DESC_WORDS * img.word_bytes, d)
     return Program(img, prog, in_addr, cur, (cin, h, w), real, steps, run)
 
 
-LAYER_OVERHEAD = 30     # cycles a layer adds beyond its loads and its convolution (five memory round trips and the
+LAYER_OVERHEAD = 33     # cycles a descriptor adds beyond its loads and its convolution (memory round trips and the
                         # sequencer's state changes, measured on cocotbext-axi's AxiRam without pauses)
 
 
-def engine_cycles(program: Program, layer_overhead: int = LAYER_OVERHEAD) -> int:
-    """Clock cycles of a program (the CYCLES register after it) when memory never pauses: per layer the weight and
-    bias words (one a cycle), the convolution unit's `layer_cycles`, and a fixed overhead."""
+ROW_GAP = 3             # cycles between the last beat of an input row and the first of the next when the unit
+                        # waits for it (one read command a row; AxiRam's latency)
+
+
+def engine_cycles(program: Program, layer_overhead: int = LAYER_OVERHEAD, row_gap: int = ROW_GAP) -> int:
+    """Clock cycles of a program (the CYCLES register after it) when memory never pauses: per descriptor the weight
+    and bias words (one a cycle), the convolution unit's `layer_cycles` with the read commands' row gap, and a fixed
+    overhead."""
     from hw.engine.conv_unit import layer_cycles
     total = 0
     for cig, cog, h, w, stride in program.layers:
         total += cog * 9 * cig + cog + layer_cycles(cin_groups=cig, cout_groups=cog, height=h, width=w,
-                                                     stride=stride) + layer_overhead
+                                                     stride=stride, row_gap=row_gap) + layer_overhead
     return total
 
 
