@@ -180,6 +180,15 @@ def strips(width: int, stride: int, max_width: int) -> list[tuple[int, int, int,
     return out
 
 
+def pixel_output(layer: ConvLayer, offset: int = 128, lo: int = 0, hi: int = 255) -> ConvLayer:
+    """The last synthesis layer giving pixels: clamp(clamp(q, lo', hi') + offset, lo, hi) = clamp(q + offset, ...)
+    with the offset folded into the bias (offset << shift: the rounding of q + offset is q's, the offset being an
+    integer) and the clamps merged (docs/numerics.md, "Reconstruction")."""
+    return ConvLayer(weights=layer.weights, pre=layer.pre, bias=layer.bias + (offset << layer.shift),
+                     stride=layer.stride, shift=layer.shift, lo=max(layer.lo + offset, lo),
+                     hi=min(layer.hi + offset, hi), out_bits=layer.out_bits, shuffle=layer.shuffle)
+
+
 def compile_stack(layers: list[ConvLayer], height: int, width: int, shape: EngineShape) -> Program:
     """Program and memory image of a convolution stack on an input map of `height` x `width` (the input codes are
     written by `load_input`). Each layer's output map is the next layer's input. Channel counts that the PE array

@@ -157,3 +157,51 @@ def test_strips_of_a_wide_map_under_pauses(tmp_path):
     x = rng.integers(-2048, 2048, size=(2, 3, 11))
     assert len(strips(11, 1, 5)) > 1 and len(strips(22, 2, 5)) > 1
     run_engine(tmp_path, STRIPS, layers, x, stack_reference(layers, x), "icarus", idle=0.3)
+
+
+@pytest.mark.slow
+def test_an_i_frame_of_a_real_stream_decoded_on_the_engine(tmp_path):
+    """A host decodes an I-frame of a real stream as firmware would: z from the stream; the engine runs the
+    hyper-synthesis (its output codes give the entropy rows); y from the stream with those rows; the engine runs
+    the synthesis with the reconstruction folded into its last layer. The frame equals `edgecodec decode --mode int`
+    byte for byte."""
+    from edgecodec.codec import checkpoint as ckpt
+    from edgecodec.codec.bitstream import parse_stream
+    from edgecodec.codec.coder import Coder, decode, padded_size
+    from edgecodec.entropy import FrameDecoder
+    from hw.engine.program import pixel_output, read_map
+    from model.codec.data import load_sequence
+    from quant.codec.int_codec import rows_from_codes, unpack_planes
+    from tests.conftest import CLIP_QCIF_MP4, ROOT
+    y, u, v = load_sequence(CLIP_QCIF_MP4, 1)
+    y, u, v = (np.ascontiguousarray(p[:, 16:80, 40:104]) if i == 0 else np.ascontiguousarray(p[:, 8:40, 20:52])
+               for i, p in enumerate((y, u, v)))
+    folder = ROOT / "checkpoints"
+    ck = ckpt.load(folder, 1)
+    data = Coder(ck, "int", "ans").encode(y, u, v, 1).data
+    _, want = decode(data, folder)
+    header, frames = parse_stream(data)
+    coder = Coder(ck, "int", "ans")
+    hp, wp = padded_size(header)
+    dec = FrameDecoder(frames[0][1], coder.tables, coder.entropy)
+    s = coder.net.shape
+    z_hat = coder._read_z(dec, coder.rows_z["intra"], (1, s.hyper, hp // 64, wp // 64))[0].numpy()
+    nets = ck["int"]["nets"]
+    shape = EngineShape(pe=4, simd=4, data_bits=128, max_width=32, max_cin=64, max_cout=256)
+
+    def on_engine(name, layers, x, expected, sub):
+        run_engine(tmp_path / sub, shape, layers, x, expected, "verilator", idle=0.1)
+        return expected                  # run_engine has checked the RTL's map against it, code for code
+
+    h_s = conv_layers(nets["intra_h_s"]["layers"])
+    codes = on_engine("intra_h_s", h_s, z_hat, integer_model(nets["intra_h_s"], z_hat), "h_s")
+    rows = rows_from_codes(torch.from_numpy(codes)[None], ck["int"]["thresholds"]["intra"]).numpy()
+    y_hat = dec.read(rows)[0]
+    dec.close()
+    g_s = conv_layers(nets["intra_g_s"]["layers"])
+    g_s[-1] = pixel_output(g_s[-1])
+    pixels = (integer_model(nets["intra_g_s"], y_hat) + 128).clip(0, 255)
+    on_engine("intra_g_s", g_s, y_hat, pixels, "g_s")
+    planes = unpack_planes(torch.from_numpy(pixels)[None])
+    for got, ref in zip(planes, want):
+        assert np.array_equal(got.numpy()[:ref.shape[1], :ref.shape[2]].astype(np.uint8), ref[0])
