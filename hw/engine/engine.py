@@ -5,8 +5,9 @@ For each descriptor (hw.engine.program): fetch it, stream the layer's weights an
 stream the input rows in (one read command a row: a descriptor may cover a vertical strip of the map, with a halo
 column on each inner side) and the output out (one write command a row for a plain map, two runs of words per
 input pixel when the output is PixelShuffled; the halo columns' outputs are dropped), wait until the unit is done
-and every write is acknowledged, go on until the descriptor flagged last. `start` (with `program_addr`) runs a program; `busy`, `done` (one-cycle pulse), `error`
-(an AXI error response; sticky until the next start) and `cycles` (clock cycles of the last program) report.
+and every write is acknowledged, go on until the descriptor flagged last. `start` (with `program_addr`) runs a
+program; `busy`, `done` (one-cycle pulse), `error` (an AXI error response; sticky until the next start) and
+`cycles` (clock cycles of the last program) report. `EngineTop` puts it behind the AXI4-Lite register map.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from hw.engine.regs import RegisterBlock, axil_signature
 
 
 class ConvEngine(wiring.Component):
+    """Sequencer + convolution unit + AXI4 master (module docstring), generated for `shape`."""
+
     def __init__(self, shape: EngineShape, addr_bits: int = 32, max_burst: int = 16):
         shape.check()
         self.shape, self.addr_bits, self.max_burst = shape, addr_bits, max_burst
