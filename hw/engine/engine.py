@@ -30,8 +30,8 @@ class ConvEngine(wiring.Component):
         self.shape, self.addr_bits, self.max_burst = shape, addr_bits, max_burst
         super().__init__({
             "m_axi": Out(axi4_signature(addr_bits, shape.data_bits)),
-            "start": In(1), "program_addr": In(addr_bits),
-            "busy": Out(1), "done": Out(1), "error": Out(1), "cycles": Out(32),
+            "start": In(1), "program_addr": In(addr_bits), "mem_limit": In(addr_bits),
+            "busy": Out(1), "done": Out(1), "error": Out(1), "range_error": Out(1), "cycles": Out(32),
         })
 
     def elaborate(self, platform):
@@ -88,6 +88,21 @@ class ConvEngine(wiring.Component):
         wr_beats = Mux(shuffle, gq << 1, keep_w * cog)
         m.d.comb += dma.wr_cmd.payload.eq(wr_addr[:AB] | (wr_beats << AB))
 
+        # ---- the regions a descriptor names, checked against the memory limit before a layer starts
+        limit = Signal(AB)
+        range_error = Signal()
+        m.d.comb += self.range_error.eq(range_error)
+        ext = AB + 34
+        in_end = Signal(ext)
+        out_end = Signal(ext)
+        m.d.comb += [
+            in_end.eq(f[11] + (H[:16] - 1) * f[13] + W[:16] * cig[:8] * word_bytes),
+            out_end.eq(f[12] + Mux(shuffle, ((Ho << 1) - 1) * f[14] + ((keep_w * gq) << 1) * word_bytes,
+                                   (Ho - 1) * f[14] + keep_w * cog[:16] * word_bytes)),
+        ]
+        out_of_range = ((f[8] + f[9] * word_bytes > limit) | (f[10] + cog * word_bytes > limit) |
+                        (in_end > limit) | (out_end > limit) | (H[:16] == 0) | (W[:16] == 0))
+
         # ---- input rows: one read command a row of the strip
         r_left = Signal(16)
         r_addr = Signal(AB)
@@ -103,14 +118,19 @@ class ConvEngine(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [desc_addr.eq(self.program_addr), busy.eq(1), cycles.eq(0), error.eq(0)]
+                    m.d.sync += [desc_addr.eq(self.program_addr), busy.eq(1), cycles.eq(0), error.eq(0),
+                                 range_error.eq(0), limit.eq(self.mem_limit)]
                     m.d.comb += dma.clear.eq(1)
                     m.next = "FETCH_CMD"
             with m.State("FETCH_CMD"):
-                rd_cmd(desc_addr, DESC_WORDS)
-                with m.If(dma.rd_cmd.ready):
-                    m.d.sync += k.eq(0)
-                    m.next = "FETCH"
+                with m.If(desc_addr + DESC_WORDS * word_bytes > limit):
+                    m.d.sync += range_error.eq(1)
+                    m.next = "RANGE"
+                with m.Else():
+                    rd_cmd(desc_addr, DESC_WORDS)
+                    with m.If(dma.rd_cmd.ready):
+                        m.d.sync += k.eq(0)
+                        m.next = "FETCH"
             with m.State("FETCH"):
                 m.d.comb += dma.rd_data.ready.eq(1)
                 with m.If(dma.rd_data.valid):
@@ -120,7 +140,18 @@ class ConvEngine(wiring.Component):
                                 m.d.sync += f[i].eq(dma.rd_data.payload[:32])
                     m.d.sync += k.eq(k + 1)
                     with m.If(k == DESC_WORDS - 1):
-                        m.next = "LOADW_CMD"
+                        m.next = "CHECK"
+            with m.State("CHECK"):
+                # every region the descriptor names must end inside memory, or the program stops here
+                with m.If(out_of_range):
+                    m.d.sync += range_error.eq(1)
+                    m.next = "RANGE"
+                with m.Else():
+                    m.next = "LOADW_CMD"
+            with m.State("RANGE"):
+                m.d.sync += busy.eq(0)
+                m.d.comb += self.done.eq(1)
+                m.next = "IDLE"
             with m.State("LOADW_CMD"):
                 m.d.comb += conv.load.eq(1)
                 m.d.sync += row_beats.eq(W[:16] * cig[:8])
@@ -188,12 +219,13 @@ class ConvEngine(wiring.Component):
 
 class EngineTop(wiring.Component):
     """The engine as an IP block: `ConvEngine` behind the AXI4-Lite register map of hw/engine/rdl/engine_regs.rdl
-    (docs/engine_regs.md) and its AXI4 master. START and PROGRAM_ADDR writes while busy are dropped and flagged
-    (STATUS.REJECTED); DONE and ERROR are sticky until CLEAR or the next START."""
+    (docs/engine_regs.md) and its AXI4 master. START, PROGRAM_ADDR and MEM_LIMIT writes while busy are dropped and
+    flagged (STATUS.REJECTED); DONE, ERROR and RANGE (a descriptor naming memory beyond MEM_LIMIT: the program stops
+    before that layer) are sticky until CLEAR or the next START."""
 
     def __init__(self, shape: EngineShape, addr_bits: int = 32, max_burst: int = 16):
         self.shape, self.addr_bits, self.max_burst = shape, addr_bits, max_burst
-        self.regs = RegisterBlock(lockable=("CTRL.START", "PROGRAM_ADDR.ADDR"))
+        self.regs = RegisterBlock(lockable=("CTRL.START", "PROGRAM_ADDR.ADDR", "MEM_LIMIT.ADDR"))
         super().__init__({
             "m_axi": Out(axi4_signature(addr_bits, shape.data_bits)),
             "s_axil": Out(axil_signature(self.regs.addr_bits)),
@@ -207,18 +239,21 @@ class EngineTop(wiring.Component):
         m.submodules.engine = eng = ConvEngine(s, self.addr_bits, self.max_burst)
         wiring.connect(m, wiring.flipped(self.m_axi), eng.m_axi)
         wiring.connect(m, wiring.flipped(self.s_axil), regs.s_axil)
-        done, error, rejected = Signal(), Signal(), Signal()
+        done, error, rejected, out_of_range = Signal(), Signal(), Signal(), Signal()
         clear = regs.CTRL_CLEAR
         m.d.comb += [
             regs.SHAPE_PE.eq(s.pe), regs.SHAPE_BUS_BYTES.eq(s.data_bits // 8), regs.SHAPE_MAX_WIDTH.eq(s.max_width),
             regs.lock.eq(eng.busy),
             eng.start.eq(regs.CTRL_START), eng.program_addr.eq(regs.PROGRAM_ADDR_ADDR),
+            eng.mem_limit.eq(regs.MEM_LIMIT_ADDR), regs.STATUS_RANGE.eq(out_of_range),
             regs.STATUS_BUSY.eq(eng.busy), regs.STATUS_DONE.eq(done), regs.STATUS_ERROR.eq(error),
             regs.STATUS_REJECTED.eq(rejected), regs.CYCLES_COUNT.eq(eng.cycles),
             self.irq.eq(done),
         ]
         with m.If(clear | regs.CTRL_START):
-            m.d.sync += [done.eq(0), error.eq(0)]
+            m.d.sync += [done.eq(0), error.eq(0), out_of_range.eq(0)]
+        with m.If(eng.done & eng.range_error):
+            m.d.sync += out_of_range.eq(1)
         with m.If(clear):
             m.d.sync += rejected.eq(0)
         with m.If(eng.done):

@@ -4,7 +4,8 @@ control is cocotbext-axi's AxiLiteMaster on the register map (docs/engine_regs.m
 Parameters (`sim.runner.bench_params()`): ``npz`` with ``image`` (the memory image, uint8) and ``expected`` (C, H, W
 codes of the last layer's map), ``program_addr``, ``output_addr``, ``lanes``, ``act_bits``, ``word_bytes``,
 ``seed``, ``idle`` (pause probability on every AXI channel), ``runs`` (how many times the program runs back to
-back; the device is reset between runs), ``cycles_json``. Every run also writes START and PROGRAM_ADDR while the
+back; the device is reset between runs), ``cycles_json``, ``mem_limit`` (optional: MEM_LIMIT is set to it and
+the run must stop with STATUS.RANGE, nothing written at or beyond the limit, the descriptors before it run). Every run also writes START and PROGRAM_ADDR while the
 engine is busy and checks that both are dropped and flagged in STATUS.REJECTED.
 """
 
@@ -23,8 +24,8 @@ from hw.engine.program import read_map
 from sim.runner import bench_params
 
 MAX_REPORTED = 12
-ID, SHAPE, CTRL, STATUS, PROGRAM_ADDR, CYCLES = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
-BUSY, DONE, ERROR, REJECTED = 1, 2, 4, 8
+ID, SHAPE, CTRL, STATUS, PROGRAM_ADDR, CYCLES, MEM_LIMIT = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18
+BUSY, DONE, ERROR, REJECTED, RANGE = 1, 2, 4, 8, 16
 
 
 async def read32(regs: AxiLiteMaster, addr: int) -> int:
@@ -63,6 +64,23 @@ async def test_program(dut):
         assert await read32(regs, ID) == 0xEC0D0001, "ID register"
         assert await read32(regs, STATUS) == 0, "STATUS after reset"
         ram.write(0, image)
+        if "mem_limit" in p:
+            await write32(regs, MEM_LIMIT, int(p["mem_limit"]))
+            await write32(regs, PROGRAM_ADDR, int(p["program_addr"]))
+            await write32(regs, CTRL, 1)
+            status = await read32(regs, STATUS)
+            for _ in range(10000):
+                if status & DONE:
+                    break
+                await ClockCycles(dut.clk, 20)
+                status = await read32(regs, STATUS)
+            assert status & DONE and status & RANGE and not status & BUSY, f"STATUS {status:#x}: no RANGE stop"
+            limit = int(p["mem_limit"])
+            assert ram.read(limit, 4096) == bytes(4096), "the engine wrote at or beyond MEM_LIMIT"
+            assert ram.read(0, len(image)) != image, "the descriptors before the bad one should have run"
+            dut._log.info("run %d: stopped by MEM_LIMIT %#x, STATUS %#x, %d cycles", run, limit, status,
+                          await read32(regs, CYCLES))
+            continue
         program = int(p["program_addr"])
         await write32(regs, PROGRAM_ADDR, program)
         await write32(regs, CTRL, 1)

@@ -20,6 +20,7 @@ async def test_register_block(dut):
     dut.STATUS_DONE.value = 0
     dut.STATUS_ERROR.value = 1
     dut.STATUS_REJECTED.value = 0
+    dut.STATUS_RANGE.value = 0
     bus = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
     dut.rst.value = 1
     await ClockCycles(dut.clk, 3)

@@ -13,7 +13,7 @@ import torch
 from base.errors import EdgecodecError
 from hw.engine.engine import EngineTop
 from hw.engine.layers import ConvLayer, conv_layers
-from hw.engine.program import EngineShape, compile_stack, load_input
+from hw.engine.program import DESC_WORDS, EngineShape, compile_stack, load_input
 from hw.rtl.emit import write_component_verilog
 from quant.codec.intnet import IntSequential
 from sim.runner import run_bench
@@ -23,13 +23,14 @@ SMALL = EngineShape(pe=2, simd=2, data_bits=64, max_width=32, max_cin=64, max_co
 
 
 def run_engine(tmp_path: Path, shape: EngineShape, layers, x: np.ndarray, expected: np.ndarray, simulator: str,
-               idle: float = 0.2, runs: int = 1, corrupt_weight: bool = False) -> list[int]:
+               idle: float = 0.2, runs: int = 1, corrupt_weight: bool = False, mem_limit=None) -> list[int]:
     prog = compile_stack(layers, x.shape[1], x.shape[2], shape)
     load_input(prog, x, shape)
     if corrupt_weight:                   # one bit of the first layer's fourth weight word (descriptor field 8)
         word_bytes = shape.data_bits // 8
         addr = prog.image.words[prog.program_addr + 8 * word_bytes] + 3 * word_bytes
         prog.image.words[addr] ^= 1 << 3
+    limit = None if mem_limit is None else mem_limit(prog)       # may patch the image (before it is written)
     assert prog.channels == expected.shape[0]
     full = np.zeros(prog.output_shape, dtype=np.int64)          # padded channels must come out as zeros
     full[:prog.channels] = expected
@@ -40,7 +41,8 @@ def run_engine(tmp_path: Path, shape: EngineShape, layers, x: np.ndarray, expect
     run_bench(v, "engine_top", "sim.tb.engine", tmp_path / "sim", simulator,
               env=dict(npz=str(tmp_path / "stim.npz"), program_addr=prog.program_addr, output_addr=prog.output_addr,
                        lanes=shape.pe, act_bits=shape.act_bits, word_bytes=shape.data_bits // 8, seed=1, idle=idle,
-                       runs=runs, cycles_json=str(cycles)))
+                       runs=runs, cycles_json=str(cycles),
+                       **({} if limit is None else {"mem_limit": limit})))
     return json.loads(cycles.read_text())
 
 
@@ -61,6 +63,21 @@ def test_a_shipped_shuffle_layer_from_its_qonnx_export_twice(tmp_path):
     layers, _ = layers_from_qonnx(model)
     cycles = run_engine(tmp_path, SMALL, layers, x, want, "verilator", runs=2)
     assert len(cycles) == 2 and all(c > 0 for c in cycles)
+
+
+def test_a_program_beyond_the_memory_limit_stops_with_an_error_flag(tmp_path):
+    """The second descriptor's output address moved to MEM_LIMIT (everything else in range): the first layer runs,
+    then the engine stops before the second, flags STATUS.RANGE and writes nothing at or beyond the limit."""
+    rng = np.random.default_rng(5)
+    layers = [random_layer(rng, 2, 2, 1, 10, True), random_layer(rng, 2, 2, 1, 10, True)]
+    x = rng.integers(-2048, 2048, size=(2, 2, 3))
+
+    def beyond(prog):
+        wb = SMALL.data_bits // 8
+        second = prog.program_addr + DESC_WORDS * wb
+        prog.image.words[second + 12 * wb] = prog.image.top        # field 12: output address
+        return prog.image.top
+    run_engine(tmp_path, SMALL, layers, x, stack_reference(layers, x), "icarus", idle=0, mem_limit=beyond)
 
 
 def test_a_corrupted_weight_word_is_caught(tmp_path):
