@@ -186,7 +186,7 @@ def test_an_i_frame_of_a_real_stream_decoded_on_the_engine(tmp_path):
     from edgecodec.codec.bitstream import parse_stream
     from edgecodec.codec.coder import Coder, decode, padded_size
     from edgecodec.entropy import FrameDecoder
-    from hw.engine.program import pixel_output, read_map
+    from hw.engine.program import pixel_output
     from model.codec.data import load_sequence
     from quant.codec.int_codec import rows_from_codes, unpack_planes
     from tests.conftest import CLIP_QCIF_MP4, ROOT
