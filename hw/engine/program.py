@@ -264,8 +264,8 @@ def compile_stack(layers: list[ConvLayer], height: int, width: int, shape: Engin
     return Program(img, prog, in_addr, cur, (cin, h, w), real, steps, run)
 
 
-LAYER_OVERHEAD = 33     # cycles a descriptor adds beyond its loads and its convolution (memory round trips and the
-                        # sequencer's state changes, measured on cocotbext-axi's AxiRam without pauses)
+LAYER_OVERHEAD = 34     # cycles a descriptor adds beyond its loads and its convolution (memory round trips, the
+                        # sequencer's state changes and its range check; measured on AxiRam without pauses)
 
 
 ROW_GAP = 3             # cycles between the last beat of an input row and the first of the next when the unit

@@ -61,7 +61,7 @@ def test_a_shipped_shuffle_layer_from_its_qonnx_export_twice(tmp_path):
     want = integer_model(state, x)
     assert np.array_equal(run(model, x, state["f_in"]), want)
     layers, _ = layers_from_qonnx(model)
-    cycles = run_engine(tmp_path, SMALL, layers, x, want, "verilator", runs=2)
+    cycles = run_engine(tmp_path, SMALL, layers, x, want, "icarus", runs=2)
     assert len(cycles) == 2 and all(c > 0 for c in cycles)
 
 
