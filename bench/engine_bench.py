@@ -25,18 +25,6 @@ from base.errors import EdgecodecError  # noqa: E402
 
 SIZES = {"1280x720": (1280, 720), "1920x1080": (1920, 1088)}      # frames padded to multiples of 64 luma pixels
 ARRAYS = (4, 8, 16)
-STACKS = {"I": ("intra_h_s", "intra_g_s"), "P": ("p_h_s", "p_from_latent", "p_context", "p_synth")}
-
-
-def stack_input(name: str, width: int, height: int) -> tuple[int, int]:
-    """(height, width) of a stack's input map for a frame of width x height luma pixels."""
-    if name in ("intra_h_s", "p_h_s"):
-        return height // 64, width // 64           # z: 1/64
-    if name in ("intra_g_s", "p_from_latent"):
-        return height // 16, width // 16           # y: 1/16
-    if name == "p_context":
-        return height // 2, width // 2             # the packed warped frame
-    return height // 8, width // 8                 # p_synth: the GRU output and the context, 1/8
 
 
 def main() -> int:
@@ -46,6 +34,7 @@ def main() -> int:
     ap.add_argument("--out", default="bench/results/engine.json")
     args = ap.parse_args()
     from edgecodec.codec import checkpoint as ckpt
+    from edgecodec.engine_plan import STACKS, bus_bits, stack_input
     from hw.engine.conv_unit import ConvUnit
     from hw.engine.layers import conv_layers
     from hw.engine.program import EngineShape, compile_stack, engine_cycles
@@ -53,9 +42,7 @@ def main() -> int:
     nets = ck["int"]["nets"]
     rows = []
     for pe in ARRAYS:
-        shape = EngineShape(pe=pe, simd=pe, data_bits=max(64, 1 << (pe * pe * 8 - 1).bit_length(),
-                                                          1 << (pe * 27 - 1).bit_length()),
-                            max_width=1024, max_cin=64, max_cout=256)
+        shape = EngineShape(pe=pe, simd=pe, data_bits=bus_bits(pe), max_width=1024, max_cin=64, max_cout=256)
         unit = ConvUnit(pe=pe, simd=pe, max_width=shape.max_width, max_cin=shape.max_cin, max_cout=shape.max_cout)
         line_bits = unit.line_words * pe * shape.act_bits
         weight_bits = unit.weight_words * pe * pe * shape.weight_bits

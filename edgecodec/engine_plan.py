@@ -22,14 +22,23 @@ ARRAYS = (1, 2, 4, 8, 16, 32)
 EBR_BITS = 18 * 1024
 
 
-def _stack_input(name: str, width: int, height: int) -> tuple[int, int]:
-    if name.endswith("_h_s"):
+STACKS = {"I": ("intra_h_s", "intra_g_s"), "P": ("p_h_s", "p_from_latent", "p_context", "p_synth")}
+
+
+def stack_input(name: str, width: int, height: int) -> tuple[int, int]:
+    """(height, width) of a convolution stack's input map for a padded frame of width x height luma pixels."""
+    if name.endswith("_h_s"):                       # z: 1/64
         return height // 64, width // 64
-    if name in ("intra_g_s", "p_from_latent"):
+    if name in ("intra_g_s", "p_from_latent"):     # y: 1/16
         return height // 16, width // 16
-    if name == "p_context":
+    if name == "p_context":                         # the packed warped frame
         return height // 2, width // 2
-    return height // 8, width // 8
+    return height // 8, width // 8                  # p_synth: the GRU output and the context, 1/8
+
+
+def bus_bits(pe: int) -> int:
+    """The narrowest power-of-two bus (>= 64 bits) that carries a PE x PE array's weight and bias beats."""
+    return max(64, 1 << (pe * pe * 8 - 1).bit_length(), 1 << (pe * 27 - 1).bit_length())
 
 
 def plan(nets: dict, width: int, height: int, target_fps: float, clock_mhz: float, device) -> dict:
@@ -45,7 +54,6 @@ def plan(nets: dict, width: int, height: int, target_fps: float, clock_mhz: floa
     pw, ph = -(-width // 64) * 64, -(-height // 64) * 64            # frames are padded to multiples of 64
     full = 1 << math.ceil(math.log2(pw // 2))                        # the widest map: the packed frame
     widths = [w for w in (full, 512, 256, 128, 64) if w <= full]
-    stacks = {"I": ("intra_h_s", "intra_g_s"), "P": ("p_h_s", "p_from_latent", "p_context", "p_synth")}
     rows = []
     for pe in ARRAYS:
         # the widest unit whose buffers fit the device's block RAM (narrower ones run the maps as strips)
@@ -56,12 +64,10 @@ def plan(nets: dict, width: int, height: int, target_fps: float, clock_mhz: floa
             ebr = -(-line_bits // EBR_BITS) - (-weight_bits // EBR_BITS)
             if ebr <= device.capacity["bram"]:
                 break
-        shape = EngineShape(pe=pe, simd=pe, data_bits=max(64, 1 << (pe * pe * 8 - 1).bit_length(),
-                                                          1 << (pe * 27 - 1).bit_length()),
-                            max_width=max_width, max_cin=64, max_cout=256)
+        shape = EngineShape(pe=pe, simd=pe, data_bits=bus_bits(pe), max_width=max_width, max_cin=64, max_cout=256)
         cycles = {}
-        for kind, names in stacks.items():
-            cycles[kind] = sum(engine_cycles(compile_stack(conv_layers(nets[n]["layers"]), *_stack_input(n, pw, ph),
+        for kind, names in STACKS.items():
+            cycles[kind] = sum(engine_cycles(compile_stack(conv_layers(nets[n]["layers"]), *stack_input(n, pw, ph),
                                                            shape)) for n in names)
         fps = clock_mhz * 1e6 / max(cycles.values())
         fits = []

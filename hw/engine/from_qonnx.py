@@ -16,7 +16,7 @@ import numpy as np
 from onnx import numpy_helper
 
 from base.errors import EdgecodecError
-from hw.engine.layers import ConvLayer
+from hw.engine.layers import ConvLayer, pre_shifts
 from quant.fixed_point import srange
 
 
@@ -116,9 +116,7 @@ def layers_from_qonnx(model) -> tuple[list[ConvLayer], int]:
         back = w.next(q.output[0], ("Transpose",))
         if list(w.attr(back, "perm")) != [0, 3, 1, 2]:
             raise EdgecodecError(f"QONNX node {back.name!r}: expected the transpose back to NCHW")
-        pre, shift = fw.max() - fw, acc_f - of
-        if shift < 0:
-            pre, shift = pre - shift, 0
+        pre, shift = pre_shifts(fw, acc_f - of)
         olo, ohi = srange(bits)
         shuffle, t = 1, back.output[0]
         node = w.next(t)

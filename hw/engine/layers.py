@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from base.errors import EdgecodecError
-from quant.fixed_point import srange
+from quant.fixed_point import shift_round, srange
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,13 @@ class ConvLayer:
         return self.weights.shape[2]
 
 
+def pre_shifts(fw: np.ndarray, shift: int) -> tuple[np.ndarray, int]:
+    """(per-channel pre-shifts, requantisation shift >= 0) of a convolution with per-output-channel weight grids
+    fw and requantisation shift `shift` (a negative one is an exact left shift: it joins the pre-shifts)."""
+    pre = fw.max() - fw
+    return (pre - shift, 0) if shift < 0 else (pre, shift)
+
+
 def conv_layers(layers: list[dict]) -> list[ConvLayer]:
     """The ConvLayers of an IntSequential layer list (its `layers`), activations folded into the clamps."""
     out: list[ConvLayer] = []
@@ -57,10 +64,7 @@ def conv_layers(layers: list[dict]) -> list[ConvLayer]:
         if layer["pad"] != w.shape[2] // 2:
             raise EdgecodecError(f"engine: padding must be k//2, got {layer['pad']} for k={w.shape[2]}")
         fw = np.asarray(layer["f_w"], dtype=np.int64)
-        pre = fw.max() - fw
-        shift = int(layer["shift"])
-        if shift < 0:
-            pre, shift = pre - shift, 0
+        pre, shift = pre_shifts(fw, int(layer["shift"]))
         lo, hi = srange(int(layer["bits"]))
         shuffle = 1
         i += 1
@@ -97,9 +101,4 @@ def reference(layer: ConvLayer, x: np.ndarray) -> np.ndarray:
             patch = xp[:, ky:ky + s * (ho - 1) + 1:s, kx:kx + s * (wo - 1) + 1:s]
             acc += np.einsum("oc,chw->ohw", layer.weights[:, :, ky, kx], patch)
     acc = (acc << layer.pre[:, None, None]) + layer.bias[:, None, None]
-    if layer.shift:
-        q = acc >> layer.shift
-        rem = acc - (q << layer.shift)
-        half = 1 << (layer.shift - 1)
-        acc = q + ((rem > half) | ((rem == half) & ((q & 1) == 1)))
-    return np.clip(acc, layer.lo, layer.hi)
+    return np.clip(shift_round(acc, layer.shift), layer.lo, layer.hi)

@@ -32,6 +32,7 @@ import numpy as np
 
 from base.errors import EdgecodecError
 from hw.engine.layers import ConvLayer
+from quant.fixed_point import pack_codes, unpack_codes
 
 DESC_WORDS = 16
 FLAG_LAST, FLAG_SHUFFLE, FLAG_STRIDE2 = 1, 2, 4
@@ -63,21 +64,6 @@ class EngineShape:
         if wide:
             raise EdgecodecError(f"engine: data_bits={self.data_bits} is narrower than a {', '.join(wide)} "
                                  f"({max(wide.values())} bits)")
-
-
-def pack(values, bits: int) -> int:
-    word = 0
-    for i, v in enumerate(values):
-        word |= (int(v) & ((1 << bits) - 1)) << (i * bits)
-    return word
-
-
-def unpack(word: int, count: int, bits: int) -> list[int]:
-    out = []
-    for i in range(count):
-        v = (word >> (i * bits)) & ((1 << bits) - 1)
-        out.append(v - (1 << bits) if v >> (bits - 1) else v)
-    return out
 
 
 def shuffle_order(layer: ConvLayer) -> ConvLayer:
@@ -135,7 +121,7 @@ class Image:
 def map_words(x: np.ndarray, lanes: int, bits: int) -> list[int]:
     """HWC words of a (C, H, W) code map, `lanes` channels a word."""
     c, h, w = x.shape
-    return [pack(x[g * lanes:(g + 1) * lanes, yy, xx], bits) for yy in range(h) for xx in range(w)
+    return [pack_codes(x[g * lanes:(g + 1) * lanes, yy, xx], bits) for yy in range(h) for xx in range(w)
             for g in range(c // lanes)]
 
 
@@ -147,7 +133,7 @@ def read_map(data: bytes, addr: int, shape: tuple[int, int, int], lanes: int, bi
         for xx in range(w):
             for g in range(groups):
                 a = addr + ((yy * w + xx) * groups + g) * word_bytes
-                out[g * lanes:(g + 1) * lanes, yy, xx] = unpack(int.from_bytes(data[a:a + word_bytes], "little"),
+                out[g * lanes:(g + 1) * lanes, yy, xx] = unpack_codes(int.from_bytes(data[a:a + word_bytes], "little"),
                                                                 lanes, bits)
     return out
 
@@ -230,7 +216,7 @@ def compile_stack(layers: list[ConvLayer], height: int, width: int, shape: Engin
         lay = shuffle_order(layer) if layer.shuffle == 2 else layer
         ho, wo = (h - 1) // layer.stride + 1, (w - 1) // layer.stride + 1
         cig, cog = layer.cin // S, layer.cout // P
-        wwords = [pack([lay.weights[og * P + p, ig * S + j, ky, kx] for p in range(P) for j in range(S)],
+        wwords = [pack_codes([lay.weights[og * P + p, ig * S + j, ky, kx] for p in range(P) for j in range(S)],
                        shape.weight_bits)
                   for og in range(cog) for ky in range(3) for kx in range(3) for ig in range(cig)]
         lane_bits = shape.bias_bits + shape.pre_bits

@@ -18,13 +18,9 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiRam
 
 from sim.runner import bench_params
+from sim.tb.common import pause_ram
 
 RAM_BYTES = 1 << 16
-
-
-def pauses(rng: random.Random, p: float):
-    while True:
-        yield rng.random() < p
 
 
 async def drive(dut, name: str, words, rng, idle: float) -> None:
@@ -55,9 +51,7 @@ async def test_dma(dut):
     for s in ("rd_cmd__valid", "wr_cmd__valid", "wr_data__valid", "rd_data__ready", "clear"):
         getattr(dut, s).value = 0
     ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=RAM_BYTES)
-    for ch in (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel, ram.read_if.ar_channel,
-               ram.read_if.r_channel):
-        ch.set_pause_generator(pauses(random.Random(rng.random()), idle))
+    pause_ram(ram, rng, idle)
     content = bytes(rng.getrandbits(8) for _ in range(RAM_BYTES))
     ram.write(0, content)
     dut.rst.value = 1

@@ -74,3 +74,17 @@ def compare_pixels(words: list[int], expected, channels: int, bits: int, max_rep
                 if len(report) < max_report:
                     report.append({"step": t, "pixel": pix, "channel": ch, "rtl": g, "expected": e})
     return compared, mismatches, report
+
+
+def pauses(rng, p: float):
+    """A cocotbext-axi pause generator: pause with probability p each cycle."""
+    while True:
+        yield rng.random() < p
+
+
+def pause_ram(ram, rng, p: float) -> None:
+    """Random pauses (probability p, seeds from rng) on all five channels of a cocotbext-axi AxiRam."""
+    import random
+    for ch in (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel, ram.read_if.ar_channel,
+               ram.read_if.r_channel):
+        ch.set_pause_generator(pauses(random.Random(rng.random()), p))

@@ -25,10 +25,6 @@ from sim.runner import bench_params
 MAX_REPORTED = 12
 
 
-def _pack(values, bits: int) -> int:
-    return pack_codes([int(v) for v in values], bits)
-
-
 class TB:
     def __init__(self, dut):
         self.dut = dut
@@ -62,7 +58,7 @@ class TB:
                     for ig in range(cin // self.simd):
                         lanes = [w[og * self.pe + p, ig * self.simd + j, ky, kx]
                                  for p in range(self.pe) for j in range(self.simd)]
-                        wb.append(_pack(lanes, self.Wb))
+                        wb.append(pack_codes(lanes, self.Wb))
         bb = []
         for og in range(cout // self.pe):
             word = 0
@@ -71,7 +67,7 @@ class TB:
                 lane = (int(b[c]) & ((1 << self.Bb) - 1)) | (int(pre[c]) << self.Bb)
                 word |= lane << (p * (self.Bb + self.Pb))
             bb.append(word)
-        xb = [_pack(x[ig * self.simd:(ig + 1) * self.simd, yy, xx], self.A)
+        xb = [pack_codes(x[ig * self.simd:(ig + 1) * self.simd, yy, xx], self.A)
               for yy in range(x.shape[1]) for xx in range(x.shape[2]) for ig in range(cin // self.simd)]
         return {"w": wb, "b": bb, "i": xb}
 

@@ -22,6 +22,7 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from hw.engine.program import read_map
 from sim.runner import bench_params
+from sim.tb.common import pause_ram
 
 MAX_REPORTED = 12
 ID, SHAPE, CTRL, STATUS, PROGRAM_ADDR, CYCLES, MEM_LIMIT = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18
@@ -36,11 +37,6 @@ async def write32(regs: AxiLiteMaster, addr: int, value: int) -> None:
     await regs.write(addr, value.to_bytes(4, "little"))
 
 
-def pauses(rng: random.Random, p: float):
-    while True:
-        yield rng.random() < p
-
-
 @cocotb.test()
 async def test_program(dut):
     p = bench_params()
@@ -52,9 +48,7 @@ async def test_program(dut):
     ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=len(image) + 4096)
     regs = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
     if idle:
-        for ch in (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,
-                   ram.read_if.ar_channel, ram.read_if.r_channel):
-            ch.set_pause_generator(pauses(random.Random(rng.random()), idle))
+        pause_ram(ram, rng, idle)
     cycles = []
     for run in range(int(p.get("runs", 1))):
         dut.rst.value = 1                       # a reset between two sequences, as a host may do
