@@ -18,16 +18,18 @@ from amaranth.lib.wiring import In, Out
 
 from hw.engine.axi_dma import AxiDma, axi4_signature
 from hw.engine.conv_unit import ConvUnit
-from hw.engine.program import DESC_WORDS, FLAG_LAST, FLAG_SHUFFLE, FLAG_STRIDE2, EngineShape
+from hw.engine.gru_unit import gru_unit
+from hw.engine.program import DESC_WORDS, FLAG_GRU, FLAG_LAST, FLAG_SHUFFLE, FLAG_STRIDE2, EngineShape
 from hw.engine.regs import RegisterBlock, axil_signature
 
 
 class ConvEngine(wiring.Component):
     """Sequencer + convolution unit + AXI4 master (module docstring), generated for `shape`."""
 
-    def __init__(self, shape: EngineShape, addr_bits: int = 32, max_burst: int = 16):
+    def __init__(self, shape: EngineShape, addr_bits: int = 32, max_burst: int = 16, grus: tuple = ()):
         shape.check()
         self.shape, self.addr_bits, self.max_burst = shape, addr_bits, max_burst
+        self.grus = [gru_unit(shape, g) for g in grus]
         super().__init__({
             "m_axi": Out(axi4_signature(addr_bits, shape.data_bits)),
             "start": In(1), "program_addr": In(addr_bits), "mem_limit": In(addr_bits),
@@ -115,6 +117,8 @@ class ConvEngine(wiring.Component):
             m.d.comb += [sink.valid.eq(dma.rd_data.valid), sink.payload.eq(dma.rd_data.payload),
                          dma.rd_data.ready.eq(sink.ready)]
 
+        if self.grus:
+            is_gru, gru_bad, gru_states, gru_writes = self._gru(m, f, dma, rd_cmd, route, limit, word_bytes)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -143,11 +147,26 @@ class ConvEngine(wiring.Component):
                         m.next = "CHECK"
             with m.State("CHECK"):
                 # every region the descriptor names must end inside memory, or the program stops here
-                with m.If(out_of_range):
-                    m.d.sync += range_error.eq(1)
-                    m.next = "RANGE"
-                with m.Else():
-                    m.next = "LOADW_CMD"
+                if self.grus:
+                    with m.If(is_gru):
+                        with m.If(gru_bad):
+                            m.d.sync += range_error.eq(1)
+                            m.next = "RANGE"
+                        with m.Else():
+                            m.next = "GRU_SUMS_CMD"
+                    with m.Elif(out_of_range):
+                        m.d.sync += range_error.eq(1)
+                        m.next = "RANGE"
+                    with m.Else():
+                        m.next = "LOADW_CMD"
+                else:
+                    with m.If(out_of_range):
+                        m.d.sync += range_error.eq(1)
+                        m.next = "RANGE"
+                    with m.Else():
+                        m.next = "LOADW_CMD"
+            if self.grus:
+                gru_states()
             with m.State("RANGE"):
                 m.d.sync += busy.eq(0)
                 m.d.comb += self.done.eq(1)
@@ -212,9 +231,132 @@ class ConvEngine(wiring.Component):
                             m.d.sync += wy.eq(wy + 1)
                     with m.Else():
                         m.d.sync += wx.eq(wx + 1)
+        if self.grus:
+            gru_writes()
         with m.If(dma.error):
             m.d.sync += error.eq(1)
         return m
+
+    def _gru(self, m: Module, f: list, dma, rd_cmd, route, limit, word_bytes: int):
+        """The ASE-GRU layers' part of the sequencer (descriptor layout: hw.engine.program.gru_descriptor).
+
+        Per GRU descriptor: read the C pool sums of h_{t-1} into the unit and start it; read x row 0, h_{t-1}
+        row 0, x row 1, h_{t-1} row 1, ... (the unit's projector needs x row r+1 to finish row r, its h FIFO holds
+        one row), write h_t row by row; then write the C sums of h_t. Returns (is_gru, bad descriptor, a function
+        adding the FSM states; called inside the FSM)."""
+        AB, units = self.addr_bits, self.grus
+        for i, u in enumerate(units):
+            m.submodules[f"gru{i}"] = u
+        flags, sel, H, W = f[0], f[1], f[3][:16], f[4][:16]
+        is_gru = flags[3]
+        assert FLAG_GRU == 8
+        n = len(units)
+        chans = Signal(16)           # C of the selected unit
+        kpx = Signal(8)              # words a pixel
+        size_ok = Signal()
+
+        def pick(value):
+            """value(unit) of the selected unit, as a chain of multiplexers (not a `case` block: Icarus 11 would
+            not evaluate one whose select keeps its initial value)."""
+            out = value(units[0])
+            for i, u in enumerate(units[1:], 1):
+                out = Mux(sel == i, value(u), out)
+            return out
+
+        m.d.comb += [chans.eq(pick(lambda u: u.params.channels)), kpx.eq(pick(lambda u: u.words_per_pixel)),
+                     size_ok.eq(pick(lambda u: (H == u.height) & (W == u.width)))]
+        row_words = Signal(24)
+        m.d.comb += row_words.eq(W * kpx)
+        ext = AB + 34
+        ends = [f[8] + chans * word_bytes, f[10] + chans * word_bytes] + [
+            base + (H - 1) * pitch + row_words * word_bytes for base, pitch in ((f[11], f[13]), (f[9], f[14]),
+                                                                                (f[12], f[14]))]
+        end_sigs = [Signal(ext, name=f"gru_end{i}") for i in range(len(ends))]
+        m.d.comb += [e.eq(v) for e, v in zip(end_sigs, ends)]
+        bad = (sel >= n) | ~size_ok
+        for e in end_sigs:
+            bad = bad | (e > limit)
+
+        def each(fn):
+            with m.Switch(sel):
+                for i, u in enumerate(units):
+                    with m.Case(i):
+                        fn(u)
+
+        # read commands: x row r, h row r, alternately; the router sends each row's beats to its port
+        r_left, w_left = Signal(17), Signal(16)
+        x_addr, h_addr, o_addr = Signal(AB), Signal(AB), Signal(AB)
+        r_is_h = Signal()
+        rt_h, rt_k = Signal(), Signal(24)
+        unit_done = Signal()
+        running, sums_cmd = Signal(), Signal()
+
+        def states():
+            with m.State("GRU_SUMS_CMD"):
+                rd_cmd(f[8], chans)
+                with m.If(dma.rd_cmd.ready):
+                    m.next = "GRU_SUMS"
+            with m.State("GRU_SUMS"):
+                each(lambda u: route(u.s_in))
+                with m.If(~dma.rd_busy):
+                    for i, u in enumerate(units):
+                        m.d.comb += u.start.eq(sel == i)
+                    m.d.sync += [r_left.eq(H << 1), w_left.eq(H), x_addr.eq(f[11]), h_addr.eq(f[9]),
+                                 o_addr.eq(f[12]), r_is_h.eq(0), rt_h.eq(0), rt_k.eq(0), unit_done.eq(0)]
+                    m.next = "GRU_RUN"
+            with m.State("GRU_RUN"):
+                m.d.comb += running.eq(1)
+                with m.If(r_left != 0):
+                    rd_cmd(Mux(r_is_h, h_addr, x_addr), row_words)
+                    with m.If(dma.rd_cmd.ready):
+                        m.d.sync += [r_left.eq(r_left - 1), r_is_h.eq(~r_is_h)]
+                        with m.If(r_is_h):
+                            m.d.sync += h_addr.eq(h_addr + f[14])
+                        with m.Else():
+                            m.d.sync += x_addr.eq(x_addr + f[13])
+                for i, u in enumerate(units):
+                    mine = sel == i
+                    m.d.comb += [u.x.payload.eq(dma.rd_data.payload), u.h.payload.eq(dma.rd_data.payload),
+                                 u.x.valid.eq(mine & dma.rd_data.valid & ~rt_h),
+                                 u.h.valid.eq(mine & dma.rd_data.valid & rt_h)]
+                    with m.If(mine):
+                        m.d.comb += dma.rd_data.ready.eq(Mux(rt_h, u.h.ready, u.x.ready))
+                with m.If(dma.rd_data.valid & dma.rd_data.ready):
+                    with m.If(rt_k == row_words - 1):
+                        m.d.sync += [rt_k.eq(0), rt_h.eq(~rt_h)]
+                    with m.Else():
+                        m.d.sync += rt_k.eq(rt_k + 1)
+                for i, u in enumerate(units):
+                    with m.If(sel == i):
+                        m.d.comb += [dma.wr_data.valid.eq(u.o.valid), dma.wr_data.payload.eq(u.o.payload),
+                                     u.o.ready.eq(dma.wr_data.ready)]
+                        with m.If(u.done):
+                            m.d.sync += unit_done.eq(1)
+                with m.If(unit_done & (w_left == 0) & (r_left == 0) & ~dma.rd_busy & ~dma.wr_busy):
+                    m.next = "GRU_SUMS_WR_CMD"
+            with m.State("GRU_SUMS_WR_CMD"):
+                m.d.comb += sums_cmd.eq(1)
+                with m.If(dma.wr_cmd.ready):
+                    m.next = "GRU_SUMS_WR"
+            with m.State("GRU_SUMS_WR"):
+                s_left = Signal()
+                for i, u in enumerate(units):
+                    with m.If(sel == i):
+                        m.d.comb += [dma.wr_data.valid.eq(u.s_out.valid), dma.wr_data.payload.eq(u.s_out.payload),
+                                     u.s_out.ready.eq(dma.wr_data.ready), s_left.eq(u.s_out.valid)]
+                with m.If(~s_left & ~dma.wr_busy):
+                    m.next = "NEXT"
+
+        def write_commands():
+            """h_t's write commands (one a row, beside GRU_RUN's data path) and the sums' one; added after the
+            convolution's write-command generator, whose assignments they override."""
+            with m.If(running & (w_left != 0)):
+                m.d.comb += [dma.wr_cmd.valid.eq(1), dma.wr_cmd.payload.eq(o_addr | (row_words << AB))]
+                with m.If(dma.wr_cmd.ready):
+                    m.d.sync += [w_left.eq(w_left - 1), o_addr.eq(o_addr + f[14])]
+            with m.If(sums_cmd):
+                m.d.comb += [dma.wr_cmd.valid.eq(1), dma.wr_cmd.payload.eq(f[10][:AB] | (chans << AB))]
+        return is_gru, bad, states, write_commands
 
 
 class EngineTop(wiring.Component):
@@ -223,8 +365,8 @@ class EngineTop(wiring.Component):
     flagged (STATUS.REJECTED); DONE, ERROR and RANGE (a descriptor naming memory beyond MEM_LIMIT: the program stops
     before that layer) are sticky until CLEAR or the next START."""
 
-    def __init__(self, shape: EngineShape, addr_bits: int = 32, max_burst: int = 16):
-        self.shape, self.addr_bits, self.max_burst = shape, addr_bits, max_burst
+    def __init__(self, shape: EngineShape, addr_bits: int = 32, max_burst: int = 16, grus: tuple = ()):
+        self.shape, self.addr_bits, self.max_burst, self.gru_specs = shape, addr_bits, max_burst, tuple(grus)
         self.regs = RegisterBlock(lockable=("CTRL.START", "PROGRAM_ADDR.ADDR", "MEM_LIMIT.ADDR"))
         super().__init__({
             "m_axi": Out(axi4_signature(addr_bits, shape.data_bits)),
@@ -236,7 +378,7 @@ class EngineTop(wiring.Component):
         m = Module()
         s = self.shape
         m.submodules.regs = regs = self.regs
-        m.submodules.engine = eng = ConvEngine(s, self.addr_bits, self.max_burst)
+        m.submodules.engine = eng = ConvEngine(s, self.addr_bits, self.max_burst, self.gru_specs)
         wiring.connect(m, wiring.flipped(self.m_axi), eng.m_axi)
         wiring.connect(m, wiring.flipped(self.s_axil), regs.s_axil)
         done, error, rejected, out_of_range = Signal(), Signal(), Signal(), Signal()

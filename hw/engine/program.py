@@ -6,13 +6,18 @@ bits). A feature map is stored HWC: word ``(y * W + x) * groups + g`` holds chan
 
 A descriptor is `DESC_WORDS` words, one field per word (low 32 bits):
 
-    0 flags (bit 0: last descriptor, bit 1: PixelShuffle x2 on the output, bit 2: stride 2)
+    0 flags (bit 0: last descriptor, bit 1: PixelShuffle x2 on the output, bit 2: stride 2, bit 3: ASE-GRU layer)
     1 C_in / SIMD      2 C_out / PE     3 input height   4 input width of the strip
     5 shift            6 lo (two's complement, 32 bits)  7 hi
     8 weight address   9 weight beats   10 bias address
     11 input address of the strip's first word          12 output address of its first kept word
     13 input row pitch (bytes)   14 output row pitch (bytes; a shuffled map's row)
     15 output pixels dropped per row: left (bits 0-7), right (bits 8-15)
+
+An ASE-GRU layer's descriptor (flag bit 3; `gru_descriptor`) runs one of the GRU units the engine was generated
+with (hw.engine.gru_unit) on its whole map: 1 unit, 3 height, 4 width (must be the unit's), 8 address of the pool
+sums of h_{t-1} (C words, a signed 32-bit sum in the low bits of each), 9 address of h_{t-1}, 10 address where the
+sums of h_t go, 11 x, 12 h_t, 13 x's row pitch, 14 h's row pitch (h_{t-1} and h_t).
 
 Vertical strips: a layer whose input is wider than the unit's `max_width` runs as several descriptors, each on a
 strip of columns with a halo column at each inner side (two at the left for stride 2, to keep the centres even);
@@ -35,7 +40,7 @@ from hw.engine.layers import ConvLayer
 from quant.fixed_point import pack_codes, unpack_codes
 
 DESC_WORDS = 16
-FLAG_LAST, FLAG_SHUFFLE, FLAG_STRIDE2 = 1, 2, 4
+FLAG_LAST, FLAG_SHUFFLE, FLAG_STRIDE2, FLAG_GRU = 1, 2, 4, 8
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,13 @@ def compile_stack(layers: list[ConvLayer], height: int, width: int, shape: Engin
     for i, d in enumerate(descs):
         img.put(prog + i * DESC_WORDS * img.word_bytes, d)
     return Program(img, prog, in_addr, cur, (cin, h, w), real, steps, run)
+
+
+def gru_descriptor(unit: int, height: int, width: int, *, sums_in: int, h_prev: int, sums_out: int, x: int,
+                   h_out: int, x_pitch: int, h_pitch: int, last: bool = False) -> list[int]:
+    """The 16 fields of an ASE-GRU layer's descriptor (module docstring)."""
+    return [FLAG_GRU | (FLAG_LAST if last else 0), unit, 0, height, width, 0, 0, 0, sums_in, h_prev, sums_out, x,
+            h_out, x_pitch, h_pitch, 0]
 
 
 LAYER_OVERHEAD = 34     # cycles a descriptor adds beyond its loads and its convolution (memory round trips, the

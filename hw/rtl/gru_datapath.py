@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -303,9 +303,14 @@ class GRUDatapath(wiring.Component):
     o : Out(stream(C*A)): h_t of one pixel per beat, same layout.
     step_cycles : Out(32): cycles of the last completed step (SE phase + pixels), latched at its end.
     step_count : Out(16): completed steps since reset (a reset restarts the sequence from h = 0).
+
+    With ``external_state=True`` (the decoder engine's form) the hidden state lives outside: no on-chip h memory,
+    ``i`` carries Cat(x', h_{t-1}) of a pixel (2*C*A bits), and a step runs once per ``start`` pulse: the pool sums
+    of h_{t-1} are taken from ``sums_in`` at the pulse, the sums of h_t are on ``sums_out`` after ``done``.
     """
 
-    def __init__(self, params: CellParams, height: int, width: int, pe: int, simd: int):
+    def __init__(self, params: CellParams, height: int, width: int, pe: int, simd: int, *,
+                 external_state: bool = False):
         c = params.channels
         if height < 1 or width < 1:
             raise ValueError(f"GRUDatapath: frame {height}x{width} must be at least 1x1")
@@ -322,13 +327,25 @@ class GRUDatapath(wiring.Component):
                 if v.min() < lo or v.max() > hi:
                     raise ValueError(f"GRUDatapath: {name}{g} codes exceed weight_bits={params.weight_bits}")
         self.p, self.h, self.w, self.pe, self.simd = params, height, width, pe, simd
+        self.external = external_state
         width_bits = c * params.act_bits
-        super().__init__({
-            "i": In(stream.Signature(unsigned(width_bits))),
+        ports = {
+            "i": In(stream.Signature(unsigned(width_bits * (2 if external_state else 1)))),
             "o": Out(stream.Signature(unsigned(width_bits))),
             "step_cycles": Out(32),
             "step_count": Out(16),
-        })
+        }
+        if external_state:
+            ports.update({"start": In(1), "done": Out(1),
+                          "sums_in": In(data.ArrayLayout(signed(self.sum_bits), c)),
+                          "sums_out": Out(data.ArrayLayout(signed(self.sum_bits), c))})
+        super().__init__(ports)
+
+    @property
+    def sum_bits(self) -> int:
+        """Width of a pool sum of h over the frame."""
+        amax, npix = 1 << (self.p.act_bits - 1), self.h * self.w
+        return fp.bits_for(-amax * npix, amax * npix)
 
     # ------------------------------------------------------------------
     def elaborate(self, platform):
@@ -355,8 +372,9 @@ class GRUDatapath(wiring.Component):
         m.submodules.wrom = wrom = Memory(shape=unsigned(mac_array.word_bits), depth=gc * kc,
                                           init=mac_array.rom_words())
         wrp = wrom.read_port()
-        m.submodules.hmem = hmem = Memory(shape=unsigned(c * a), depth=npix, init=[])
-        hrp, hwp = hmem.read_port(), hmem.write_port()
+        if not self.external:
+            m.submodules.hmem = hmem = Memory(shape=unsigned(c * a), depth=npix, init=[])
+            hrp, hwp = hmem.read_port(), hmem.write_port()
         epilogue.build_luts(m)
 
         # ---- output FIFO with credits: a pixel is issued only if its result has room ----
@@ -380,11 +398,19 @@ class GRUDatapath(wiring.Component):
         running = Signal()
         push = Signal()
 
+        if self.external:
+            for i in range(c):
+                m.d.comb += self.sums_out[i].eq(sums[i])
         with m.FSM(init="BOOT"):
             with m.State("BOOT"):
                 # One cycle out of reset: every FSM changes state, so simulators that never evaluate an
                 # `always @*` block before its first input event (Icarus 11) see defined control signals.
-                m.next = "SE_START"
+                m.next = "IDLE" if self.external else "SE_START"
+            if self.external:
+                with m.State("IDLE"):
+                    with m.If(self.start):
+                        m.d.sync += [sums[i].eq(self.sums_in[i]) for i in range(c)]
+                        m.next = "SE_START"
             with m.State("SE_START"):
                 m.d.comb += se.start.eq(1)
                 m.d.sync += cyc.eq(1)
@@ -399,7 +425,9 @@ class GRUDatapath(wiring.Component):
                 m.d.sync += cyc.eq(cyc + 1)
                 with m.If(push & (out_count == npix - 1)):
                     m.d.sync += [first_step.eq(0), step_cycles.eq(cyc + 1), step_count.eq(step_count + 1)]
-                    m.next = "SE_START"
+                    if self.external:
+                        m.d.comb += self.done.eq(1)
+                    m.next = "IDLE" if self.external else "SE_START"
 
         # ---- input: next-pixel buffer (x' from the stream, h_{t-1} from memory one cycle later) ----
         nxt_x = Signal(c * a)
@@ -410,12 +438,20 @@ class GRUDatapath(wiring.Component):
         take_nxt = Signal()
         accept = Signal()
         m.d.comb += [accept.eq(self.i.valid & self.i.ready),
-                     self.i.ready.eq(running & ~nxt_full & ~nxt_pend & (in_count < npix)),
-                     hrp.addr.eq(in_count)]
+                     self.i.ready.eq(running & ~nxt_full & ~nxt_pend & (in_count < npix))]
+        if self.external:
+            in_h = Signal(c * a)
+            h_prev = in_h
+            with m.If(accept):
+                m.d.sync += in_h.eq(self.i.payload[c * a:])
+        else:
+            m.d.comb += hrp.addr.eq(in_count)
+            h_prev = Mux(first_step, 0, hrp.data)
         with m.If(accept):
-            m.d.sync += [nxt_x.eq(self.i.payload), nxt_pix.eq(in_count), nxt_pend.eq(1), in_count.eq(in_count + 1)]
+            m.d.sync += [nxt_x.eq(self.i.payload[:c * a]), nxt_pix.eq(in_count), nxt_pend.eq(1),
+                         in_count.eq(in_count + 1)]
         with m.If(nxt_pend):
-            m.d.sync += [nxt_h.eq(Mux(first_step, 0, hrp.data)), nxt_full.eq(1), nxt_pend.eq(0)]
+            m.d.sync += [nxt_h.eq(h_prev), nxt_full.eq(1), nxt_pend.eq(0)]
         with m.If(take_nxt):
             m.d.sync += nxt_full.eq(0)
 
@@ -495,8 +531,9 @@ class GRUDatapath(wiring.Component):
             for ch in range(c):
                 with m.If(e4_g == ch // pe):
                     m.d.sync += sums[ch].eq(sums[ch] + e4_h[ch % pe])
-        m.d.comb += [push.eq(e4_v & e4_lastg), ofifo.w_data.eq(full_vec), ofifo.w_en.eq(push),
-                     hwp.addr.eq(e4_pix), hwp.data.eq(full_vec), hwp.en.eq(push)]
+        m.d.comb += [push.eq(e4_v & e4_lastg), ofifo.w_data.eq(full_vec), ofifo.w_en.eq(push)]
+        if not self.external:
+            m.d.comb += [hwp.addr.eq(e4_pix), hwp.data.eq(full_vec), hwp.en.eq(push)]
         with m.If(push):
             m.d.sync += out_count.eq(out_count + 1)
         return m

@@ -2,7 +2,8 @@
 control is cocotbext-axi's AxiLiteMaster on the register map (docs/engine_regs.md), as a host's driver would do it.
 
 Parameters (`sim.runner.bench_params()`): ``npz`` with ``image`` (the memory image, uint8) and ``expected`` (C, H, W
-codes of the last layer's map), ``program_addr``, ``output_addr``, ``lanes``, ``act_bits``, ``word_bytes``,
+codes of the last layer's map; or several maps: ``region_addr``, ``region_lanes``, ``region_bits`` and
+``expected_0`` ...), ``program_addr``, ``output_addr``, ``lanes``, ``act_bits``, ``word_bytes``,
 ``seed``, ``idle`` (pause probability on every AXI channel), ``runs`` (how many times the program runs back to
 back; the device is reset between runs), ``cycles_json``, ``mem_limit`` (optional: MEM_LIMIT is set to it and
 the run must stop with STATUS.RANGE, nothing written at or beyond the limit, the descriptors before it run). Every run also writes START and PROGRAM_ADDR while the
@@ -41,7 +42,12 @@ async def write32(regs: AxiLiteMaster, addr: int, value: int) -> None:
 async def test_program(dut):
     p = bench_params()
     data = np.load(p["npz"])
-    image, expected = data["image"].tobytes(), data["expected"]
+    image = data["image"].tobytes()
+    if "region_addr" in data.files:          # several maps (ASE-GRU programs: every h_t and the pool sums)
+        checks = [(int(a), data[f"expected_{n}"], int(lanes), int(bits)) for n, (a, lanes, bits) in
+                  enumerate(zip(data["region_addr"], data["region_lanes"], data["region_bits"]))]
+    else:
+        checks = [(int(p["output_addr"]), data["expected"], int(p["lanes"]), int(p["act_bits"]))]
     rng = random.Random(int(p.get("seed", 0)))
     idle = float(p.get("idle", 0))
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
@@ -95,14 +101,16 @@ async def test_program(dut):
         cycles.append(await read32(regs, CYCLES))
         await write32(regs, CTRL, 2)                           # CLEAR
         assert await read32(regs, STATUS) == 0, "STATUS after CLEAR"
-        got = read_map(ram.read(0, len(image)), int(p["output_addr"]), expected.shape, int(p["lanes"]),
-                       int(p["act_bits"]), int(p["word_bytes"]))
-        bad = np.argwhere(got != expected)
-        if len(bad):
-            lines = [f"run {run} channel {c} pixel (y={y}, x={x}): got {got[c, y, x]}, expected {expected[c, y, x]}"
-                     for c, y, x in bad[:MAX_REPORTED]]
-            raise AssertionError(f"{len(bad)} mismatching codes of {expected.size}:\n  " + "\n  ".join(lines))
-        dut._log.info("run %d: %s map bit-exact, %d cycles", run, expected.shape, cycles[-1])
+        memory = ram.read(0, len(image))
+        for n, (addr, want, lanes, bits) in enumerate(checks):
+            got = read_map(memory, addr, want.shape, lanes, bits, int(p["word_bytes"]))
+            bad = np.argwhere(got != want)
+            if len(bad):
+                where = f"map {n} " if len(checks) > 1 else ""
+                lines = [f"run {run} {where}channel {c} pixel (y={y}, x={x}): got {got[c, y, x]}, "
+                         f"expected {want[c, y, x]}" for c, y, x in bad[:MAX_REPORTED]]
+                raise AssertionError(f"{len(bad)} mismatching codes of {want.size}:\n  " + "\n  ".join(lines))
+        dut._log.info("run %d: %d map(s) bit-exact, %d cycles", run, len(checks), cycles[-1])
     if p.get("cycles_json"):
         with open(p["cycles_json"], "w") as f:
             json.dump(cycles, f)
