@@ -16,10 +16,13 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from base.errors import EdgecodecError
+from hw.engine.add_unit import CHUNK, AddUnit
 from hw.engine.axi_dma import AxiDma, axi4_signature
 from hw.engine.conv_unit import ConvUnit
 from hw.engine.gru_unit import gru_unit
-from hw.engine.program import DESC_WORDS, FLAG_GRU, FLAG_LAST, FLAG_SHUFFLE, FLAG_STRIDE2, EngineShape
+from hw.engine.program import (DESC_WORDS, FLAG_ADD, FLAG_CONCAT, FLAG_GRU, FLAG_LAST, FLAG_ONE_INPUT, FLAG_SHUFFLE, FLAG_STRIDE2,
+                               EngineShape)
 from hw.engine.regs import RegisterBlock, axil_signature
 
 
@@ -30,6 +33,9 @@ class ConvEngine(wiring.Component):
         shape.check()
         self.shape, self.addr_bits, self.max_burst = shape, addr_bits, max_burst
         self.grus = [gru_unit(shape, g) for g in grus]
+        if self.grus and shape.data_bits < 64:
+            raise EdgecodecError(f"engine: a P-frame engine (with GRU units) needs a bus of at least 64 bits, got "
+                                 f"{shape.data_bits}")
         super().__init__({
             "m_axi": Out(axi4_signature(addr_bits, shape.data_bits)),
             "start": In(1), "program_addr": In(addr_bits), "mem_limit": In(addr_bits),
@@ -118,7 +124,11 @@ class ConvEngine(wiring.Component):
                          dma.rd_data.ready.eq(sink.ready)]
 
         if self.grus:
+            f_hi = {11: Signal(32, name="desc_11_hi"), 13: Signal(32, name="desc_13_hi")}
+            in_run = Signal()
+            concat, concat_bad, concat_reads = self._concat(m, f, f_hi, dma, conv, r_left, in_run, limit, word_bytes)
             is_gru, gru_bad, gru_states, gru_writes = self._gru(m, f, dma, rd_cmd, route, limit, word_bytes)
+            is_add, add_bad, add_start, add_states, add_writes = self._add(m, f, dma, rd_cmd, limit, word_bytes)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -142,6 +152,8 @@ class ConvEngine(wiring.Component):
                         for i in range(DESC_WORDS):
                             with m.Case(i):
                                 m.d.sync += f[i].eq(dma.rd_data.payload[:32])
+                                if self.grus and i in (11, 13):
+                                    m.d.sync += f_hi[i].eq(dma.rd_data.payload[32:64])
                     m.d.sync += k.eq(k + 1)
                     with m.If(k == DESC_WORDS - 1):
                         m.next = "CHECK"
@@ -154,7 +166,14 @@ class ConvEngine(wiring.Component):
                             m.next = "RANGE"
                         with m.Else():
                             m.next = "GRU_SUMS_CMD"
-                    with m.Elif(out_of_range):
+                    with m.Elif(is_add):
+                        with m.If(add_bad):
+                            m.d.sync += range_error.eq(1)
+                            m.next = "RANGE"
+                        with m.Else():
+                            add_start()
+                            m.next = "ADD_RUN"
+                    with m.Elif(out_of_range | (concat & concat_bad)):
                         m.d.sync += range_error.eq(1)
                         m.next = "RANGE"
                     with m.Else():
@@ -167,6 +186,7 @@ class ConvEngine(wiring.Component):
                         m.next = "LOADW_CMD"
             if self.grus:
                 gru_states()
+                add_states()
             with m.State("RANGE"):
                 m.d.sync += busy.eq(0)
                 m.d.comb += self.done.eq(1)
@@ -193,6 +213,8 @@ class ConvEngine(wiring.Component):
                                  og.eq(0), row_addr.eq(f[12]), r_left.eq(H[:16]), r_addr.eq(f[11])]
                     m.next = "RUN"
             with m.State("RUN"):
+                if self.grus:
+                    m.d.comb += in_run.eq(1)
                 route(conv.i)
                 m.d.comb += [dma.rd_cmd.valid.eq(r_left != 0),
                              dma.rd_cmd.payload.eq(r_addr | (row_beats << AB)),
@@ -233,9 +255,120 @@ class ConvEngine(wiring.Component):
                         m.d.sync += wx.eq(wx + 1)
         if self.grus:
             gru_writes()
+            add_writes()
+            concat_reads()
         with m.If(dma.error):
             m.d.sync += error.eq(1)
         return m
+
+    def _concat(self, m: Module, f: list, f_hi: dict, dma, conv, r_left, in_run, limit, word_bytes: int):
+        """Convolutions whose input is the concatenation of two maps along channels (FLAG_CONCAT; p_synth reads
+        h_t and the context): per input pixel one read command for map a's C_a/SIMD words (field 11, row pitch
+        13), one for map b's (address and row pitch in bits 32-63 of words 11 and 13); C_a/SIMD in bits 16-23 of
+        field 15. The unit sees the words of a pixel in channel order, as from one map. Returns (is concat,
+        map b out of memory, a function adding the read commands; called after the RUN state's, which it
+        overrides)."""
+        AB = self.addr_bits
+        concat = f[0][6]
+        assert FLAG_CONCAT == 64
+        H, W, cig = f[3][:16], f[4][:16], f[1][:8]
+        ga = f[15][16:24]
+        gb = Signal(8)
+        m.d.comb += gb.eq(cig - ga)
+        b_end = Signal(AB + 34)
+        m.d.comb += b_end.eq(f_hi[11] + (H - 1) * f_hi[13] + W * gb * word_bytes)
+        bad = (b_end > limit) | (ga == 0) | (ga >= cig)
+        a_row, b_row, a_px, b_px = (Signal(AB, name=n) for n in ("cat_a_row", "cat_b_row", "cat_a_px", "cat_b_px"))
+        cx = Signal(16)
+        cb = Signal()
+
+        def reads():
+            with m.If(conv.start):
+                m.d.sync += [a_row.eq(f[11]), a_px.eq(f[11]), b_row.eq(f_hi[11]), b_px.eq(f_hi[11]), cx.eq(0),
+                             cb.eq(0)]
+            with m.If(in_run & concat & (r_left != 0)):
+                m.d.comb += [dma.rd_cmd.valid.eq(1),
+                             dma.rd_cmd.payload.eq(Mux(cb, b_px, a_px)[:AB] | (Mux(cb, gb, ga) << AB))]
+                m.d.sync += r_left.eq(r_left)
+                with m.If(dma.rd_cmd.ready):
+                    m.d.sync += cb.eq(~cb)
+                    with m.If(~cb):
+                        m.d.sync += a_px.eq(a_px + ga * word_bytes)
+                    with m.Elif(cx == W - 1):
+                        m.d.sync += [cx.eq(0), r_left.eq(r_left - 1), a_row.eq(a_row + f[13]),
+                                     b_row.eq(b_row + f_hi[13]), a_px.eq(a_row + f[13]), b_px.eq(b_row + f_hi[13])]
+                    with m.Else():
+                        m.d.sync += [cx.eq(cx + 1), b_px.eq(b_px + gb * word_bytes)]
+
+        return concat, bad, reads
+
+    def _add(self, m: Module, f: list, dma, rd_cmd, limit, word_bytes: int):
+        """The element-wise descriptors (hw.engine.add_unit; layout: hw.engine.program.add_descriptor): read a and
+        b in alternating chunks (only a with FLAG_ONE_INPUT), write the results as one run."""
+        AB = self.addr_bits
+        m.submodules.add = unit = AddUnit(lanes=self.shape.pe, lane_bits=self.shape.act_bits,
+                                          word_bits=self.shape.data_bits)
+        flags, total = f[0], f[1][:24]
+        is_add, one = flags[4], flags[5]
+        assert (FLAG_ADD, FLAG_ONE_INPUT) == (16, 32)
+        m.d.comb += [unit.k.eq(f[5]), unit.lo.eq(f[6]), unit.hi.eq(f[7]), unit.one_input.eq(one)]
+        run_bytes = total * word_bytes
+        ends = [Signal(AB + 34, name=f"add_end{i}") for i in range(3)]
+        m.d.comb += [ends[0].eq(f[11] + run_bytes), ends[1].eq(f[9] + run_bytes), ends[2].eq(f[12] + run_bytes)]
+        bad = (total == 0) | (ends[0] > limit) | (~one & (ends[1] > limit)) | (ends[2] > limit)
+        c_rem, rt_rem = Signal(24), Signal(24)          # words of a still to request / to route
+        c_b, rt_b = Signal(), Signal()                  # the next command / the beats now routed are b's
+        rt_k = Signal(range(CHUNK + 1))
+        a_addr, b_addr = Signal(AB), Signal(AB)
+        written = Signal(24)
+        w_cmd, running = Signal(), Signal()
+        c_len = Mux(c_rem > CHUNK, CHUNK, c_rem)
+        rt_len = Mux(rt_rem > CHUNK, CHUNK, rt_rem)
+
+        def start():
+            m.d.sync += [c_rem.eq(total), rt_rem.eq(total), c_b.eq(0), rt_b.eq(0), rt_k.eq(0), a_addr.eq(f[11]),
+                         b_addr.eq(f[9]), written.eq(0), w_cmd.eq(1)]
+
+        def states():
+            with m.State("ADD_RUN"):
+                m.d.comb += running.eq(1)
+                with m.If(c_rem != 0):
+                    rd_cmd(Mux(c_b, b_addr, a_addr), c_len)
+                    with m.If(dma.rd_cmd.ready):
+                        with m.If(c_b | one):
+                            m.d.sync += [c_rem.eq(c_rem - c_len), c_b.eq(0)]
+                        with m.Else():
+                            m.d.sync += c_b.eq(1)
+                        with m.If(c_b):
+                            m.d.sync += b_addr.eq(b_addr + c_len * word_bytes)
+                        with m.Else():
+                            m.d.sync += a_addr.eq(a_addr + c_len * word_bytes)
+                m.d.comb += [unit.a.payload.eq(dma.rd_data.payload), unit.b.payload.eq(dma.rd_data.payload),
+                             unit.a.valid.eq(dma.rd_data.valid & ~rt_b), unit.b.valid.eq(dma.rd_data.valid & rt_b),
+                             dma.rd_data.ready.eq(Mux(rt_b, unit.b.ready, unit.a.ready))]
+                with m.If(dma.rd_data.valid & dma.rd_data.ready):
+                    with m.If(rt_k == rt_len - 1):
+                        m.d.sync += rt_k.eq(0)
+                        with m.If(rt_b | one):
+                            m.d.sync += [rt_rem.eq(rt_rem - rt_len), rt_b.eq(0)]
+                        with m.Else():
+                            m.d.sync += rt_b.eq(1)
+                    with m.Else():
+                        m.d.sync += rt_k.eq(rt_k + 1)
+                m.d.comb += [dma.wr_data.valid.eq(unit.o.valid), dma.wr_data.payload.eq(unit.o.payload),
+                             unit.o.ready.eq(dma.wr_data.ready)]
+                with m.If(unit.o.valid & unit.o.ready):
+                    m.d.sync += written.eq(written + 1)
+                with m.If((written == total) & ~w_cmd & (c_rem == 0) & ~dma.rd_busy & ~dma.wr_busy):
+                    m.next = "NEXT"
+
+        def write_commands():
+            with m.If(running & w_cmd):
+                m.d.comb += [dma.wr_cmd.valid.eq(1), dma.wr_cmd.payload.eq(f[12][:AB] | (total << AB))]
+                with m.If(dma.wr_cmd.ready):
+                    m.d.sync += w_cmd.eq(0)
+
+        return is_add, bad, start, states, write_commands
 
     def _gru(self, m: Module, f: list, dma, rd_cmd, route, limit, word_bytes: int):
         """The ASE-GRU layers' part of the sequencer (descriptor layout: hw.engine.program.gru_descriptor).

@@ -6,7 +6,8 @@ bits). A feature map is stored HWC: word ``(y * W + x) * groups + g`` holds chan
 
 A descriptor is `DESC_WORDS` words, one field per word (low 32 bits):
 
-    0 flags (bit 0: last descriptor, bit 1: PixelShuffle x2 on the output, bit 2: stride 2, bit 3: ASE-GRU layer)
+    0 flags (bit 0: last descriptor, bit 1: PixelShuffle x2 on the output, bit 2: stride 2, bit 3: ASE-GRU layer,
+      bit 4: element-wise add, bit 5: the add has one input, bit 6: the input is two maps concatenated)
     1 C_in / SIMD      2 C_out / PE     3 input height   4 input width of the strip
     5 shift            6 lo (two's complement, 32 bits)  7 hi
     8 weight address   9 weight beats   10 bias address
@@ -18,6 +19,10 @@ An ASE-GRU layer's descriptor (flag bit 3; `gru_descriptor`) runs one of the GRU
 with (hw.engine.gru_unit) on its whole map: 1 unit, 3 height, 4 width (must be the unit's), 8 address of the pool
 sums of h_{t-1} (C words, a signed 32-bit sum in the low bits of each), 9 address of h_{t-1}, 10 address where the
 sums of h_t go, 11 x, 12 h_t, 13 x's row pitch, 14 h's row pitch (h_{t-1} and h_t).
+
+An element-wise descriptor (flag bit 4; `add_descriptor`, hw.engine.add_unit) computes clamp(a + b + k, lo, hi)
+on every lane of two runs of words (b = 0 with flag bit 5): 1 words, 5 k, 6 lo, 7 hi (two's complement), 9 b's
+address, 11 a's, 12 the output's.
 
 Vertical strips: a layer whose input is wider than the unit's `max_width` runs as several descriptors, each on a
 strip of columns with a halo column at each inner side (two at the left for stride 2, to keep the centres even);
@@ -40,7 +45,7 @@ from hw.engine.layers import ConvLayer
 from quant.fixed_point import pack_codes, unpack_codes
 
 DESC_WORDS = 16
-FLAG_LAST, FLAG_SHUFFLE, FLAG_STRIDE2, FLAG_GRU = 1, 2, 4, 8
+FLAG_LAST, FLAG_SHUFFLE, FLAG_STRIDE2, FLAG_GRU, FLAG_ADD, FLAG_ONE_INPUT, FLAG_CONCAT = 1, 2, 4, 8, 16, 32, 64
 
 
 @dataclass(frozen=True)
@@ -185,13 +190,43 @@ def compile_stack(layers: list[ConvLayer], height: int, width: int, shape: Engin
     written by `load_input`). Each layer's output map is the next layer's input. Channel counts that the PE array
     does not divide are padded with zero channels (`pad_channels`)."""
     shape.check()
-    P, S = shape.pe, shape.simd
     img = Image(shape.data_bits // 8)
+    in_addr = img.alloc(height * width * _round_up(layers[0].cin, shape.simd) // shape.simd)
+    st = stack_descriptors(img, layers, height, width, shape, in_addr)
+    descs = st.descs
+    descs[-1][0] |= FLAG_LAST
+    prog = img.alloc(DESC_WORDS * len(descs))
+    for i, d in enumerate(descs):
+        img.put(prog + i * DESC_WORDS * img.word_bytes, d)
+    return Program(img, prog, in_addr, st.output_addr, st.output_shape, st.channels, st.steps, st.run)
+
+
+@dataclass
+class Stack:
+    """The descriptors of a convolution stack in an image, and where its output map is."""
+
+    descs: list
+    output_addr: int
+    output_shape: tuple[int, int, int]
+    channels: int
+    steps: int
+    run: list
+
+
+def stack_descriptors(img: Image, layers: list[ConvLayer], height: int, width: int, shape: EngineShape,
+                      in_addr: int, concat: tuple[int, int] | None = None) -> Stack:
+    """Descriptors of a convolution stack reading the map at `in_addr`; weights, biases and output maps allocated
+    in `img`. `concat` = (address of a second map, channels of the first): the first layer reads the two maps
+    concatenated along channels (both channel counts multiples of SIMD)."""
+    shape.check()
+    P, S = shape.pe, shape.simd
     h, w, real = height, width, layers[0].cin
     cin = _round_up(real, S)
     descs: list[list[int]] = []
-    in_addr = img.alloc(h * w * cin // S)
     cur, steps, run = in_addr, 0, []
+    if concat is not None and (concat[1] % S or real % S or not 0 < concat[1] < real):
+        raise EdgecodecError(f"engine: a concatenated input of {concat[1]} + {real - concat[1]} channels must split "
+                             f"in multiples of SIMD={S}")
     for n, layer in enumerate(layers):
         problems = []
         if layer.cin != real:
@@ -241,18 +276,21 @@ def compile_stack(layers: list[ConvLayer], height: int, width: int, shape: Engin
             unit_wo = (s1 - s0 - 1) // layer.stride + 1
             ld = (o0 * layer.stride - s0) // layer.stride
             rd = unit_wo - ld - (o1 - o0)
-            descs.append([flags, cig, cog, h, s1 - s0, layer.shift, layer.lo & 0xFFFFFFFF, layer.hi & 0xFFFFFFFF,
-                          wa, len(wwords), ba, cur + s0 * cig * wb, out + o0 * out_px_bytes, w * cig * wb,
-                          out_pitch, ld | (rd << 8)])
+            d = [flags, cig, cog, h, s1 - s0, layer.shift, layer.lo & 0xFFFFFFFF, layer.hi & 0xFFFFFFFF,
+                 wa, len(wwords), ba, cur + s0 * cig * wb, out + o0 * out_px_bytes, w * cig * wb,
+                 out_pitch, ld | (rd << 8)]
+            if concat is not None and n == 0:
+                ga, gb = concat[1] // S, cig - concat[1] // S
+                d[0] |= FLAG_CONCAT
+                d[11] = cur + s0 * ga * wb | (concat[0] + s0 * gb * wb) << 32
+                d[13] = w * ga * wb | (w * gb * wb) << 32
+                d[15] |= ga << 16
+            descs.append(d)
             steps += ho * unit_wo * cog * 9 * cig
             run.append((cig, cog, h, s1 - s0, layer.stride))
         real = layers[n].cout // (4 if layer.shuffle == 2 else 1)
         cur, h, w, cin = out, oh, ow, oc
-    descs[-1][0] |= FLAG_LAST
-    prog = img.alloc(DESC_WORDS * len(descs))
-    for i, d in enumerate(descs):
-        img.put(prog + i * DESC_WORDS * img.word_bytes, d)
-    return Program(img, prog, in_addr, cur, (cin, h, w), real, steps, run)
+    return Stack(descs, cur, (cin, h, w), real, steps, run)
 
 
 def gru_descriptor(unit: int, height: int, width: int, *, sums_in: int, h_prev: int, sums_out: int, x: int,
@@ -260,6 +298,14 @@ def gru_descriptor(unit: int, height: int, width: int, *, sums_in: int, h_prev: 
     """The 16 fields of an ASE-GRU layer's descriptor (module docstring)."""
     return [FLAG_GRU | (FLAG_LAST if last else 0), unit, 0, height, width, 0, 0, 0, sums_in, h_prev, sums_out, x,
             h_out, x_pitch, h_pitch, 0]
+
+
+def add_descriptor(words: int, *, a: int, out: int, b: int | None = None, k: int = 0, lo: int, hi: int,
+                   last: bool = False) -> list[int]:
+    """The 16 fields of an element-wise descriptor (module docstring); b None: one input."""
+    flags = FLAG_ADD | (FLAG_ONE_INPUT if b is None else 0) | (FLAG_LAST if last else 0)
+    return [flags, words, 0, 0, 0, k & 0xFFFFFFFF, lo & 0xFFFFFFFF, hi & 0xFFFFFFFF, 0, 0 if b is None else b, 0,
+            a, out, 0, 0, 0]
 
 
 LAYER_OVERHEAD = 34     # cycles a descriptor adds beyond its loads and its convolution (memory round trips, the

@@ -3,7 +3,8 @@ control is cocotbext-axi's AxiLiteMaster on the register map (docs/engine_regs.m
 
 Parameters (`sim.runner.bench_params()`): ``npz`` with ``image`` (the memory image, uint8) and ``expected`` (C, H, W
 codes of the last layer's map; or several maps: ``region_addr``, ``region_lanes``, ``region_bits`` and
-``expected_0`` ...), ``program_addr``, ``output_addr``, ``lanes``, ``act_bits``, ``word_bytes``,
+``expected_0`` ...; per run: ``image_<r>``, ``program_addr_<r>``, ``region_*_<r>``, ``expected_<r>_<n>``),
+``program_addr``, ``output_addr``, ``lanes``, ``act_bits``, ``word_bytes``,
 ``seed``, ``idle`` (pause probability on every AXI channel), ``runs`` (how many times the program runs back to
 back; the device is reset between runs), ``cycles_json``, ``mem_limit`` (optional: MEM_LIMIT is set to it and
 the run must stop with STATUS.RANGE, nothing written at or beyond the limit, the descriptors before it run). Every run also writes START and PROGRAM_ADDR while the
@@ -42,12 +43,19 @@ async def write32(regs: AxiLiteMaster, addr: int, value: int) -> None:
 async def test_program(dut):
     p = bench_params()
     data = np.load(p["npz"])
-    image = data["image"].tobytes()
-    if "region_addr" in data.files:          # several maps (ASE-GRU programs: every h_t and the pool sums)
-        checks = [(int(a), data[f"expected_{n}"], int(lanes), int(bits)) for n, (a, lanes, bits) in
-                  enumerate(zip(data["region_addr"], data["region_lanes"], data["region_bits"]))]
-    else:
-        checks = [(int(p["output_addr"]), data["expected"], int(p["lanes"]), int(p["act_bits"]))]
+    def run_data(run: int):
+        """(image, program address, checks) of a run: per-run entries (suffix _<run>) where the npz has them."""
+        sfx = f"_{run}" if f"image_{run}" in data.files else ""
+        image = data[f"image{sfx}"].tobytes()
+        program = int(data[f"program_addr{sfx}"]) if f"program_addr{sfx}" in data.files else int(p["program_addr"])
+        if f"region_addr{sfx}" in data.files:     # several maps (P-frame programs: every h_t, the sums, the frame)
+            checks = [(int(a), data[f"expected{sfx}_{n}"], int(lanes), int(bits)) for n, (a, lanes, bits) in
+                      enumerate(zip(data[f"region_addr{sfx}"], data[f"region_lanes{sfx}"], data[f"region_bits{sfx}"]))]
+        else:
+            checks = [(int(p["output_addr"]), data["expected"], int(p["lanes"]), int(p["act_bits"]))]
+        return image, program, checks
+
+    image = run_data(0)[0]
     rng = random.Random(int(p.get("seed", 0)))
     idle = float(p.get("idle", 0))
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
@@ -63,6 +71,7 @@ async def test_program(dut):
         await RisingEdge(dut.clk)
         assert await read32(regs, ID) == 0xEC0D0001, "ID register"
         assert await read32(regs, STATUS) == 0, "STATUS after reset"
+        image, program, checks = run_data(run)
         ram.write(0, image)
         if "mem_limit" in p:
             await write32(regs, MEM_LIMIT, int(p["mem_limit"]))
@@ -81,7 +90,6 @@ async def test_program(dut):
             dut._log.info("run %d: stopped by MEM_LIMIT %#x, STATUS %#x, %d cycles", run, limit, status,
                           await read32(regs, CYCLES))
             continue
-        program = int(p["program_addr"])
         await write32(regs, PROGRAM_ADDR, program)
         await write32(regs, CTRL, 1)
         assert await read32(regs, STATUS) & BUSY, "not busy after START"
@@ -102,14 +110,16 @@ async def test_program(dut):
         await write32(regs, CTRL, 2)                           # CLEAR
         assert await read32(regs, STATUS) == 0, "STATUS after CLEAR"
         memory = ram.read(0, len(image))
+        report = []
         for n, (addr, want, lanes, bits) in enumerate(checks):
             got = read_map(memory, addr, want.shape, lanes, bits, int(p["word_bytes"]))
             bad = np.argwhere(got != want)
             if len(bad):
                 where = f"map {n} " if len(checks) > 1 else ""
-                lines = [f"run {run} {where}channel {c} pixel (y={y}, x={x}): got {got[c, y, x]}, "
-                         f"expected {want[c, y, x]}" for c, y, x in bad[:MAX_REPORTED]]
-                raise AssertionError(f"{len(bad)} mismatching codes of {want.size}:\n  " + "\n  ".join(lines))
+                report.append(f"{len(bad)} mismatching codes of {want.size}{' in map %d' % n if where else ''}:")
+                report += [f"  run {run} {where}channel {c} pixel (y={y}, x={x}): got {got[c, y, x]}, "
+                           f"expected {want[c, y, x]}" for c, y, x in bad[:MAX_REPORTED]]
+        assert not report, "\n".join(report)
         dut._log.info("run %d: %d map(s) bit-exact, %d cycles", run, len(checks), cycles[-1])
     if p.get("cycles_json"):
         with open(p["cycles_json"], "w") as f:

@@ -1,0 +1,120 @@
+"""The P-frame program: the integer decoder's inter path (`quant.codec.int_codec.IntCodec.inter_residual` and the
+reconstruction) as one layer program, and the memory plan a host driver fills in.
+
+Per P-frame, after the host has written the latent y (and the warped reference frame: the warp unit is not in the
+sequencer's programs yet):
+
+    p_from_latent (convs)  y -> x
+    GRU layer 0, 1         x, h_{t-1}, sums -> h_t, sums (ping-pong buffers: program `parity` reads buffer parity)
+    add (one input)        warped - 128 -> the context input
+    p_context (convs)      -> ctx
+    p_synth (convs)        concat(h_t of the last layer, ctx) -> residual
+    add                    clamp(residual + warped, 0, 255) -> the reconstruction (the next reference)
+
+Frames are packed maps (`quant.codec.int_codec.pack_planes`: 6 channels at half resolution, padded to a multiple
+of PE with zero channels), in the engine's map words like every other map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from base.errors import EdgecodecError
+from hw.engine.gru_unit import GruSpec
+from hw.engine.layers import conv_layers
+from hw.engine.program import (DESC_WORDS, FLAG_LAST, EngineShape, Image, add_descriptor, gru_descriptor, map_words,
+                               stack_descriptors)
+from quant import fixed_point as fp
+from quant.cell.params import CellParams
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def gru_specs(int_state: dict, latent_hw: tuple[int, int]) -> tuple[GruSpec, ...]:
+    """The decoder's ASE-GRU layers at the map size of a latent of `latent_hw` (x is twice the latent's size)."""
+    cells = [CellParams.from_json(c) for c in int_state["dec_cells"]]
+    h, w = 2 * latent_hw[0], 2 * latent_hw[1]
+    return tuple(GruSpec(p, h, w, 0 if n == 0 else cells[n - 1].f_h - p.f_x) for n, p in enumerate(cells))
+
+
+@dataclass
+class PFrame:
+    """Memory plan and the two programs (h buffers ping-pong) of a P-frame."""
+
+    image: Image
+    programs: tuple[int, int]
+    y: int                   # the latent y_hat (host)
+    warped: int              # the warped reference (host, until the warp runs in the program)
+    recon: int               # the reconstruction
+    h: list                  # per GRU layer, its two h buffers
+    sums: list               # per GRU layer, its two pool-sum buffers
+    frame_shape: tuple[int, int, int]    # (C padded, H/2, W/2) of the packed frame maps
+    map_shape: tuple[int, int, int]      # (C, h, w) of the GRU maps
+    latent_shape: tuple[int, int, int]   # (C padded, h, w) of y
+
+    def put_map(self, addr: int, codes: np.ndarray, shape: EngineShape) -> None:
+        """Write codes (C, H, W) at addr, zero channels appended up to the region's channel count."""
+        want = {self.y: self.latent_shape, self.warped: self.frame_shape}.get(addr, self.map_shape)
+        if codes.shape[1:] != want[1:] or codes.shape[0] > want[0]:
+            raise EdgecodecError(f"engine: a map of shape {codes.shape} does not fit the region of {want}")
+        full = np.zeros(want, dtype=np.int64)
+        full[:codes.shape[0]] = codes
+        self.image.put(addr, map_words(full, shape.pe, shape.act_bits))
+
+    def put_sums(self, addr: int, h: np.ndarray) -> None:
+        self.image.put(addr, [int(v) & 0xFFFFFFFF for v in h.reshape(h.shape[0], -1).sum(axis=1)])
+
+
+def p_frame_program(int_state: dict, latent_hw: tuple[int, int], shape: EngineShape) -> PFrame:
+    """The P-frame programs of a checkpoint's integer decoder for a latent of `latent_hw` (module docstring)."""
+    shape.check()
+    P = shape.pe
+    nets, specs = int_state["nets"], gru_specs(int_state, latent_hw)
+    img = Image(shape.data_bits // 8)
+    lh, lw = latent_hw
+    from_layers = conv_layers(nets["p_from_latent"]["layers"])
+    lat_c = _round_up(from_layers[0].cin, P)
+    y = img.alloc(lh * lw * lat_c // P)
+    from_latent = stack_descriptors(img, from_layers, lh, lw, shape, y)
+    c = specs[0].params.channels
+    mh, mw = specs[0].height, specs[0].width
+    if from_latent.output_shape != (c, mh, mw):
+        raise EdgecodecError(f"engine: p_from_latent gives {from_latent.output_shape}, the GRU takes {(c, mh, mw)}")
+    k = c // P
+    h = [[img.alloc(mh * mw * k) for _ in range(2)] for _ in specs]
+    sums = [[img.alloc(c) for _ in range(2)] for _ in specs]
+    fh, fw, fc = 4 * mh, 4 * mw, _round_up(6, P)       # the packed frame (H/2): 4x the GRU map's size (H/8)
+    frame_words = fh * fw * fc // P
+    warped, ctx_in, recon = img.alloc(frame_words), img.alloc(frame_words), img.alloc(frame_words)
+    context = stack_descriptors(img, conv_layers(nets["p_context"]["layers"]), fh, fw, shape, ctx_in)
+    if context.output_shape[1:] != (mh, mw):
+        raise EdgecodecError(f"engine: p_context gives {context.output_shape}, p_synth needs {mh}x{mw}")
+    programs = []
+    for parity in (0, 1):
+        gru = []
+        for n, spec in enumerate(specs):
+            gru.append(gru_descriptor(n, mh, mw, sums_in=sums[n][parity], h_prev=h[n][parity],
+                                      sums_out=sums[n][1 - parity],
+                                      x=from_latent.output_addr if n == 0 else h[n - 1][1 - parity],
+                                      h_out=h[n][1 - parity], x_pitch=mw * k * img.word_bytes,
+                                      h_pitch=mw * k * img.word_bytes))
+        synth = stack_descriptors(img, conv_layers(nets["p_synth"]["layers"]), mh, mw, shape, h[-1][1 - parity],
+                                  concat=(context.output_addr, c))
+        if synth.output_shape != (fc, fh, fw):
+            raise EdgecodecError(f"engine: p_synth gives {synth.output_shape}, the frame is {(fc, fh, fw)}")
+        lo, hi = fp.srange(shape.act_bits)
+        descs = (from_latent.descs + gru
+                 + [add_descriptor(frame_words, a=warped, out=ctx_in, k=-128, lo=lo, hi=hi)]
+                 + context.descs + synth.descs
+                 + [add_descriptor(frame_words, a=synth.output_addr, b=warped, out=recon, lo=0, hi=255)])
+        descs = [list(d) for d in descs]
+        descs[-1][0] |= FLAG_LAST
+        prog = img.alloc(DESC_WORDS * len(descs))
+        for i, d in enumerate(descs):
+            img.put(prog + i * DESC_WORDS * img.word_bytes, d)
+        programs.append(prog)
+    return PFrame(img, tuple(programs), y, warped, recon, h, sums, (fc, fh, fw), (c, mh, mw), (lat_c, lh, lw))

@@ -1,0 +1,228 @@
+"""The engine's P-frame descriptors (hw.engine.engine's sequencer), from AXI memory (cocotbext-axi AxiRam with
+pauses on every channel), code for code against the integer models:
+- ASE-GRU layers (hw.engine.gru_unit): the shipped decoder's two layers over several frames, x, h_{t-1} and the
+  pool sums read, h_t and its sums written back;
+- element-wise adds (hw.engine.add_unit): the reconstruction clamp(warped + residual, 0, 255), the context input
+  warped - 128."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hw.engine.engine import EngineTop
+from hw.engine.gru_unit import GruSpec
+from hw.engine.program import DESC_WORDS, EngineShape, Image, add_descriptor, gru_descriptor, map_words
+from hw.rtl.emit import write_component_verilog
+from quant import fixed_point as fp
+from quant.cell.golden import cell_step
+from sim.runner import run_bench
+from tests.hw.engine.test_gru_unit import shipped_cell
+
+SHAPE = EngineShape(pe=4, simd=4, data_bits=128, max_width=32, max_cin=64, max_cout=256)
+
+
+def gru_program(cells, xs: list, h0: list, shape: EngineShape):
+    """Image and program of len(xs) frames through the layer stack `cells` from hidden states h0; the expected
+    maps (every h_t, the last frame's sums) as (address, codes, lanes, bits)."""
+    img = Image(shape.data_bits // 8)
+    c, height, width = xs[0].shape
+    wb, k = img.word_bytes, c // shape.pe
+    pitch = width * k * wb
+
+    def put_map(codes):
+        addr = img.alloc(height * width * k)
+        img.put(addr, map_words(codes, shape.pe, shape.act_bits))
+        return addr
+
+    def put_sums(h):
+        addr = img.alloc(c)
+        img.put(addr, [int(v) & 0xFFFFFFFF for v in h.reshape(c, -1).sum(axis=1)])
+        return addr
+
+    h_addr = [put_map(h) for h in h0]
+    s_addr = [put_sums(h) for h in h0]
+    hs, descs, checks = list(h0), [], []
+    for t, x in enumerate(xs):
+        x_addr, inp = put_map(x), x
+        for n, p in enumerate(cells):
+            if n:
+                inp = fp.requant(hs[n - 1], cells[n - 1].f_h - p.f_x, *fp.srange(p.act_bits))
+            hs[n] = cell_step(p, inp, hs[n])
+            out, sums = img.alloc(height * width * k), img.alloc(c)
+            descs.append(gru_descriptor(n, height, width, sums_in=s_addr[n], h_prev=h_addr[n], sums_out=sums,
+                                        x=x_addr, h_out=out, x_pitch=pitch, h_pitch=pitch))
+            checks.append((out, hs[n], shape.pe, shape.act_bits))
+            if t == len(xs) - 1:
+                checks.append((sums, hs[n].reshape(c, -1).sum(axis=1).reshape(c, 1, 1), 1, 32))
+            x_addr, h_addr[n], s_addr[n] = out, out, sums
+    descs[-1][0] |= 1
+    prog = img.alloc(DESC_WORDS * len(descs))
+    for i, d in enumerate(descs):
+        img.put(prog + i * DESC_WORDS * wb, d)
+    return img, prog, checks
+
+
+def run_gru_engine(tmp_path: Path, cells, xs, h0, specs, shape: EngineShape = SHAPE, simulator: str = "icarus",
+                   idle: float = 0.2, corrupt=None, runs: int = 1) -> list[int]:
+    img, prog, checks = gru_program(cells, xs, h0, shape)
+    if corrupt:
+        corrupt(img, checks)
+    return run_program(tmp_path, img, prog, checks, specs, shape, simulator, idle, runs)
+
+
+def run_program(tmp_path: Path, img: Image, prog: int, checks: list, specs, shape: EngineShape = SHAPE,
+                simulator: str = "icarus", idle: float = 0.2, runs: int = 1) -> list[int]:
+    """Run a program on an engine generated with the GRU units `specs`; compare the maps `checks`."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    v = write_component_verilog(EngineTop(shape, grus=specs), "engine_top", tmp_path / "engine.v")
+    arrays = {f"expected_{n}": np.asarray(w, dtype=np.int64) for n, (_, w, _, _) in enumerate(checks)}
+    np.savez(tmp_path / "stim.npz", image=np.frombuffer(img.to_bytes(), dtype=np.uint8),
+             region_addr=np.array([a for a, *_ in checks]), region_lanes=np.array([n for _, _, n, _ in checks]),
+             region_bits=np.array([b for *_, b in checks]), **arrays)
+    cycles = tmp_path / "cycles.json"
+    run_bench(v, "engine_top", "sim.tb.engine", tmp_path / "sim", simulator,
+              env=dict(npz=str(tmp_path / "stim.npz"), program_addr=prog, word_bytes=shape.data_bits // 8,
+                       seed=3, idle=idle, runs=runs, cycles_json=str(cycles)))
+    return json.loads(cycles.read_text())
+
+
+def stack(height: int, width: int, frames: int, seed: int):
+    cells = [shipped_cell(0), shipped_cell(1)]
+    rng = np.random.default_rng(seed)
+    c, a = cells[0].channels, cells[0].act_bits
+    xs = [rng.integers(*fp.srange(a), size=(c, height, width), endpoint=True) for _ in range(frames)]
+    h0 = [rng.integers(*fp.srange(a), size=(c, height, width), endpoint=True) for _ in cells]
+    specs = tuple(GruSpec(p, height, width, 0 if n == 0 else cells[n - 1].f_h - p.f_x) for n, p in enumerate(cells))
+    return cells, xs, h0, specs
+
+
+def test_the_decoders_two_gru_layers_over_three_frames_from_memory(tmp_path):
+    cells, xs, h0, specs = stack(4, 6, 3, 0)
+    cycles = run_gru_engine(tmp_path, cells, xs, h0, specs, runs=2)
+    assert len(cycles) == 2 and min(cycles) > 0
+
+
+def test_a_wrong_code_is_reported_at_its_map_and_pixel(tmp_path):
+    cells, xs, h0, specs = stack(3, 4, 1, 1)
+
+    def corrupt(img, checks):
+        checks[2][1][2, 1, 3] += 1                # layer 1's h_t (after layer 0's h_t and sums), channel 2
+
+    with pytest.raises(Exception, match="failed"):
+        run_gru_engine(tmp_path, cells, xs, h0, specs, idle=0, corrupt=corrupt)
+    assert "map 2 channel 2 pixel (y=1, x=3)" in (tmp_path / "sim" / "results.xml").read_text()
+
+
+def test_the_reconstruction_and_context_adds(tmp_path):
+    """Two element-wise descriptors on a 6-channel map padded to 8 (two words a pixel) of 5 x 7 pixels, 70 words:
+    chunks of 16 and a short one; clamp(warped + residual, 0, 255) (the residual reaching past both ends) and
+    warped - 128 (one input)."""
+    rng = np.random.default_rng(4)
+    img = Image(SHAPE.data_bits // 8)
+    warped = rng.integers(0, 256, size=(8, 5, 7))
+    res = rng.integers(-300, 300, size=(8, 5, 7))
+    words = 8 // SHAPE.pe * 5 * 7
+    addr = {}
+    for name, codes in (("warped", warped), ("res", res)):
+        addr[name] = img.alloc(words)
+        img.put(addr[name], map_words(codes, SHAPE.pe, SHAPE.act_bits))
+    recon, ctx = img.alloc(words), img.alloc(words)
+    descs = [add_descriptor(words, a=addr["res"], b=addr["warped"], out=recon, lo=0, hi=255),
+             add_descriptor(words, a=addr["warped"], out=ctx, k=-128, lo=-2048, hi=2047, last=True)]
+    prog = img.alloc(DESC_WORDS * 2)
+    for i, d in enumerate(descs):
+        img.put(prog + i * DESC_WORDS * img.word_bytes, d)
+    checks = [(recon, np.clip(warped + res, 0, 255), SHAPE.pe, SHAPE.act_bits),
+              (ctx, warped - 128, SHAPE.pe, SHAPE.act_bits)]
+    cells, _, _, specs = stack(2, 2, 1, 0)
+    run_program(tmp_path, img, prog, checks, specs[:1])
+
+
+def p_frame_stimulus(quality: int, frames: int, shape: EngineShape):
+    """A real stream (a 64 x 64 crop of the shipped QCIF clip, GOP = frames, int mode) and, per P-frame, the
+    engine's memory image as a host driver fills it (y_hat and the motion from the stream, the warped reference)
+    with the maps the RTL must write (h_t of both layers, their sums, the reconstruction), which equal the frames
+    of `edgecodec decode --mode int`."""
+    from edgecodec.codec import checkpoint as ckpt
+    from edgecodec.codec.bitstream import parse_stream
+    from edgecodec.codec.coder import Coder, decode, padded_size
+    from edgecodec.entropy import FrameDecoder
+    from hw.engine.frame_program import p_frame_program
+    from model.codec.data import load_sequence
+    from quant.codec.int_codec import IntCodec, pack_planes, unpack_planes, warp_int
+    from tests.conftest import CLIP_QCIF_MP4, ROOT
+    import torch
+    y, u, v = load_sequence(CLIP_QCIF_MP4, frames)
+    y, u, v = (np.ascontiguousarray(pl[:, 16:80, 40:104]) if i == 0 else np.ascontiguousarray(pl[:, 8:40, 20:52])
+               for i, pl in enumerate((y, u, v)))
+    folder = ROOT / "checkpoints"
+    ck = ckpt.load(folder, quality)
+    data = Coder(ck, "int", "ans").encode(y, u, v, frames).data
+    _, want = decode(data, folder)
+    header, payloads = parse_stream(data)
+    coder = Coder(ck, "int", "ans")
+    hp, wp = padded_size(header)
+    icodec = IntCodec(ck["int"])
+    plan = p_frame_program(ck["int"], (hp // 16, wp // 16), shape)
+    ref = pack_planes(*(torch.from_numpy(want[i][0].astype(np.int64)) for i in range(3)))
+    hs, stim = None, []
+    for t in range(1, frames):
+        dec = FrameDecoder(payloads[t][1], coder.tables, coder.entropy)
+        m_hat, y_hat = coder._read_inter(dec, hp, wp)
+        dec.close()
+        warped = pack_planes(*warp_int(*unpack_planes(ref), m_hat[0]))
+        res, new = icodec.inter_residual(y_hat, warped, hs)
+        recon = (warped + res).clamp(0, 255)
+        for got, plane in zip(unpack_planes(recon), want):
+            assert np.array_equal(got.numpy().astype(np.uint8), plane[t]), "host model != decode --mode int"
+        parity = (t - 1) % 2
+        plan.put_map(plan.y, y_hat[0].numpy(), shape)
+        plan.put_map(plan.warped, warped[0].numpy(), shape)
+        frame = np.zeros(plan.frame_shape, dtype=np.int64)          # zero channels up to a multiple of PE
+        frame[:6] = recon[0].numpy()
+        checks = [(plan.recon, frame, shape.pe, shape.act_bits)]
+        for n, h in enumerate(new):
+            prev = np.zeros_like(h) if hs is None else hs[n]
+            plan.put_map(plan.h[n][parity], prev, shape)
+            plan.put_sums(plan.sums[n][parity], prev)
+            checks += [(plan.h[n][1 - parity], h, shape.pe, shape.act_bits),
+                       (plan.sums[n][1 - parity], h.reshape(h.shape[0], -1).sum(axis=1).reshape(-1, 1, 1), 1, 32)]
+        stim.append((plan.image.to_bytes(), plan.programs[parity], checks))
+        hs, ref = new, recon
+    from hw.engine.frame_program import gru_specs
+    return stim, gru_specs(ck["int"], (hp // 16, wp // 16))
+
+
+def run_p_frames(tmp_path: Path, quality: int, frames: int, simulator: str, shape: EngineShape = SHAPE,
+                 idle: float = 0.1) -> list[int]:
+    stim, specs = p_frame_stimulus(quality, frames, shape)
+    arrays = {}
+    for r, (image, prog, checks) in enumerate(stim):
+        arrays[f"image_{r}"] = np.frombuffer(image, dtype=np.uint8)
+        arrays[f"program_addr_{r}"] = np.array(prog)
+        arrays[f"region_addr_{r}"] = np.array([a for a, *_ in checks])
+        arrays[f"region_lanes_{r}"] = np.array([n for _, _, n, _ in checks])
+        arrays[f"region_bits_{r}"] = np.array([b for *_, b in checks])
+        arrays.update({f"expected_{r}_{n}": np.asarray(w, dtype=np.int64) for n, (_, w, _, _) in enumerate(checks)})
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    v = write_component_verilog(EngineTop(shape, grus=specs), "engine_top", tmp_path / "engine.v")
+    np.savez(tmp_path / "stim.npz", image=arrays["image_0"], **arrays)
+    cycles = tmp_path / "cycles.json"
+    run_bench(v, "engine_top", "sim.tb.engine", tmp_path / "sim", simulator,
+              env=dict(npz=str(tmp_path / "stim.npz"), word_bytes=shape.data_bits // 8, seed=7, idle=idle,
+                       runs=len(stim), cycles_json=str(cycles)))
+    return json.loads(cycles.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quality", [1, 4])
+def test_p_frames_of_a_real_stream_decoded_on_the_engine(tmp_path, quality):
+    """Three P-frames of a real stream: every map the program writes (both GRU layers' h_t and sums, the
+    reconstruction) equal to the integer decoder's, and the frames to `edgecodec decode --mode int`, byte for
+    byte (the host warps the reference: the warp unit is not in the programs yet)."""
+    cycles = run_p_frames(tmp_path, quality, 4, "verilator")
+    assert len(cycles) == 3
