@@ -142,8 +142,8 @@ class CodecTrainConfig:
     data : files and folders (Y4M/MP4/PNG sequences, or a Vimeo-90K septuplet root).
     crop : square luma crop (multiple of 64); seq_len : frames per sample (1 I-frame, then P-frames).
     intra_steps, inter_steps : Adam steps of the intra stage and of the P stage of the highest quality (trained
-        first, from scratch); finetune_steps : steps of each stage of every lower quality, started from the next
-        higher one.
+        first, from scratch); finetune_intra_steps, finetune_steps : steps of the intra stage and of the P stage of
+        every lower quality, started from the next higher one (intra steps cost a tenth of a P step).
     search_range : the block search's range (luma pixels) on training crops.
     rate_warmup : steps over which lambda ramps up from 0 in the P stage of the highest quality (the P path
         collapses to sending nothing without it, docs/codec.md).
@@ -156,6 +156,7 @@ class CodecTrainConfig:
     batch: int = 8
     intra_steps: int = 1500
     inter_steps: int = 1500
+    finetune_intra_steps: int = 600
     finetune_steps: int = 600
     search_range: int = 8
     rate_warmup: int = 0
@@ -169,7 +170,8 @@ class CodecTrainConfig:
         _check(self.crop >= 64 and self.crop % 64 == 0, "codec_train.crop must be a multiple of 64")
         _check(self.seq_len >= 2, "codec_train.seq_len must be >= 2 (an I-frame and a P-frame)")
         _check(self.batch >= 1, "codec_train.batch must be >= 1")
-        _check(min(self.intra_steps, self.inter_steps, self.finetune_steps) >= 0, "codec_train steps must be >= 0")
+        _check(min(self.intra_steps, self.inter_steps, self.finetune_intra_steps, self.finetune_steps) >= 0,
+               "codec_train steps must be >= 0")
         _check(self.lr > 0, "codec_train.lr must be > 0")
 
 

@@ -32,12 +32,12 @@ from base.hashing import content_hash
 
 STAGES = ("intra", "inter")
 NOT_TRAINING = ("gop", "checkpoints", "eval_clip", "eval_frames")   # codec fields the weights ignore
-_STEPS = ("intra_steps", "inter_steps", "finetune_steps")
+_STEPS = ("intra_steps", "inter_steps", "finetune_intra_steps", "finetune_steps")
 
 
 def recipe_key(cfg: Config, quality: int) -> str:
     """What a checkpoint of this quality depends on: the config sections that shape training, the step counts
-    this quality runs (intra/inter steps for the highest quality, finetune steps below it), its own lambda, and
+    this quality runs (intra/inter steps for the highest quality, the fine-tuning steps below it), its own lambda, and
     the key of the next higher quality it starts from. So changing the fine-tuning schedule keeps the highest
     quality, and changing a lower quality's lambda keeps the higher ones."""
     d = cfg.to_dict()
@@ -48,7 +48,8 @@ def recipe_key(cfg: Config, quality: int) -> str:
     if quality == n:
         steps, parent = [d["codec_train"]["intra_steps"], d["codec_train"]["inter_steps"]], ""
     else:
-        steps, parent = [d["codec_train"]["finetune_steps"]], recipe_key(cfg, quality + 1)
+        steps = [d["codec_train"]["finetune_intra_steps"], d["codec_train"]["finetune_steps"]]
+        parent = recipe_key(cfg, quality + 1)
     return content_hash({k: d[k] for k in ("model", "quant")}, train, codec, lambdas[quality - 1], steps,
                         parent).hex()
 
@@ -117,7 +118,7 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
         if prev_state is not None:
             codec.load_state_dict(prev_state)
         steps = {"intra": t.intra_steps, "inter": t.inter_steps} if q == n else \
-            {"intra": t.finetune_steps, "inter": t.finetune_steps}
+            {"intra": t.finetune_intra_steps, "inter": t.finetune_steps}
         w = LossWeights(c.lambdas[q - 1], c.ssim_weight, c.motion_lambda, t.search_range,
                         t.rate_warmup if q == n else 0)
         resume_path = path.with_name(path.stem + ".resume.pt")

@@ -327,8 +327,9 @@ def test_recipe_key_follows_what_each_quality_depends_on():
 
     k0 = [recipe_key(base, q) for q in range(1, 5)]
     assert len(set(k0)) == 4
-    fine = keys(finetune_steps=3)
-    assert fine[3] == k0[3] and all(a != b for a, b in zip(fine[:3], k0[:3]))
+    for field in ("finetune_steps", "finetune_intra_steps"):
+        fine = keys(**{field: 3})
+        assert fine[3] == k0[3] and all(a != b for a, b in zip(fine[:3], k0[:3]))
     assert all(a != b for a, b in zip(keys(intra_steps=5), k0))
     lam = config.from_dict({**TINY, "codec": {**TINY["codec"], "lambdas": [512, 256, 100, 64]}})
     changed = [recipe_key(lam, q) for q in range(1, 5)]
