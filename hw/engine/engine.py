@@ -19,9 +19,10 @@ from amaranth.lib.wiring import In, Out
 from base.errors import EdgecodecError
 from hw.engine.add_unit import CHUNK, AddUnit
 from hw.engine.axi_dma import AxiDma, axi4_signature
+from hw.engine.frame_warp import FrameWarp
 from hw.engine.conv_unit import ConvUnit
 from hw.engine.gru_unit import gru_unit
-from hw.engine.program import (DESC_WORDS, FLAG_ADD, FLAG_CONCAT, FLAG_GRU, FLAG_LAST, FLAG_ONE_INPUT, FLAG_SHUFFLE, FLAG_STRIDE2,
+from hw.engine.program import (DESC_WORDS, FLAG_ADD, FLAG_CONCAT, FLAG_GRU, FLAG_WARP, frame_channels, FLAG_LAST, FLAG_ONE_INPUT, FLAG_SHUFFLE, FLAG_STRIDE2,
                                EngineShape)
 from hw.engine.regs import RegisterBlock, axil_signature
 
@@ -129,6 +130,21 @@ class ConvEngine(wiring.Component):
             concat, concat_bad, concat_reads = self._concat(m, f, f_hi, dma, conv, r_left, in_run, limit, word_bytes)
             is_gru, gru_bad, gru_states, gru_writes = self._gru(m, f, dma, rd_cmd, route, limit, word_bytes)
             is_add, add_bad, add_start, add_states, add_writes = self._add(m, f, dma, rd_cmd, limit, word_bytes)
+            # the frame warp (FLAG_WARP; layout: hw.engine.program.warp_descriptor)
+            m.submodules.frame_warp = fwarp = FrameWarp(lanes=s.pe, lane_bits=s.act_bits, word_bits=s.data_bits,
+                                                        channels=frame_channels(s), addr_bits=AB)
+            is_warp = f[0][7]
+            assert FLAG_WARP == 128
+            fh, fw_ = f[3][:16], f[4][:16]
+            m.d.comb += [fwarp.height.eq(fh), fwarp.width.eq(fw_), fwarp.ref.eq(f[11]), fwarp.out.eq(f[12]),
+                         fwarp.mv.eq(f[9])]
+            warp_ends = [Signal(AB + 34, name=f"warp_end{i}") for i in range(3)]
+            frame_bytes = fh * fw_ * (frame_channels(s) // s.pe * word_bytes)
+            m.d.comb += [warp_ends[0].eq(f[11] + frame_bytes), warp_ends[1].eq(f[12] + frame_bytes),
+                         warp_ends[2].eq(f[9] + (fh >> 3) * (fw_ >> 3) * word_bytes)]
+            warp_bad = ((fh == 0) | (fw_ == 0) | (fh[:3] != 0) | (fw_[:3] != 0) | (warp_ends[0] > limit) |
+                        (warp_ends[1] > limit) | (warp_ends[2] > limit))
+            warp_done, warp_running = Signal(), Signal()
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -166,6 +182,14 @@ class ConvEngine(wiring.Component):
                             m.next = "RANGE"
                         with m.Else():
                             m.next = "GRU_SUMS_CMD"
+                    with m.Elif(is_warp):
+                        with m.If(warp_bad):
+                            m.d.sync += range_error.eq(1)
+                            m.next = "RANGE"
+                        with m.Else():
+                            m.d.comb += fwarp.start.eq(1)
+                            m.d.sync += warp_done.eq(0)
+                            m.next = "WARP_RUN"
                     with m.Elif(is_add):
                         with m.If(add_bad):
                             m.d.sync += range_error.eq(1)
@@ -187,6 +211,20 @@ class ConvEngine(wiring.Component):
             if self.grus:
                 gru_states()
                 add_states()
+                with m.State("WARP_RUN"):
+                    m.d.comb += warp_running.eq(1)
+                    m.d.comb += [dma.rd_cmd.valid.eq(fwarp.rd_cmd.valid), dma.rd_cmd.payload.eq(fwarp.rd_cmd.payload),
+                                 fwarp.rd_cmd.ready.eq(dma.rd_cmd.ready),
+                                 fwarp.rd_data.valid.eq(dma.rd_data.valid),
+                                 fwarp.rd_data.payload.eq(dma.rd_data.payload),
+                                 dma.rd_data.ready.eq(fwarp.rd_data.ready),
+                                 dma.wr_data.valid.eq(fwarp.wr_data.valid),
+                                 dma.wr_data.payload.eq(fwarp.wr_data.payload),
+                                 fwarp.wr_data.ready.eq(dma.wr_data.ready)]
+                    with m.If(fwarp.done):
+                        m.d.sync += warp_done.eq(1)
+                    with m.If(warp_done & ~dma.rd_busy & ~dma.wr_busy):
+                        m.next = "NEXT"
             with m.State("RANGE"):
                 m.d.sync += busy.eq(0)
                 m.d.comb += self.done.eq(1)
@@ -257,6 +295,9 @@ class ConvEngine(wiring.Component):
             gru_writes()
             add_writes()
             concat_reads()
+            with m.If(warp_running):
+                m.d.comb += [dma.wr_cmd.valid.eq(fwarp.wr_cmd.valid), dma.wr_cmd.payload.eq(fwarp.wr_cmd.payload),
+                             fwarp.wr_cmd.ready.eq(dma.wr_cmd.ready)]
         with m.If(dma.error):
             m.d.sync += error.eq(1)
         return m

@@ -1,15 +1,17 @@
 """The P-frame program: the integer decoder's inter path (`quant.codec.int_codec.IntCodec.inter_residual` and the
 reconstruction) as one layer program, and the memory plan a host driver fills in.
 
-Per P-frame, after the host has written the latent y (and the warped reference frame: the warp unit is not in the
-sequencer's programs yet):
+Per P-frame, after the host has written the latent y and the block vectors (both entropy-decoded from the stream):
 
+    warp                   the reference frame, the vectors -> the warped frame
     p_from_latent (convs)  y -> x
     GRU layer 0, 1         x, h_{t-1}, sums -> h_t, sums (ping-pong buffers: program `parity` reads buffer parity)
     add (one input)        warped - 128 -> the context input
     p_context (convs)      -> ctx
     p_synth (convs)        concat(h_t of the last layer, ctx) -> residual
     add                    clamp(residual + warped, 0, 255) -> the reconstruction (the next reference)
+
+Program `parity` reads frame buffer `parity` as the reference and writes the reconstruction to the other one.
 
 Frames are packed maps (`quant.codec.int_codec.pack_planes`: 6 channels at half resolution, padded to a multiple
 of PE with zero channels), in the engine's map words like every other map.
@@ -24,8 +26,8 @@ import numpy as np
 from base.errors import EdgecodecError
 from hw.engine.gru_unit import GruSpec
 from hw.engine.layers import conv_layers
-from hw.engine.program import (DESC_WORDS, FLAG_LAST, EngineShape, Image, add_descriptor, gru_descriptor, map_words,
-                               stack_descriptors)
+from hw.engine.program import (DESC_WORDS, FLAG_LAST, EngineShape, Image, add_descriptor, frame_channels,
+                               gru_descriptor, map_words, stack_descriptors, warp_descriptor)
 from quant import fixed_point as fp
 from quant.cell.params import CellParams
 
@@ -48,8 +50,9 @@ class PFrame:
     image: Image
     programs: tuple[int, int]
     y: int                   # the latent y_hat (host)
-    warped: int              # the warped reference (host, until the warp runs in the program)
-    recon: int               # the reconstruction
+    vectors: int             # the block vectors (host): a word a block, dx low 16 bits, dy the next 16
+    frames: list             # the two frame buffers: reference and reconstruction, by parity
+    warped: int              # the warped reference
     h: list                  # per GRU layer, its two h buffers
     sums: list               # per GRU layer, its two pool-sum buffers
     frame_shape: tuple[int, int, int]    # (C padded, H/2, W/2) of the packed frame maps
@@ -58,12 +61,18 @@ class PFrame:
 
     def put_map(self, addr: int, codes: np.ndarray, shape: EngineShape) -> None:
         """Write codes (C, H, W) at addr, zero channels appended up to the region's channel count."""
-        want = {self.y: self.latent_shape, self.warped: self.frame_shape}.get(addr, self.map_shape)
+        want = {self.y: self.latent_shape, self.warped: self.frame_shape, self.frames[0]: self.frame_shape,
+                self.frames[1]: self.frame_shape}.get(addr, self.map_shape)
         if codes.shape[1:] != want[1:] or codes.shape[0] > want[0]:
             raise EdgecodecError(f"engine: a map of shape {codes.shape} does not fit the region of {want}")
         full = np.zeros(want, dtype=np.int64)
         full[:codes.shape[0]] = codes
         self.image.put(addr, map_words(full, shape.pe, shape.act_bits))
+
+    def put_vectors(self, motion: np.ndarray) -> None:
+        """Block vectors (2, H/16, W/16): dx, dy in quarter luma pixels."""
+        self.image.put(self.vectors, [(int(dx) & 0xFFFF) | ((int(dy) & 0xFFFF) << 16)
+                                      for dx, dy in zip(motion[0].reshape(-1), motion[1].reshape(-1))])
 
     def put_sums(self, addr: int, h: np.ndarray) -> None:
         self.image.put(addr, [int(v) & 0xFFFFFFFF for v in h.reshape(h.shape[0], -1).sum(axis=1)])
@@ -87,9 +96,11 @@ def p_frame_program(int_state: dict, latent_hw: tuple[int, int], shape: EngineSh
     k = c // P
     h = [[img.alloc(mh * mw * k) for _ in range(2)] for _ in specs]
     sums = [[img.alloc(c) for _ in range(2)] for _ in specs]
-    fh, fw, fc = 4 * mh, 4 * mw, _round_up(6, P)       # the packed frame (H/2): 4x the GRU map's size (H/8)
+    fh, fw, fc = 4 * mh, 4 * mw, frame_channels(shape)   # the packed frame (H/2): 4x the GRU map's size (H/8)
     frame_words = fh * fw * fc // P
-    warped, ctx_in, recon = img.alloc(frame_words), img.alloc(frame_words), img.alloc(frame_words)
+    frames = [img.alloc(frame_words), img.alloc(frame_words)]
+    vectors = img.alloc((fh // 8) * (fw // 8))
+    warped, ctx_in = img.alloc(frame_words), img.alloc(frame_words)
     context = stack_descriptors(img, conv_layers(nets["p_context"]["layers"]), fh, fw, shape, ctx_in)
     if context.output_shape[1:] != (mh, mw):
         raise EdgecodecError(f"engine: p_context gives {context.output_shape}, p_synth needs {mh}x{mw}")
@@ -107,14 +118,15 @@ def p_frame_program(int_state: dict, latent_hw: tuple[int, int], shape: EngineSh
         if synth.output_shape != (fc, fh, fw):
             raise EdgecodecError(f"engine: p_synth gives {synth.output_shape}, the frame is {(fc, fh, fw)}")
         lo, hi = fp.srange(shape.act_bits)
-        descs = (from_latent.descs + gru
+        descs = ([warp_descriptor(fh, fw, ref=frames[parity], out=warped, vectors=vectors)] + from_latent.descs + gru
                  + [add_descriptor(frame_words, a=warped, out=ctx_in, k=-128, lo=lo, hi=hi)]
                  + context.descs + synth.descs
-                 + [add_descriptor(frame_words, a=synth.output_addr, b=warped, out=recon, lo=0, hi=255)])
+                 + [add_descriptor(frame_words, a=synth.output_addr, b=warped, out=frames[1 - parity], lo=0, hi=255)])
         descs = [list(d) for d in descs]
         descs[-1][0] |= FLAG_LAST
         prog = img.alloc(DESC_WORDS * len(descs))
         for i, d in enumerate(descs):
             img.put(prog + i * DESC_WORDS * img.word_bytes, d)
         programs.append(prog)
-    return PFrame(img, tuple(programs), y, warped, recon, h, sums, (fc, fh, fw), (c, mh, mw), (lat_c, lh, lw))
+    return PFrame(img, tuple(programs), y, vectors, frames, warped, h, sums, (fc, fh, fw), (c, mh, mw),
+                  (lat_c, lh, lw))

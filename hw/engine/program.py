@@ -7,7 +7,8 @@ bits). A feature map is stored HWC: word ``(y * W + x) * groups + g`` holds chan
 A descriptor is `DESC_WORDS` words, one field per word (low 32 bits):
 
     0 flags (bit 0: last descriptor, bit 1: PixelShuffle x2 on the output, bit 2: stride 2, bit 3: ASE-GRU layer,
-      bit 4: element-wise add, bit 5: the add has one input, bit 6: the input is two maps concatenated)
+      bit 4: element-wise add, bit 5: the add has one input, bit 6: the input is two maps concatenated,
+      bit 7: frame warp)
     1 C_in / SIMD      2 C_out / PE     3 input height   4 input width of the strip
     5 shift            6 lo (two's complement, 32 bits)  7 hi
     8 weight address   9 weight beats   10 bias address
@@ -23,6 +24,10 @@ sums of h_t go, 11 x, 12 h_t, 13 x's row pitch, 14 h's row pitch (h_{t-1} and h_
 An element-wise descriptor (flag bit 4; `add_descriptor`, hw.engine.add_unit) computes clamp(a + b + k, lo, hi)
 on every lane of two runs of words (b = 0 with flag bit 5): 1 words, 5 k, 6 lo, 7 hi (two's complement), 9 b's
 address, 11 a's, 12 the output's.
+
+A frame-warp descriptor (flag bit 7; `warp_descriptor`, hw.engine.frame_warp) motion-compensates a packed frame
+map (`frame_channels` channels): 3 its height, 4 its width (multiples of 8), 9 the block vectors' address (a word
+each, block raster order), 11 the reference's address, 12 the warped map's.
 
 Vertical strips: a layer whose input is wider than the unit's `max_width` runs as several descriptors, each on a
 strip of columns with a halo column at each inner side (two at the left for stride 2, to keep the centres even);
@@ -45,7 +50,8 @@ from hw.engine.layers import ConvLayer
 from quant.fixed_point import pack_codes, unpack_codes
 
 DESC_WORDS = 16
-FLAG_LAST, FLAG_SHUFFLE, FLAG_STRIDE2, FLAG_GRU, FLAG_ADD, FLAG_ONE_INPUT, FLAG_CONCAT = 1, 2, 4, 8, 16, 32, 64
+FLAG_LAST, FLAG_SHUFFLE, FLAG_STRIDE2, FLAG_GRU, FLAG_ADD, FLAG_ONE_INPUT, FLAG_CONCAT, FLAG_WARP = (1, 2, 4, 8, 16, 32,
+                                                                                     64, 128)
 
 
 @dataclass(frozen=True)
@@ -298,6 +304,16 @@ def gru_descriptor(unit: int, height: int, width: int, *, sums_in: int, h_prev: 
     """The 16 fields of an ASE-GRU layer's descriptor (module docstring)."""
     return [FLAG_GRU | (FLAG_LAST if last else 0), unit, 0, height, width, 0, 0, 0, sums_in, h_prev, sums_out, x,
             h_out, x_pitch, h_pitch, 0]
+
+
+def frame_channels(shape: "EngineShape") -> int:
+    """Channels of a packed frame map in memory: the 6 of `pack_planes`, zero channels up to a multiple of PE."""
+    return _round_up(6, shape.pe)
+
+
+def warp_descriptor(height: int, width: int, *, ref: int, out: int, vectors: int, last: bool = False) -> list[int]:
+    """The 16 fields of a frame-warp descriptor (module docstring)."""
+    return [FLAG_WARP | (FLAG_LAST if last else 0), 0, 0, height, width, 0, 0, 0, 0, vectors, 0, ref, out, 0, 0, 0]
 
 
 def add_descriptor(words: int, *, a: int, out: int, b: int | None = None, k: int = 0, lo: int, hi: int,

@@ -75,7 +75,7 @@ def run_gru_engine(tmp_path: Path, cells, xs, h0, specs, shape: EngineShape = SH
 
 
 def run_program(tmp_path: Path, img: Image, prog: int, checks: list, specs, shape: EngineShape = SHAPE,
-                simulator: str = "icarus", idle: float = 0.2, runs: int = 1) -> list[int]:
+                simulator: str = "icarus", idle: float = 0.2, runs: int = 1, max_cycles: int = 5_000_000) -> list[int]:
     """Run a program on an engine generated with the GRU units `specs`; compare the maps `checks`."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     v = write_component_verilog(EngineTop(shape, grus=specs), "engine_top", tmp_path / "engine.v")
@@ -86,7 +86,7 @@ def run_program(tmp_path: Path, img: Image, prog: int, checks: list, specs, shap
     cycles = tmp_path / "cycles.json"
     run_bench(v, "engine_top", "sim.tb.engine", tmp_path / "sim", simulator,
               env=dict(npz=str(tmp_path / "stim.npz"), program_addr=prog, word_bytes=shape.data_bits // 8,
-                       seed=3, idle=idle, runs=runs, cycles_json=str(cycles)))
+                       seed=3, idle=idle, runs=runs, cycles_json=str(cycles), max_cycles=max_cycles))
     return json.loads(cycles.read_text())
 
 
@@ -144,9 +144,9 @@ def test_the_reconstruction_and_context_adds(tmp_path):
 
 def p_frame_stimulus(quality: int, frames: int, shape: EngineShape):
     """A real stream (a 64 x 64 crop of the shipped QCIF clip, GOP = frames, int mode) and, per P-frame, the
-    engine's memory image as a host driver fills it (y_hat and the motion from the stream, the warped reference)
-    with the maps the RTL must write (h_t of both layers, their sums, the reconstruction), which equal the frames
-    of `edgecodec decode --mode int`."""
+    engine's memory image as a host driver fills it (y_hat and the block vectors from the stream, the reference
+    frame) with the maps the RTL must write (the warped frame, h_t of both layers, their sums, the reconstruction),
+    which equal the frames of `edgecodec decode --mode int`."""
     from edgecodec.codec import checkpoint as ckpt
     from edgecodec.codec.bitstream import parse_stream
     from edgecodec.codec.coder import Coder, decode, padded_size
@@ -181,10 +181,15 @@ def p_frame_stimulus(quality: int, frames: int, shape: EngineShape):
             assert np.array_equal(got.numpy().astype(np.uint8), plane[t]), "host model != decode --mode int"
         parity = (t - 1) % 2
         plan.put_map(plan.y, y_hat[0].numpy(), shape)
-        plan.put_map(plan.warped, warped[0].numpy(), shape)
-        frame = np.zeros(plan.frame_shape, dtype=np.int64)          # zero channels up to a multiple of PE
-        frame[:6] = recon[0].numpy()
-        checks = [(plan.recon, frame, shape.pe, shape.act_bits)]
+        plan.put_vectors(m_hat[0].numpy())
+        plan.put_map(plan.frames[parity], ref[0].numpy(), shape)
+        frames = []
+        for f in (warped, recon):
+            full = np.zeros(plan.frame_shape, dtype=np.int64)          # zero channels up to a multiple of PE
+            full[:6] = f[0].numpy()
+            frames.append(full)
+        checks = [(plan.warped, frames[0], shape.pe, shape.act_bits),
+                  (plan.frames[1 - parity], frames[1], shape.pe, shape.act_bits)]
         for n, h in enumerate(new):
             prev = np.zeros_like(h) if hs is None else hs[n]
             plan.put_map(plan.h[n][parity], prev, shape)
@@ -221,8 +226,38 @@ def run_p_frames(tmp_path: Path, quality: int, frames: int, simulator: str, shap
 @pytest.mark.slow
 @pytest.mark.parametrize("quality", [1, 4])
 def test_p_frames_of_a_real_stream_decoded_on_the_engine(tmp_path, quality):
-    """Three P-frames of a real stream: every map the program writes (both GRU layers' h_t and sums, the
-    reconstruction) equal to the integer decoder's, and the frames to `edgecodec decode --mode int`, byte for
-    byte (the host warps the reference: the warp unit is not in the programs yet)."""
+    """Three P-frames of a real stream: every map the program writes (the warped frame, both GRU layers' h_t and
+    sums, the reconstruction) equal to the integer decoder's, and the frames to `edgecodec decode --mode int`, byte
+    for byte."""
     cycles = run_p_frames(tmp_path, quality, 4, "verilator")
     assert len(cycles) == 3
+
+
+def test_the_frame_warp(tmp_path):
+    """A packed frame of 16 x 24 (a 32 x 48 luma plane: 2 x 3 blocks) warped by vectors reaching past every border,
+    fractional and whole: equal to warp_int on its planes."""
+    import torch
+    from hw.engine.program import frame_channels, warp_descriptor
+    from quant.codec.int_codec import pack_planes, unpack_planes, warp_int
+    rng = np.random.default_rng(6)
+    fh, fw = 16, 24
+    ref = torch.from_numpy(rng.integers(0, 256, size=(1, 6, fh, fw)))
+    mv = rng.integers(-40, 41, size=(2, fh // 8, fw // 8))
+    mv[:, 0, 0] = (-70, -61)
+    mv[:, -1, -1] = (77, 53)
+    warped = pack_planes(*warp_int(*unpack_planes(ref), torch.from_numpy(mv)))[0].numpy()
+    img = Image(SHAPE.data_bits // 8)
+    fc = frame_channels(SHAPE)
+    full = np.zeros((fc, fh, fw), dtype=np.int64)
+    full[:6] = ref[0].numpy()
+    words = fh * fw * fc // SHAPE.pe
+    src, dst, vec = img.alloc(words), img.alloc(words), img.alloc(mv[0].size)
+    img.put(src, map_words(full, SHAPE.pe, SHAPE.act_bits))
+    img.put(vec, [(int(dx) & 0xFFFF) | ((int(dy) & 0xFFFF) << 16) for dx, dy in zip(mv[0].reshape(-1),
+                                                                                  mv[1].reshape(-1))])
+    prog = img.alloc(DESC_WORDS)
+    img.put(prog, warp_descriptor(fh, fw, ref=src, out=dst, vectors=vec, last=True))
+    want = np.zeros_like(full)
+    want[:6] = warped
+    _, _, _, specs = stack(2, 2, 1, 0)
+    run_program(tmp_path, img, prog, [(dst, want, SHAPE.pe, SHAPE.act_bits)], specs[:1], max_cycles=400_000)
