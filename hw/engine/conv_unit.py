@@ -60,14 +60,15 @@ PIPELINE = 5         # cycles from a layer's last issued step to `done` (memory 
 
 
 def layer_cycles(*, cin_groups: int, cout_groups: int, height: int, width: int, stride: int, kernel: int = 3,
-                 row_slots: int = 4, row_gap: int = 0) -> int:
+                 row_slots: int = 4, row_gap: int = 0, pixel_gap: int = 0) -> int:
     """Cycles from `start` to `done` of one layer when the output is always ready and the input stream delivers a
     beat a cycle, with `row_gap` idle cycles after each row before the next row's first beat (0: always valid; the
-    engine's one read command a row adds its memory latency): the schedule of the line buffer and the issue stage,
+    engine's one read command a row adds its memory latency) and `pixel_gap` idle cycles inside a row per input
+    pixel (a concatenated input: two read commands a pixel): the schedule of the line buffer and the issue stage,
     row by row (module docstring)."""
     pad = kernel // 2
     ho, wo = (height - 1) // stride + 1, (width - 1) // stride + 1
-    load = width * cin_groups                       # cycles to load one input row
+    load = width * cin_groups + (width - 1) * pixel_gap     # cycles to load one input row
     compute = wo * cout_groups * kernel * kernel * cin_groups
     issue_end = []                                  # first cycle after the last step of each output row
     row_done = []                                   # cycle from which each input row counts as loaded

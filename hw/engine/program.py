@@ -344,6 +344,59 @@ def engine_cycles(program: Program, layer_overhead: int = LAYER_OVERHEAD, row_ga
     return total
 
 
+# The P-frame descriptors' costs on AxiRam without pauses (measured at several sizes; the models below equal the
+# engine's counter on them: tests/hw/engine/test_engine_p.py).
+GRU_OVERHEAD = 239      # a GRU descriptor beyond its pixels: fetch, sums in, the SE phase, the pipeline, sums out
+GRU_HIDE = 135          # cycles of reading (x row 0, h row 0) the SE phase hides
+ADD_CHUNK_GAP = 3       # cycles a read command of the element-wise descriptor adds
+ADD_OVERHEAD = (26, 24)  # one input, two inputs
+WARP_READ = 4           # cycles a window pixel's one-word read takes (issue, memory latency, hand-over)
+WARP_ROW_GAP = 3        # cycles a block row's write command adds
+WARP_BLOCK_EXTRA = 5    # the block vector's read
+WARP_OVERHEAD = 24
+CONCAT_PIXEL_GAP = 6    # cycles the two read commands of a concatenated input's pixel add
+
+
+def _fields(img: Image, addr: int) -> list[int]:
+    return [img.words.get(addr + i * img.word_bytes, 0) for i in range(DESC_WORDS)]
+
+
+def program_cycles(img: Image, program_addr: int, shape: EngineShape, grus=()) -> int:
+    """Clock cycles of the program at `program_addr` in `img` (the CYCLES register after it) when memory never
+    pauses, from its descriptors: convolutions as `engine_cycles`, GRU layers (`grus`: the GruSpecs the engine was
+    generated with), element-wise adds and frame warps by the models above."""
+    from hw.engine.conv_unit import layer_cycles
+    total, addr = 0, program_addr
+    P = shape.pe
+    while True:
+        f = _fields(img, addr)
+        flags = f[0] & 0xFFFFFFFF
+        if flags & FLAG_GRU:
+            spec = grus[f[1]]
+            c = spec.params.channels
+            k = c // P
+            total += (GRU_OVERHEAD + spec.height * spec.width * (c // P) * (c // shape.simd)
+                      + max(0, 2 * k * spec.width - GRU_HIDE))
+        elif flags & FLAG_ADD:
+            two = not flags & FLAG_ONE_INPUT
+            n = f[1] & 0xFFFFFFFF
+            total += (2 if two else 1) * (n + ADD_CHUNK_GAP * -(-n // 16)) + ADD_OVERHEAD[two]
+        elif flags & FLAG_WARP:
+            k = frame_channels(shape) // P
+            blocks = ((f[3] & 0xFFFF) // 8) * ((f[4] & 0xFFFF) // 8)
+            total += blocks * (WARP_READ * (17 * 17 + 2 * 9 * 9) + 8 * (8 * k + WARP_ROW_GAP)
+                               + WARP_BLOCK_EXTRA) + WARP_OVERHEAD
+        else:
+            cig, cog, h, w = f[1] & 0xFF, f[2] & 0xFFFFFFFF, f[3] & 0xFFFF, f[4] & 0xFFFF
+            stride = 2 if flags & FLAG_STRIDE2 else 1
+            total += cog * 9 * cig + cog + layer_cycles(
+                cin_groups=cig, cout_groups=cog, height=h, width=w, stride=stride, row_gap=ROW_GAP,
+                pixel_gap=CONCAT_PIXEL_GAP if flags & FLAG_CONCAT else 0) + LAYER_OVERHEAD
+        if flags & FLAG_LAST:
+            return total
+        addr += DESC_WORDS * img.word_bytes
+
+
 def load_input(program: Program, x: np.ndarray, shape: EngineShape) -> None:
     """Write the input codes (C, H, W), zero channels appended up to a multiple of SIMD."""
     c = _round_up(x.shape[0], shape.simd)

@@ -82,9 +82,15 @@ def pauses(rng, p: float):
         yield rng.random() < p
 
 
+def _ram_channels(ram) -> tuple:
+    return (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel, ram.read_if.ar_channel,
+            ram.read_if.r_channel)
+
+
 def pause_ram(ram, rng, p: float) -> None:
-    """Random pauses (probability p, seeds from rng) on all five channels of a cocotbext-axi AxiRam."""
+    """Random pauses (probability p, seeds from rng) on all five channels of a cocotbext-axi AxiRam; p = 0: none."""
     import random
-    for ch in (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel, ram.read_if.ar_channel,
-               ram.read_if.r_channel):
-        ch.set_pause_generator(pauses(random.Random(rng.random()), p))
+    for ch in _ram_channels(ram):
+        ch.set_pause_generator(pauses(random.Random(rng.random()), p) if p else None)
+        if not p:
+            ch.pause = False            # the generator may have left the channel paused

@@ -6,7 +6,7 @@ codes of the last layer's map; or several maps: ``region_addr``, ``region_lanes`
 ``expected_0`` ...; per run: ``image_<r>``, ``program_addr_<r>``, ``region_*_<r>``, ``expected_<r>_<n>``),
 ``program_addr``, ``output_addr``, ``lanes``, ``act_bits``, ``word_bytes``,
 ``seed``, ``idle`` (pause probability on every AXI channel), ``runs`` (how many times the program runs back to
-back; the device is reset between runs), ``cycles_json``, ``mem_limit`` (optional: MEM_LIMIT is set to it and
+back; the device is reset between runs), ``clean_last`` (the last run without pauses), ``cycles_json``, ``mem_limit`` (optional: MEM_LIMIT is set to it and
 the run must stop with STATUS.RANGE, nothing written at or beyond the limit, the descriptors before it run). Every run also writes START and PROGRAM_ADDR while the
 engine is busy and checks that both are dropped and flagged in STATUS.REJECTED.
 """
@@ -72,6 +72,8 @@ async def test_program(dut):
         assert await read32(regs, ID) == 0xEC0D0001, "ID register"
         assert await read32(regs, STATUS) == 0, "STATUS after reset"
         image, program, checks = run_data(run)
+        if idle and p.get("clean_last") and run == int(p.get("runs", 1)) - 1:
+            pause_ram(ram, rng, 0)              # the last run without pauses: its cycles are the model's
         ram.write(0, image)
         if "mem_limit" in p:
             await write32(regs, MEM_LIMIT, int(p["mem_limit"]))

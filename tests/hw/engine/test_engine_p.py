@@ -15,7 +15,8 @@ import pytest
 
 from hw.engine.engine import EngineTop
 from hw.engine.gru_unit import GruSpec
-from hw.engine.program import DESC_WORDS, EngineShape, Image, add_descriptor, gru_descriptor, map_words
+from hw.engine.program import (DESC_WORDS, EngineShape, Image, add_descriptor, gru_descriptor, map_words,
+                               program_cycles)
 from hw.rtl.emit import write_component_verilog
 from quant import fixed_point as fp
 from quant.cell.golden import cell_step
@@ -67,7 +68,7 @@ def gru_program(cells, xs: list, h0: list, shape: EngineShape):
 
 
 def run_gru_engine(tmp_path: Path, cells, xs, h0, specs, shape: EngineShape = SHAPE, simulator: str = "icarus",
-                   idle: float = 0.2, corrupt=None, runs: int = 1) -> list[int]:
+                   idle: float = 0.2, corrupt=None, runs: int = 2) -> list[int]:
     img, prog, checks = gru_program(cells, xs, h0, shape)
     if corrupt:
         corrupt(img, checks)
@@ -75,7 +76,8 @@ def run_gru_engine(tmp_path: Path, cells, xs, h0, specs, shape: EngineShape = SH
 
 
 def run_program(tmp_path: Path, img: Image, prog: int, checks: list, specs, shape: EngineShape = SHAPE,
-                simulator: str = "icarus", idle: float = 0.2, runs: int = 1, max_cycles: int = 5_000_000) -> list[int]:
+                simulator: str = "icarus", idle: float = 0.2, runs: int = 2, max_cycles: int = 5_000_000) -> list[int]:
+    """... with pauses, then again without: returns both runs' cycles; the second equals the cycle model."""
     """Run a program on an engine generated with the GRU units `specs`; compare the maps `checks`."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     v = write_component_verilog(EngineTop(shape, grus=specs), "engine_top", tmp_path / "engine.v")
@@ -86,8 +88,11 @@ def run_program(tmp_path: Path, img: Image, prog: int, checks: list, specs, shap
     cycles = tmp_path / "cycles.json"
     run_bench(v, "engine_top", "sim.tb.engine", tmp_path / "sim", simulator,
               env=dict(npz=str(tmp_path / "stim.npz"), program_addr=prog, word_bytes=shape.data_bits // 8,
-                       seed=3, idle=idle, runs=runs, cycles_json=str(cycles), max_cycles=max_cycles))
-    return json.loads(cycles.read_text())
+                       seed=3, idle=idle, runs=runs, cycles_json=str(cycles), max_cycles=max_cycles,
+                       clean_last=1))
+    got = json.loads(cycles.read_text())
+    assert got[-1] == program_cycles(img, prog, shape, specs), (got, program_cycles(img, prog, shape, specs))
+    return got
 
 
 def stack(height: int, width: int, frames: int, seed: int):
@@ -100,12 +105,13 @@ def stack(height: int, width: int, frames: int, seed: int):
     return cells, xs, h0, specs
 
 
-def test_the_decoders_two_gru_layers_over_three_frames_from_memory(tmp_path):
-    cells, xs, h0, specs = stack(4, 6, 3, 0)
-    cycles = run_gru_engine(tmp_path, cells, xs, h0, specs, runs=2)
-    assert len(cycles) == 2 and min(cycles) > 0
+def test_the_decoders_two_gru_layers_over_two_frames_from_memory(tmp_path):
+    cells, xs, h0, specs = stack(3, 5, 2, 0)
+    cycles = run_gru_engine(tmp_path, cells, xs, h0, specs)
+    assert len(cycles) == 2 and cycles[0] > cycles[1]            # pauses, then none (equal to the model)
 
 
+@pytest.mark.slow
 def test_a_wrong_code_is_reported_at_its_map_and_pixel(tmp_path):
     cells, xs, h0, specs = stack(3, 4, 1, 1)
 
@@ -113,7 +119,7 @@ def test_a_wrong_code_is_reported_at_its_map_and_pixel(tmp_path):
         checks[2][1][2, 1, 3] += 1                # layer 1's h_t (after layer 0's h_t and sums), channel 2
 
     with pytest.raises(Exception, match="failed"):
-        run_gru_engine(tmp_path, cells, xs, h0, specs, idle=0, corrupt=corrupt)
+        run_gru_engine(tmp_path, cells, xs, h0, specs, idle=0, corrupt=corrupt, runs=1)
     assert "map 2 channel 2 pixel (y=1, x=3)" in (tmp_path / "sim" / "results.xml").read_text()
 
 
@@ -219,8 +225,14 @@ def run_p_frames(tmp_path: Path, quality: int, frames: int, simulator: str, shap
     cycles = tmp_path / "cycles.json"
     run_bench(v, "engine_top", "sim.tb.engine", tmp_path / "sim", simulator,
               env=dict(npz=str(tmp_path / "stim.npz"), word_bytes=shape.data_bits // 8, seed=7, idle=idle,
-                       runs=len(stim), cycles_json=str(cycles)))
-    return json.loads(cycles.read_text())
+                       runs=len(stim), cycles_json=str(cycles), clean_last=1))
+    got = json.loads(cycles.read_text())
+    image, prog, _ = stim[-1]
+    img = Image(shape.data_bits // 8)
+    img.words = {a: int.from_bytes(image[a:a + img.word_bytes], "little") for a in range(0, len(image), img.word_bytes)}
+    model = program_cycles(img, prog, shape, specs)
+    assert abs(got[-1] - model) <= 0.001 * model, (got, model)       # the last run has no pauses
+    return got
 
 
 @pytest.mark.slow
@@ -230,17 +242,18 @@ def test_p_frames_of_a_real_stream_decoded_on_the_engine(tmp_path, quality):
     sums, the reconstruction) equal to the integer decoder's, and the frames to `edgecodec decode --mode int`, byte
     for byte."""
     cycles = run_p_frames(tmp_path, quality, 4, "verilator")
-    assert len(cycles) == 3
+    assert len(cycles) == 3           # the last without pauses: within 0.1 % of program_cycles (measured: 6 cycles
+                                      # in 979 k at q1)
 
 
 def test_the_frame_warp(tmp_path):
-    """A packed frame of 16 x 24 (a 32 x 48 luma plane: 2 x 3 blocks) warped by vectors reaching past every border,
+    """A packed frame of 8 x 16 (a 16 x 32 luma plane: 1 x 2 blocks) warped by vectors reaching past every border,
     fractional and whole: equal to warp_int on its planes."""
     import torch
     from hw.engine.program import frame_channels, warp_descriptor
     from quant.codec.int_codec import pack_planes, unpack_planes, warp_int
     rng = np.random.default_rng(6)
-    fh, fw = 16, 24
+    fh, fw = 8, 16
     ref = torch.from_numpy(rng.integers(0, 256, size=(1, 6, fh, fw)))
     mv = rng.integers(-40, 41, size=(2, fh // 8, fw // 8))
     mv[:, 0, 0] = (-70, -61)
@@ -261,3 +274,15 @@ def test_the_frame_warp(tmp_path):
     want[:6] = warped
     _, _, _, specs = stack(2, 2, 1, 0)
     run_program(tmp_path, img, prog, [(dst, want, SHAPE.pe, SHAPE.act_bits)], specs[:1], max_cycles=400_000)
+
+
+def test_the_program_walker_agrees_with_the_convolution_model():
+    """program_cycles, reading descriptors from the image, equals engine_cycles on convolution programs (strips,
+    stride 2, PixelShuffle)."""
+    from hw.engine.program import compile_stack, engine_cycles
+    from tests.hw.engine.test_conv_unit import random_layer
+    rng = np.random.default_rng(8)
+    layers = [random_layer(rng, 4, 8, 2, 10, True), random_layer(rng, 8, 16, 1, 9, True)]
+    small = EngineShape(pe=2, simd=2, data_bits=64, max_width=8, max_cin=64, max_cout=256)
+    prog = compile_stack(layers, 5, 19, small)
+    assert program_cycles(prog.image, prog.program_addr, small) == engine_cycles(prog)

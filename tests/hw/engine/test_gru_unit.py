@@ -66,6 +66,7 @@ def run_unit(tmp_path: Path, p: CellParams, *, height=5, width=7, steps=3, x_shi
     return json.loads(cycles.read_text())
 
 
+@pytest.mark.slow
 def test_both_shipped_decoder_layers_step_after_step_under_stalls(tmp_path):
     for layer in (0, 1):
         run_unit(tmp_path / f"l{layer}", shipped_cell(layer), seed=layer, idle=0.3, backpressure=0.3)
