@@ -26,14 +26,10 @@ import numpy as np
 from base.errors import EdgecodecError
 from hw.engine.gru_unit import GruSpec
 from hw.engine.layers import conv_layers
-from hw.engine.program import (DESC_WORDS, FLAG_LAST, EngineShape, Image, add_descriptor, frame_channels,
-                               gru_descriptor, map_words, stack_descriptors, warp_descriptor)
+from hw.engine.program import (DESC_WORDS, FLAG_LAST, EngineShape, Image, _round_up, add_descriptor,
+                               frame_channels, gru_descriptor, map_words, stack_descriptors, warp_descriptor)
 from quant import fixed_point as fp
 from quant.cell.params import CellParams
-
-
-def _round_up(n: int, m: int) -> int:
-    return -(-n // m) * m
 
 
 def gru_specs(int_state: dict, latent_hw: tuple[int, int]) -> tuple[GruSpec, ...]:

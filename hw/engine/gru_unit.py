@@ -126,7 +126,7 @@ class GruUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        p, c, a = self.params, self.params.channels, self.params.act_bits
+        c, a = self.params.channels, self.params.act_bits
         n, lb = self.lanes, self.lane_bits
         m.submodules.dw = dw = self.dw
         m.submodules.gru = gru = self.gru
