@@ -305,6 +305,7 @@ def test_missing_quality_is_a_clear_error(tmp_path):
         train(cfg, tmp_path, [7], progress=False)
 
 
+@pytest.mark.slow      # the engine's P-frame tests check both decoder layers on real streams (also slow)
 def test_decoder_gru_layer_rtl_matches_a_real_decode(tiny, clip, tmp_path):
     """The decoder's first ASE-GRU layer, generated as RTL from the checkpoint's integer parameters and
     simulated by cocotb (Verilator) on the codes of a real decode, gives the decoder's own codes."""

@@ -26,10 +26,9 @@ from tests.hw.engine.test_gru_unit import shipped_cell
 SHAPE = EngineShape(pe=4, simd=4, data_bits=128, max_width=32, max_cin=64, max_cout=256)
 
 
-def gru_program(cells, xs: list, h0: list, shape: EngineShape):
-    """Image and program of len(xs) frames through the layer stack `cells` from hidden states h0; the expected
-    maps (every h_t, the last frame's sums) as (address, codes, lanes, bits)."""
-    img = Image(shape.data_bits // 8)
+def gru_descriptors(img: Image, cells, xs: list, h0: list, shape: EngineShape):
+    """Descriptors of len(xs) frames through the layer stack `cells` from hidden states h0, their maps in `img`;
+    the expected maps (every h_t, the last frame's sums) as (address, codes, lanes, bits)."""
     c, height, width = xs[0].shape
     wb, k = img.word_bytes, c // shape.pe
     pitch = width * k * wb
@@ -60,11 +59,23 @@ def gru_program(cells, xs: list, h0: list, shape: EngineShape):
             if t == len(xs) - 1:
                 checks.append((sums, hs[n].reshape(c, -1).sum(axis=1).reshape(c, 1, 1), 1, 32))
             x_addr, h_addr[n], s_addr[n] = out, out, sums
+    return descs, checks
+
+
+def write_program(img: Image, descs: list) -> int:
+    """The descriptors as a program in `img` (the last flagged); its address."""
+    descs = [list(d) for d in descs]
     descs[-1][0] |= 1
     prog = img.alloc(DESC_WORDS * len(descs))
     for i, d in enumerate(descs):
-        img.put(prog + i * DESC_WORDS * wb, d)
-    return img, prog, checks
+        img.put(prog + i * DESC_WORDS * img.word_bytes, d)
+    return prog
+
+
+def gru_program(cells, xs: list, h0: list, shape: EngineShape):
+    img = Image(shape.data_bits // 8)
+    descs, checks = gru_descriptors(img, cells, xs, h0, shape)
+    return img, write_program(img, descs), checks
 
 
 def run_gru_engine(tmp_path: Path, cells, xs, h0, specs, shape: EngineShape = SHAPE, simulator: str = "icarus",
@@ -105,9 +116,62 @@ def stack(height: int, width: int, frames: int, seed: int):
     return cells, xs, h0, specs
 
 
-def test_the_decoders_two_gru_layers_over_two_frames_from_memory(tmp_path):
+def add_descriptors(img: Image, rng):
+    """The reconstruction clamp(warped + residual, 0, 255) (the residual reaching past both ends) and the context
+    input warped - 128 (one input) on a 6-channel map padded to 8 (two words a pixel) of 5 x 7 pixels, 70 words:
+    chunks of 16 and a short one."""
+    warped = rng.integers(0, 256, size=(8, 5, 7))
+    res = rng.integers(-300, 300, size=(8, 5, 7))
+    words = 8 // SHAPE.pe * 5 * 7
+    addr = {}
+    for name, codes in (("warped", warped), ("res", res)):
+        addr[name] = img.alloc(words)
+        img.put(addr[name], map_words(codes, SHAPE.pe, SHAPE.act_bits))
+    recon, ctx = img.alloc(words), img.alloc(words)
+    descs = [add_descriptor(words, a=addr["res"], b=addr["warped"], out=recon, lo=0, hi=255),
+             add_descriptor(words, a=addr["warped"], out=ctx, k=-128, lo=-2048, hi=2047)]
+    checks = [(recon, np.clip(warped + res, 0, 255), SHAPE.pe, SHAPE.act_bits),
+              (ctx, warped - 128, SHAPE.pe, SHAPE.act_bits)]
+    return descs, checks
+
+
+def warp_descriptors(img: Image, rng):
+    """A packed frame of 8 x 16 (a 16 x 32 luma plane: 1 x 2 blocks) warped by vectors reaching past every border,
+    fractional and whole: equal to warp_int on its planes."""
+    import torch
+    from hw.engine.program import frame_channels, warp_descriptor
+    from quant.codec.int_codec import pack_planes, unpack_planes, warp_int
+    fh, fw = 8, 16
+    ref = torch.from_numpy(rng.integers(0, 256, size=(1, 6, fh, fw)))
+    mv = rng.integers(-40, 41, size=(2, fh // 8, fw // 8))
+    mv[:, 0, 0] = (-70, -61)
+    mv[:, -1, -1] = (77, 53)
+    warped = pack_planes(*warp_int(*unpack_planes(ref), torch.from_numpy(mv)))[0].numpy()
+    fc = frame_channels(SHAPE)
+    full = np.zeros((fc, fh, fw), dtype=np.int64)
+    full[:6] = ref[0].numpy()
+    words = fh * fw * fc // SHAPE.pe
+    src, dst, vec = img.alloc(words), img.alloc(words), img.alloc(mv[0].size)
+    img.put(src, map_words(full, SHAPE.pe, SHAPE.act_bits))
+    img.put(vec, [(int(dx) & 0xFFFF) | ((int(dy) & 0xFFFF) << 16) for dx, dy in zip(mv[0].reshape(-1),
+                                                                                  mv[1].reshape(-1))])
+    want = np.zeros_like(full)
+    want[:6] = warped
+    return [warp_descriptor(fh, fw, ref=src, out=dst, vectors=vec)], [(dst, want, SHAPE.pe, SHAPE.act_bits)]
+
+
+def test_the_p_frame_descriptors_from_memory(tmp_path):
+    """One program: the shipped decoder's two GRU layers over two frames (3 x 5 maps; every h_t and the last sums
+    compared), a frame warp and the two element-wise adds. Run with pauses, then without: the second run's cycles
+    equal program_cycles."""
+    rng = np.random.default_rng(4)
     cells, xs, h0, specs = stack(3, 5, 2, 0)
-    cycles = run_gru_engine(tmp_path, cells, xs, h0, specs)
+    img = Image(SHAPE.data_bits // 8)
+    descs, checks = gru_descriptors(img, cells, xs, h0, SHAPE)
+    for more in (warp_descriptors(img, rng), add_descriptors(img, rng)):
+        descs += more[0]
+        checks += more[1]
+    cycles = run_program(tmp_path, img, write_program(img, descs), checks, specs)
     assert len(cycles) == 2 and cycles[0] > cycles[1]            # pauses, then none (equal to the model)
 
 
@@ -121,31 +185,6 @@ def test_a_wrong_code_is_reported_at_its_map_and_pixel(tmp_path):
     with pytest.raises(Exception, match="failed"):
         run_gru_engine(tmp_path, cells, xs, h0, specs, idle=0, corrupt=corrupt, runs=1)
     assert "map 2 channel 2 pixel (y=1, x=3)" in (tmp_path / "sim" / "results.xml").read_text()
-
-
-def test_the_reconstruction_and_context_adds(tmp_path):
-    """Two element-wise descriptors on a 6-channel map padded to 8 (two words a pixel) of 5 x 7 pixels, 70 words:
-    chunks of 16 and a short one; clamp(warped + residual, 0, 255) (the residual reaching past both ends) and
-    warped - 128 (one input)."""
-    rng = np.random.default_rng(4)
-    img = Image(SHAPE.data_bits // 8)
-    warped = rng.integers(0, 256, size=(8, 5, 7))
-    res = rng.integers(-300, 300, size=(8, 5, 7))
-    words = 8 // SHAPE.pe * 5 * 7
-    addr = {}
-    for name, codes in (("warped", warped), ("res", res)):
-        addr[name] = img.alloc(words)
-        img.put(addr[name], map_words(codes, SHAPE.pe, SHAPE.act_bits))
-    recon, ctx = img.alloc(words), img.alloc(words)
-    descs = [add_descriptor(words, a=addr["res"], b=addr["warped"], out=recon, lo=0, hi=255),
-             add_descriptor(words, a=addr["warped"], out=ctx, k=-128, lo=-2048, hi=2047, last=True)]
-    prog = img.alloc(DESC_WORDS * 2)
-    for i, d in enumerate(descs):
-        img.put(prog + i * DESC_WORDS * img.word_bytes, d)
-    checks = [(recon, np.clip(warped + res, 0, 255), SHAPE.pe, SHAPE.act_bits),
-              (ctx, warped - 128, SHAPE.pe, SHAPE.act_bits)]
-    cells, _, _, specs = stack(2, 2, 1, 0)
-    run_program(tmp_path, img, prog, checks, specs[:1])
 
 
 def p_frame_stimulus(quality: int, frames: int, shape: EngineShape):
@@ -244,36 +283,6 @@ def test_p_frames_of_a_real_stream_decoded_on_the_engine(tmp_path, quality):
     cycles = run_p_frames(tmp_path, quality, 4, "verilator")
     assert len(cycles) == 3           # the last without pauses: within 0.1 % of program_cycles (measured: 6 cycles
                                       # in 979 k at q1)
-
-
-def test_the_frame_warp(tmp_path):
-    """A packed frame of 8 x 16 (a 16 x 32 luma plane: 1 x 2 blocks) warped by vectors reaching past every border,
-    fractional and whole: equal to warp_int on its planes."""
-    import torch
-    from hw.engine.program import frame_channels, warp_descriptor
-    from quant.codec.int_codec import pack_planes, unpack_planes, warp_int
-    rng = np.random.default_rng(6)
-    fh, fw = 8, 16
-    ref = torch.from_numpy(rng.integers(0, 256, size=(1, 6, fh, fw)))
-    mv = rng.integers(-40, 41, size=(2, fh // 8, fw // 8))
-    mv[:, 0, 0] = (-70, -61)
-    mv[:, -1, -1] = (77, 53)
-    warped = pack_planes(*warp_int(*unpack_planes(ref), torch.from_numpy(mv)))[0].numpy()
-    img = Image(SHAPE.data_bits // 8)
-    fc = frame_channels(SHAPE)
-    full = np.zeros((fc, fh, fw), dtype=np.int64)
-    full[:6] = ref[0].numpy()
-    words = fh * fw * fc // SHAPE.pe
-    src, dst, vec = img.alloc(words), img.alloc(words), img.alloc(mv[0].size)
-    img.put(src, map_words(full, SHAPE.pe, SHAPE.act_bits))
-    img.put(vec, [(int(dx) & 0xFFFF) | ((int(dy) & 0xFFFF) << 16) for dx, dy in zip(mv[0].reshape(-1),
-                                                                                  mv[1].reshape(-1))])
-    prog = img.alloc(DESC_WORDS)
-    img.put(prog, warp_descriptor(fh, fw, ref=src, out=dst, vectors=vec, last=True))
-    want = np.zeros_like(full)
-    want[:6] = warped
-    _, _, _, specs = stack(2, 2, 1, 0)
-    run_program(tmp_path, img, prog, [(dst, want, SHAPE.pe, SHAPE.act_bits)], specs[:1], max_cycles=400_000)
 
 
 def test_the_program_walker_agrees_with_the_convolution_model():

@@ -96,6 +96,7 @@ def test_cycles_per_frame_without_stalls(tmp_path):
     _run(tmp_path, verilog_path, params, testcase="test_stream")   # the bench asserts the count
 
 
+@pytest.mark.slow      # the Icarus runs above cover the same RTL in make test
 def test_bit_exact_verilator(tmp_path):
     try:
         ensure_simulator("verilator")
