@@ -3,9 +3,11 @@
 For each PE x PE array and each frame size: clock cycles per frame of the convolution stacks the engine runs today
 (the I-frame synthesis, and the P-frame decoder's convolutions: p_from_latent, p_context, p_synth, plus the
 hyper-synthesis that gives the entropy rows), from `hw.engine.program.engine_cycles` (equal to the RTL's cycle
-counter in tests/hw/engine/test_engine.py), MACs, MAC-bound efficiency (steps / cycles), the clock a target frame
-rate needs, and the on-chip memory of the generated unit (line buffer and weight buffer). The ASE-GRU layers are
-not in the engine yet and are not counted here. No Fmax is measured here: the clock is what a rate *needs*.
+counter in tests/hw/engine/test_engine.py) and, for P-frames, the frame warp, the ASE-GRU layers and the two adds
+(the models of `program_cycles`, equal to the counter in tests/hw/engine/test_engine_p.py), convolution MACs,
+MAC-bound efficiency (convolution MACs / (cycles x PE^2)), the clock a target frame rate needs, and the on-chip
+memory of the generated unit (line buffer and weight buffer). No Fmax is measured here: the clock is what a rate
+*needs*.
 
 Usage: python bench/engine_bench.py [--checkpoint checkpoints/codec_q1.pt] [--fps 30]
 """
@@ -36,6 +38,7 @@ def main() -> int:
     from edgecodec.codec import checkpoint as ckpt
     from edgecodec.engine_plan import STACKS, bus_bits, stack_input
     from hw.engine.conv_unit import ConvUnit
+    from hw.engine.frame_program import p_frame_extra_cycles
     from hw.engine.layers import conv_layers
     from hw.engine.program import EngineShape, compile_stack, engine_cycles
     ck = ckpt.load(ROOT / args.checkpoint)
@@ -59,6 +62,10 @@ def main() -> int:
                             zip(_outputs(layers, sh, sw), layers))
                     per_stack[name] = {"cycles": c, "macs": m, "input": [sh, sw]}
                     cycles, steps, macs = cycles + c, steps + prog.steps, macs + m
+                if kind == "P":                   # the warp, the ASE-GRU layers, the adds
+                    for part, c in p_frame_extra_cycles(ck["int"], (h // 16, w // 16), shape).items():
+                        per_stack[part] = {"cycles": c}
+                        cycles += c
                 rows.append({
                     "pe": pe, "simd": pe, "multipliers": pe * pe, "frame": size, "frame_type": kind,
                     "cycles": cycles, "macs": macs, "pe_steps": steps,
@@ -68,8 +75,11 @@ def main() -> int:
                     "line_buffer_bits": line_bits, "weight_buffer_bits": weight_bits,
                     "stacks": per_stack,
                 })
-    out = {"checkpoint": args.checkpoint, "target_fps": args.fps, "counted": "convolution stacks only (no ASE-GRU)",
-           "note": "cycles from hw.engine.program.engine_cycles (memory without pauses); frames padded to 64",
+    out = {"checkpoint": args.checkpoint, "target_fps": args.fps,
+           "counted": "I: convolution stacks; P: convolution stacks, frame warp, ASE-GRU layers, adds (macs and "
+                      "mac_efficiency: convolution MACs only)",
+           "note": "cycles from hw.engine.program.engine_cycles and the P-frame descriptors' models of "
+                   "program_cycles (memory without pauses); frames padded to 64",
            "rows": rows, "command": "python bench/engine_bench.py", "machine": platform.machine()}
     path = ROOT / args.out
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -130,7 +130,7 @@ def cmd_engine_plan(args) -> None:
     width, height = parse_resolution(args.resolution)
     device = get_device(args.family, args.device)
     payload = ckpt.load(_checkpoints(args, cfg), args.quality)
-    print(json.dumps(plan(payload["int"]["nets"], width, height, args.target_fps, args.clock_mhz, device), indent=2))
+    print(json.dumps(plan(payload["int"], width, height, args.target_fps, args.clock_mhz, device), indent=2))
 
 
 def cmd_eval(args) -> None:

@@ -1,15 +1,15 @@
 """`edgecodec engine-plan`: choose the decoder engine's PE array from a target frame rate and resolution (as FINN's
 `target_fps` chooses a folding), and say when a device cannot reach it.
 
-For each square array PE x PE (1, 2, 4, ... 32) the exact cycle model (`hw.engine.program.engine_cycles`, equal to
-the RTL's counter) gives the cycles of an I-frame and of a P-frame's convolution stacks at the resolution; the
-slower of the two, at the given clock, is the frame rate. The array needs PE^2 multipliers (one MULT18X18D each on
+For each square array PE x PE (1, 2, 4, ... 32) the cycle model (`hw.engine.program.engine_cycles` and the P-frame
+descriptors' models of `program_cycles`, equal to the RTL's counter in the tests) gives the cycles of an I-frame and
+of a P-frame (convolution stacks, frame warp, ASE-GRU layers, adds) at the resolution; the slower of the two, at the
+given clock, is the frame rate. The array needs PE^2 multipliers (one MULT18X18D each on
 ECP5: codes of 12 x 8 bits) and its line and weight buffers in block RAM (DP16KD, 18 kbit; counted as bits over
 18 kbit, a lower bound); the unit's width is the widest power of two whose buffers fit, and wider maps run as
 vertical strips (hw.engine.program.strips). The smallest array that
-reaches the target is chosen among those that fit the device; the answer names the limit otherwise. Not counted
-yet: the ASE-GRU layers (53 of the 3 410 P-frame MACs per pixel), and the clock is an input until the engine's Fmax
-is measured.
+reaches the target is chosen among those that fit the device; the answer names the limit otherwise. The clock is an
+input until the engine's Fmax is measured; the GRU unit and the warp's multipliers are not in the device check.
 """
 
 from __future__ import annotations
@@ -41,10 +41,11 @@ def bus_bits(pe: int) -> int:
     return max(64, 1 << (pe * pe * 8 - 1).bit_length(), 1 << (pe * 27 - 1).bit_length())
 
 
-def plan(nets: dict, width: int, height: int, target_fps: float, clock_mhz: float, device) -> dict:
-    """The plan for the checkpoint's integer stacks `nets` (checkpoint["int"]["nets"]) on `device`
+def plan(int_state: dict, width: int, height: int, target_fps: float, clock_mhz: float, device) -> dict:
+    """The plan for the checkpoint's integer decoder `int_state` (checkpoint["int"]) on `device`
     (hw.fpga.devices.Device)."""
     from hw.engine.conv_unit import ConvUnit
+    from hw.engine.frame_program import p_frame_extra_cycles
     from hw.engine.layers import conv_layers
     from hw.engine.program import EngineShape, compile_stack, engine_cycles
     if target_fps <= 0 or clock_mhz <= 0:
@@ -66,9 +67,11 @@ def plan(nets: dict, width: int, height: int, target_fps: float, clock_mhz: floa
                 break
         shape = EngineShape(pe=pe, simd=pe, data_bits=bus_bits(pe), max_width=max_width, max_cin=64, max_cout=256)
         cycles = {}
+        nets = int_state["nets"]
         for kind, names in STACKS.items():
             cycles[kind] = sum(engine_cycles(compile_stack(conv_layers(nets[n]["layers"]), *stack_input(n, pw, ph),
                                                            shape)) for n in names)
+        cycles["P"] += sum(p_frame_extra_cycles(int_state, (ph // 16, pw // 16), shape).values())
         fps = clock_mhz * 1e6 / max(cycles.values())
         fits = []
         if pe * pe > device.capacity["dsp"]:
@@ -96,4 +99,5 @@ def plan(nets: dict, width: int, height: int, target_fps: float, clock_mhz: floa
     return {"resolution": f"{width}x{height}", "padded": f"{pw}x{ph}", "target_fps": target_fps,
             "clock_mhz": clock_mhz, "clock_note": "assumed: the engine's Fmax is not measured yet",
             "device": device.part, "reachable": chosen is not None, "chosen_pe": chosen["pe"] if chosen else None,
-            "verdict": verdict, "counted": "convolution stacks (I and P); not the ASE-GRU layers", "arrays": rows}
+            "verdict": verdict, "counted": "I: convolution stacks; P: convolution stacks, frame warp, ASE-GRU layers, adds",
+            "arrays": rows}

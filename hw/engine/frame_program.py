@@ -19,15 +19,17 @@ of PE with zero channels), in the engine's map words like every other map.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from base.errors import EdgecodecError
 from hw.engine.gru_unit import GruSpec
 from hw.engine.layers import conv_layers
-from hw.engine.program import (DESC_WORDS, FLAG_LAST, EngineShape, Image, _round_up, add_descriptor,
-                               frame_channels, gru_descriptor, map_words, stack_descriptors, warp_descriptor)
+from hw.engine.program import (DESC_WORDS, FLAG_LAST, EngineShape, Image, _round_up, add_cycles, add_descriptor,
+                               frame_channels, gru_cycles, gru_descriptor, map_words, stack_descriptors,
+                               warp_cycles_frame, warp_descriptor)
 from quant import fixed_point as fp
 from quant.cell.params import CellParams
 
@@ -37,6 +39,20 @@ def gru_specs(int_state: dict, latent_hw: tuple[int, int]) -> tuple[GruSpec, ...
     cells = [CellParams.from_json(c) for c in int_state["dec_cells"]]
     h, w = 2 * latent_hw[0], 2 * latent_hw[1]
     return tuple(GruSpec(p, h, w, 0 if n == 0 else cells[n - 1].f_h - p.f_x) for n, p in enumerate(cells))
+
+
+def p_frame_extra_cycles(int_state: dict, latent_hw: tuple[int, int], shape: EngineShape) -> dict:
+    """Cycles of a P-frame program's descriptors that are not convolutions (the cycle model of
+    `program.program_cycles`): the warp, the GRU layers, the two adds."""
+    specs = gru_specs(int_state, latent_hw)
+    fh, fw = 8 * latent_hw[0], 8 * latent_hw[1]
+    words = fh * fw * frame_channels(shape) // shape.pe
+    gru = 0
+    for s in specs:
+        g = math.gcd(shape.pe, s.params.channels)     # an array wider than C: the GRU unit folded at C (not built)
+        gru += gru_cycles(s.params.channels, s.height, s.width, replace(shape, pe=g, simd=g))
+    return {"warp": warp_cycles_frame(fh, fw, shape), "gru": gru,
+            "adds": add_cycles(words, False) + add_cycles(words, True)}
 
 
 @dataclass

@@ -357,6 +357,26 @@ WARP_OVERHEAD = 24
 CONCAT_PIXEL_GAP = 6    # cycles the two read commands of a concatenated input's pixel add
 
 
+def gru_cycles(channels: int, height: int, width: int, shape: EngineShape) -> int:
+    """A GRU descriptor's cycles: the fixed part, a pixel every (C/PE)(C/SIMD) cycles, and the reading of x row 0
+    and h row 0 beyond what the SE phase hides."""
+    k = channels // shape.pe
+    return (GRU_OVERHEAD + height * width * k * (channels // shape.simd)
+            + max(0, 2 * k * width - GRU_HIDE))
+
+
+def add_cycles(words: int, two_inputs: bool) -> int:
+    """An element-wise descriptor's cycles over `words` words."""
+    return (2 if two_inputs else 1) * (words + ADD_CHUNK_GAP * -(-words // 16)) + ADD_OVERHEAD[two_inputs]
+
+
+def warp_cycles_frame(height: int, width: int, shape: EngineShape) -> int:
+    """A frame warp's cycles on a packed frame of height x width (multiples of 8)."""
+    k = frame_channels(shape) // shape.pe
+    blocks = (height // 8) * (width // 8)
+    return blocks * (WARP_READ * (17 * 17 + 2 * 9 * 9) + 8 * (8 * k + WARP_ROW_GAP) + WARP_BLOCK_EXTRA) + WARP_OVERHEAD
+
+
 def _fields(img: Image, addr: int) -> list[int]:
     return [img.words.get(addr + i * img.word_bytes, 0) for i in range(DESC_WORDS)]
 
@@ -367,25 +387,16 @@ def program_cycles(img: Image, program_addr: int, shape: EngineShape, grus=()) -
     generated with), element-wise adds and frame warps by the models above."""
     from hw.engine.conv_unit import layer_cycles
     total, addr = 0, program_addr
-    P = shape.pe
     while True:
         f = _fields(img, addr)
         flags = f[0] & 0xFFFFFFFF
         if flags & FLAG_GRU:
             spec = grus[f[1]]
-            c = spec.params.channels
-            k = c // P
-            total += (GRU_OVERHEAD + spec.height * spec.width * (c // P) * (c // shape.simd)
-                      + max(0, 2 * k * spec.width - GRU_HIDE))
+            total += gru_cycles(spec.params.channels, spec.height, spec.width, shape)
         elif flags & FLAG_ADD:
-            two = not flags & FLAG_ONE_INPUT
-            n = f[1] & 0xFFFFFFFF
-            total += (2 if two else 1) * (n + ADD_CHUNK_GAP * -(-n // 16)) + ADD_OVERHEAD[two]
+            total += add_cycles(f[1] & 0xFFFFFFFF, not flags & FLAG_ONE_INPUT)
         elif flags & FLAG_WARP:
-            k = frame_channels(shape) // P
-            blocks = ((f[3] & 0xFFFF) // 8) * ((f[4] & 0xFFFF) // 8)
-            total += blocks * (WARP_READ * (17 * 17 + 2 * 9 * 9) + 8 * (8 * k + WARP_ROW_GAP)
-                               + WARP_BLOCK_EXTRA) + WARP_OVERHEAD
+            total += warp_cycles_frame(f[3] & 0xFFFF, f[4] & 0xFFFF, shape)
         else:
             cig, cog, h, w = f[1] & 0xFF, f[2] & 0xFFFFFFFF, f[3] & 0xFFFF, f[4] & 0xFFFF
             stride = 2 if flags & FLAG_STRIDE2 else 1
