@@ -87,6 +87,7 @@ def test_a_wrong_expected_code_is_reported_at_its_pixel(tmp_path):
     assert "step 1 pixel (y=2, x=3) channel 5" in (tmp_path / "sim" / "results.xml").read_text()
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_shapes_it_cannot_carry_are_refused():
     p = shipped_cell(0)
     with pytest.raises(EdgecodecError, match="lanes a word must divide"):
