@@ -188,63 +188,22 @@ def test_a_wrong_code_is_reported_at_its_map_and_pixel(tmp_path):
 
 
 def p_frame_stimulus(quality: int, frames: int, shape: EngineShape):
-    """A real stream (a 64 x 64 crop of the shipped QCIF clip, GOP = frames, int mode) and, per P-frame, the
-    engine's memory image as a host driver fills it (y_hat and the block vectors from the stream, the reference
-    frame) with the maps the RTL must write (the warped frame, h_t of both layers, their sums, the reconstruction),
-    which equal the frames of `edgecodec decode --mode int`."""
+    """A real stream (a 64 x 64 crop of the shipped QCIF clip, GOP = frames, int mode) through the host driver
+    (edgecodec.engine_host): per P-frame the engine's memory image (y_hat and the block vectors from the stream, the
+    reference frame) and the maps the RTL must write, which equal the frames of `edgecodec decode --mode int`."""
     from edgecodec.codec import checkpoint as ckpt
-    from edgecodec.codec.bitstream import parse_stream
-    from edgecodec.codec.coder import Coder, decode, padded_size
-    from edgecodec.entropy import FrameDecoder
-    from hw.engine.frame_program import p_frame_program
+    from edgecodec.codec.coder import Coder
+    from edgecodec.engine_host import p_frame_runs
     from model.codec.data import load_sequence
-    from quant.codec.int_codec import IntCodec, pack_planes, unpack_planes, warp_int
     from tests.conftest import CLIP_QCIF_MP4, ROOT
-    import torch
     y, u, v = load_sequence(CLIP_QCIF_MP4, frames)
     y, u, v = (np.ascontiguousarray(pl[:, 16:80, 40:104]) if i == 0 else np.ascontiguousarray(pl[:, 8:40, 20:52])
                for i, pl in enumerate((y, u, v)))
     folder = ROOT / "checkpoints"
-    ck = ckpt.load(folder, quality)
-    data = Coder(ck, "int", "ans").encode(y, u, v, frames).data
-    _, want = decode(data, folder)
-    header, payloads = parse_stream(data)
-    coder = Coder(ck, "int", "ans")
-    hp, wp = padded_size(header)
-    icodec = IntCodec(ck["int"])
-    plan = p_frame_program(ck["int"], (hp // 16, wp // 16), shape)
-    ref = pack_planes(*(torch.from_numpy(want[i][0].astype(np.int64)) for i in range(3)))
-    hs, stim = None, []
-    for t in range(1, frames):
-        dec = FrameDecoder(payloads[t][1], coder.tables, coder.entropy)
-        m_hat, y_hat = coder._read_inter(dec, hp, wp)
-        dec.close()
-        warped = pack_planes(*warp_int(*unpack_planes(ref), m_hat[0]))
-        res, new = icodec.inter_residual(y_hat, warped, hs)
-        recon = (warped + res).clamp(0, 255)
-        for got, plane in zip(unpack_planes(recon), want):
-            assert np.array_equal(got.numpy().astype(np.uint8), plane[t]), "host model != decode --mode int"
-        parity = (t - 1) % 2
-        plan.put_map(plan.y, y_hat[0].numpy(), shape)
-        plan.put_vectors(m_hat[0].numpy())
-        plan.put_map(plan.frames[parity], ref[0].numpy(), shape)
-        frames = []
-        for f in (warped, recon):
-            full = np.zeros(plan.frame_shape, dtype=np.int64)          # zero channels up to a multiple of PE
-            full[:6] = f[0].numpy()
-            frames.append(full)
-        checks = [(plan.warped, frames[0], shape.pe, shape.act_bits),
-                  (plan.frames[1 - parity], frames[1], shape.pe, shape.act_bits)]
-        for n, h in enumerate(new):
-            prev = np.zeros_like(h) if hs is None else hs[n]
-            plan.put_map(plan.h[n][parity], prev, shape)
-            plan.put_sums(plan.sums[n][parity], prev)
-            checks += [(plan.h[n][1 - parity], h, shape.pe, shape.act_bits),
-                       (plan.sums[n][1 - parity], h.reshape(h.shape[0], -1).sum(axis=1).reshape(-1, 1, 1), 1, 32)]
-        stim.append((plan.image.to_bytes(), plan.programs[parity], checks))
-        hs, ref = new, recon
-    from hw.engine.frame_program import gru_specs
-    return stim, gru_specs(ck["int"], (hp // 16, wp // 16))
+    data = Coder(ckpt.load(folder, quality), "int", "ans").encode(y, u, v, frames).data
+    runs, specs = p_frame_runs(data, folder, shape)
+    assert [r.frame for r in runs] == list(range(1, frames))
+    return [(r.image, r.program_addr, r.expected) for r in runs], specs
 
 
 def run_p_frames(tmp_path: Path, quality: int, frames: int, simulator: str, shape: EngineShape = SHAPE,

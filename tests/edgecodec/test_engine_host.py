@@ -1,0 +1,33 @@
+"""edgecodec.engine_host: the host driver's memory images for the engine's P-frames (the RTL runs them in the slow
+tests of tests/hw/engine/test_engine_p.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgecodec.codec import checkpoint as ckpt
+from edgecodec.codec.coder import Coder
+from edgecodec.engine_host import p_frame_runs
+from hw.engine.program import EngineShape, read_map
+from model.codec.data import load_sequence
+from tests.conftest import CLIP_QCIF_MP4, ROOT
+
+
+def test_the_host_fills_each_p_frames_memory():
+    """A 64 x 64 crop, 3 frames, GOP 2 (I P I): one P-frame run; its image holds the reference frame and y, and the
+    maps it expects (warped, reconstruction, h and sums of both layers) are on the integer decoder's grid (checked
+    against decode --mode int inside p_frame_runs)."""
+    y, u, v = load_sequence(CLIP_QCIF_MP4, 3)
+    y, u, v = (np.ascontiguousarray(p[:, 16:80, 40:104]) if i == 0 else np.ascontiguousarray(p[:, 8:40, 20:52])
+               for i, p in enumerate((y, u, v)))
+    folder = ROOT / "checkpoints"
+    data = Coder(ckpt.load(folder, 1), "int", "ans").encode(y, u, v, 2).data
+    shape = EngineShape(pe=4, simd=4, data_bits=128, max_width=32, max_cin=64, max_cout=256)
+    runs, specs = p_frame_runs(data, folder, shape)
+    assert [r.frame for r in runs] == [1] and len(specs) == 2
+    run = runs[0]
+    assert len(run.expected) == 2 + 2 * len(specs)
+    recon = run.expected[1][1]
+    assert recon.shape == (8, 32, 32) and recon.min() >= 0 and recon.max() <= 255 and not recon[6:].any()
+    warped_addr = run.expected[0][0]
+    assert not any(read_map(run.image, warped_addr, (8, 32, 32), 4, 12, 16).reshape(-1))   # the RTL writes it
