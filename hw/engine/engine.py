@@ -175,39 +175,25 @@ class ConvEngine(wiring.Component):
                         m.next = "CHECK"
             with m.State("CHECK"):
                 # every region the descriptor names must end inside memory, or the program stops here
+                bad = out_of_range
                 if self.grus:
-                    with m.If(is_gru):
-                        with m.If(gru_bad):
-                            m.d.sync += range_error.eq(1)
-                            m.next = "RANGE"
-                        with m.Else():
-                            m.next = "GRU_SUMS_CMD"
+                    bad = Mux(is_gru, gru_bad, Mux(is_warp, warp_bad, Mux(is_add, add_bad,
+                                                                          out_of_range | (concat & concat_bad))))
+                with m.If(bad):
+                    m.d.sync += range_error.eq(1)
+                    m.next = "RANGE"
+                if self.grus:
+                    with m.Elif(is_gru):
+                        m.next = "GRU_SUMS_CMD"
                     with m.Elif(is_warp):
-                        with m.If(warp_bad):
-                            m.d.sync += range_error.eq(1)
-                            m.next = "RANGE"
-                        with m.Else():
-                            m.d.comb += fwarp.start.eq(1)
-                            m.d.sync += warp_done.eq(0)
-                            m.next = "WARP_RUN"
+                        m.d.comb += fwarp.start.eq(1)
+                        m.d.sync += warp_done.eq(0)
+                        m.next = "WARP_RUN"
                     with m.Elif(is_add):
-                        with m.If(add_bad):
-                            m.d.sync += range_error.eq(1)
-                            m.next = "RANGE"
-                        with m.Else():
-                            add_start()
-                            m.next = "ADD_RUN"
-                    with m.Elif(out_of_range | (concat & concat_bad)):
-                        m.d.sync += range_error.eq(1)
-                        m.next = "RANGE"
-                    with m.Else():
-                        m.next = "LOADW_CMD"
-                else:
-                    with m.If(out_of_range):
-                        m.d.sync += range_error.eq(1)
-                        m.next = "RANGE"
-                    with m.Else():
-                        m.next = "LOADW_CMD"
+                        add_start()
+                        m.next = "ADD_RUN"
+                with m.Else():
+                    m.next = "LOADW_CMD"
             if self.grus:
                 gru_states()
                 add_states()

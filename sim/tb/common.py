@@ -17,45 +17,45 @@ async def reset_stream_dut(dut, cycles: int = 3) -> None:
     await RisingEdge(dut.clk)
 
 
-async def drive_stream(dut, beats, rng, idle: float = 0.0, stop=lambda: False) -> None:
-    """Source on `i`: each beat held with valid until a rising edge sees ready; random idle cycles before beats
-    with probability `idle`. Returns early when `stop()` turns true."""
+async def drive_stream(dut, beats, rng, idle: float = 0.0, stop=lambda: False, port: str = "i") -> None:
+    """Source on `port` (default `i`): each beat held with valid until a rising edge sees ready; random idle cycles
+    before beats with probability `idle`. Returns early when `stop()` turns true."""
     for word in beats:
         while idle and rng.random() < idle:
-            dut.i__valid.value = 0
+            getattr(dut, f"{port}__valid").value = 0
             await RisingEdge(dut.clk)
             if stop():
                 return
-        dut.i__valid.value = 1
-        dut.i__payload.value = int(word)
+        getattr(dut, f"{port}__valid").value = 1
+        getattr(dut, f"{port}__payload").value = int(word)
         while True:
             await ReadOnly()
-            fired = bool(dut.i__ready.value)
+            fired = bool(getattr(dut, f"{port}__ready").value)
             await RisingEdge(dut.clk)
             if fired or stop():
                 break
         if stop():
             return
-    dut.i__valid.value = 0
+    getattr(dut, f"{port}__valid").value = 0
 
 
 async def collect_stream(dut, count: int, out: list, rng, backpressure: float = 0.0, watchdog: int = 200000,
-                         stop=lambda: False, what: str = "beats") -> None:
-    """Sink on `o`: append `count` payloads to `out`, dropping ready with probability `backpressure`; fails when
-    nothing arrives for `watchdog` cycles."""
+                         stop=lambda: False, what: str = "beats", port: str = "o") -> None:
+    """Sink on `port` (default `o`): append `count` payloads to `out`, dropping ready with probability
+    `backpressure`; fails when nothing arrives for `watchdog` cycles."""
     quiet = 0
     while len(out) < count and not stop():
         quiet += 1
         if quiet > watchdog:
             raise AssertionError(f"watchdog: no output for {watchdog} cycles after {len(out)} of {count} {what}")
         ready = not (backpressure and rng.random() < backpressure)
-        dut.o__ready.value = int(ready)
+        getattr(dut, f"{port}__ready").value = int(ready)
         await ReadOnly()
-        if ready and dut.o__valid.value:
-            out.append(int(dut.o__payload.value))
+        if ready and getattr(dut, f"{port}__valid").value:
+            out.append(int(getattr(dut, f"{port}__payload").value))
             quiet = 0
         await RisingEdge(dut.clk)
-    dut.o__ready.value = 0
+    getattr(dut, f"{port}__ready").value = 0
 
 
 def compare_pixels(words: list[int], expected, channels: int, bits: int, max_report: int = 10) -> tuple:

@@ -17,44 +17,13 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge
 from cocotb.clock import Clock
 
 from sim.runner import bench_params
+from sim.tb.common import collect_stream, drive_stream
 
 MASK32 = (1 << 32) - 1
-
-
-async def send(dut, port: str, words, rng, idle: float) -> None:
-    for w in words:
-        while idle and rng.random() < idle:
-            getattr(dut, f"{port}__valid").value = 0
-            await RisingEdge(dut.clk)
-        getattr(dut, f"{port}__valid").value = 1
-        getattr(dut, f"{port}__payload").value = int(w)
-        while True:
-            await ReadOnly()
-            fired = bool(getattr(dut, f"{port}__ready").value)
-            await RisingEdge(dut.clk)
-            if fired:
-                break
-    getattr(dut, f"{port}__valid").value = 0
-
-
-async def receive(dut, port: str, count: int, out: list, rng, bp: float, watchdog: int = 100000) -> None:
-    quiet = 0
-    while len(out) < count:
-        quiet += 1
-        if quiet > watchdog:
-            raise AssertionError(f"watchdog: {port} gave {len(out)} of {count} words")
-        ready = not (bp and rng.random() < bp)
-        getattr(dut, f"{port}__ready").value = int(ready)
-        await ReadOnly()
-        if ready and getattr(dut, f"{port}__valid").value:
-            out.append(int(getattr(dut, f"{port}__payload").value))
-            quiet = 0
-        await RisingEdge(dut.clk)
-    getattr(dut, f"{port}__ready").value = 0
 
 
 @cocotb.test()
@@ -77,21 +46,21 @@ async def test_steps(dut):
     h_prev, sums = [int(v) for v in d["h0"]], [int(v) & MASK32 for v in d["sums0"]]
     errors, cycles = [], []
     for t in range(xs.shape[0]):
-        await send(dut, "s_in", sums, rng, idle)
+        await drive_stream(dut, sums, rng, idle, port="s_in")
         dut.start.value = 1
         await RisingEdge(dut.clk)
         dut.start.value = 0
 
         async def source():
             for r in range(height):
-                await send(dut, "x", xs[t][r * row:(r + 1) * row], rng, idle)
-                await send(dut, "h", h_prev[r * row:(r + 1) * row], rng, idle)
+                await drive_stream(dut, xs[t][r * row:(r + 1) * row], rng, idle, port="x")
+                await drive_stream(dut, h_prev[r * row:(r + 1) * row], rng, idle, port="h")
 
         src = cocotb.start_soon(source())
         out, new_sums = [], []
-        await receive(dut, "o", xs.shape[1], out, rng, bp)
+        await collect_stream(dut, xs.shape[1], out, rng, bp, watchdog=100000, what="words of h_t")
         await src
-        await receive(dut, "s_out", len(sums), new_sums, rng, bp)
+        await collect_stream(dut, len(sums), new_sums, rng, bp, watchdog=100000, what="sums", port="s_out")
         cycles.append(int(dut.step_cycles.value))
         lanes = d["lanes"].item()
         bits = d["lane_bits"].item()
