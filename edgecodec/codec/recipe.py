@@ -33,6 +33,7 @@ from base.hashing import content_hash
 STAGES = ("intra", "inter")
 NOT_TRAINING = ("gop", "checkpoints", "eval_clip", "eval_frames")   # codec fields the weights ignore
 _STEPS = ("intra_steps", "inter_steps", "finetune_intra_steps", "finetune_steps")
+_P_ONLY = ("rate_warmup",)        # codec_train fields only the P stage reads
 
 
 def recipe_key(cfg: Config, quality: int) -> str:
@@ -40,18 +41,34 @@ def recipe_key(cfg: Config, quality: int) -> str:
     this quality runs (intra/inter steps for the highest quality, the fine-tuning steps below it), its own lambda, and
     the key of the next higher quality it starts from. So changing the fine-tuning schedule keeps the highest
     quality, and changing a lower quality's lambda keeps the higher ones."""
+    return _key(cfg, quality, intra_only=False)
+
+
+def intra_key(cfg: Config, quality: int) -> str:
+    """What the intra stage of this quality depends on: its recipe key without the P stage's schedule (P steps,
+    lambda warm-up). The weights, random generators and log at the end of the intra stage are kept under this key
+    (`codec_q<N>.intra.pt`), so a longer or shorter P stage starts from them instead of training intra again, with
+    the same bytes as a run from scratch."""
+    return _key(cfg, quality, intra_only=True)
+
+
+def _key(cfg: Config, quality: int, intra_only: bool) -> str:
     d = cfg.to_dict()
     lambdas = d["codec"]["lambdas"]
     n = len(lambdas)
     codec = {k: v for k, v in d["codec"].items() if k not in NOT_TRAINING + ("lambdas",)}
-    train = {k: v for k, v in d["codec_train"].items() if k not in _STEPS}
+    train = {k: v for k, v in d["codec_train"].items() if k not in _STEPS + (_P_ONLY if intra_only else ())}
     if quality == n:
         steps, parent = [d["codec_train"]["intra_steps"], d["codec_train"]["inter_steps"]], ""
     else:
         steps = [d["codec_train"]["finetune_intra_steps"], d["codec_train"]["finetune_steps"]]
         parent = recipe_key(cfg, quality + 1)
-    return content_hash({k: d[k] for k in ("model", "quant")}, train, codec, lambdas[quality - 1], steps,
-                        parent).hex()
+    parts = [{k: d[k] for k in ("model", "quant")}, train, codec, lambdas[quality - 1]]
+    if intra_only:
+        parts += ["intra stage", steps[:1], parent]
+    else:
+        parts += [steps, parent]
+    return content_hash(*parts).hex()
 
 
 def tables() -> dict:
@@ -122,7 +139,9 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
         w = LossWeights(c.lambdas[q - 1], c.ssim_weight, c.motion_lambda, t.search_range,
                         t.rate_warmup if q == n else 0)
         resume_path = path.with_name(path.stem + ".resume.pt")
-        res = _load_resume(resume_path, key)
+        intra_path = path.with_name(path.stem + ".intra.pt")
+        ikey = intra_key(cfg, q)
+        res = _load_resume(resume_path, key) or _load_intra(intra_path, ikey)
         sampler_q = CropSampler(seqs, t.seq_len, t.crop, t.seed + 1000 * q) if res is None else \
             _restore(res, codec, seqs, t)
         log, t0 = {"stages": {}}, time.time()
@@ -148,6 +167,10 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
             log["stages"].setdefault(stage, []).extend(
                 {k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()} for h in hist[-20:])
             res = None
+            if stage == "intra":
+                with atomic_path(intra_path) as tmp:
+                    torch.save({"intra_key": ikey, "float": {k: v.cpu() for k, v in codec.state_dict().items()},
+                                "sampler": sampler_q.gen.get_state(), "rng": torch.get_rng_state(), "log": log}, tmp)
         log["seconds"] = round(time.time() - t0, 1)
         calib = CropSampler(seqs, t.seq_len, t.crop, t.seed + 7).batch(4)
         payload = export(codec, cfg, q, calib, log)
@@ -167,6 +190,19 @@ def _load_resume(path: Path, key: str) -> dict | None:
     except Exception:  # a damaged resume file: start the quality again
         return None
     return res if isinstance(res, dict) and res.get("recipe") == key else None
+
+
+def _load_intra(path: Path, key: str) -> dict | None:
+    """The end of a finished intra stage as a resume state at step 0 of the P stage."""
+    if not path.is_file():
+        return None
+    try:
+        snap = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a damaged snapshot: train the intra stage again
+        return None
+    if not isinstance(snap, dict) or snap.get("intra_key") != key:
+        return None
+    return {**snap, "stage": "inter", "step": 0, "opt": None}
 
 
 def _restore(res: dict, codec: VideoCodec, seqs, t) -> CropSampler:

@@ -292,6 +292,35 @@ def test_training_resumes_to_the_same_bytes(tmp_path, monkeypatch):
     assert not (tmp_path / "b" / "codec_q1.resume.pt").exists()
 
 
+def test_a_new_p_schedule_starts_from_the_kept_intra_stage(tmp_path, monkeypatch):
+    """The end of the intra stage is kept (codec_q<N>.intra.pt): a run with a longer P stage trains no intra step
+    again and ends with the same bytes as the same recipe from scratch."""
+    import edgecodec.codec.recipe as ct
+    t = dict(TINY)
+    t["codec"] = {**TINY["codec"], "lambdas": [256]}
+
+    def cfg(inter):
+        return config.from_dict({**t, "codec_train": {**TINY["codec_train"], "intra_steps": 3, "inter_steps": inter}})
+
+    train(cfg(2), tmp_path / "a", progress=False)
+    assert (tmp_path / "a" / "codec_q1.intra.pt").is_file()
+    stages = []
+    real = ct.run_stage
+
+    def counting(codec, stage, *a, **kw):
+        stages.append(stage)
+        return real(codec, stage, *a, **kw)
+
+    monkeypatch.setattr(ct, "run_stage", counting)
+    longer = train(cfg(4), tmp_path / "a", progress=False)[0]
+    assert stages == ["inter"]
+    scratch = train(cfg(4), tmp_path / "c", progress=False)[0]
+    assert stages == ["inter", "intra", "inter"]
+    assert ckpt.load(longer)["hash"] == ckpt.load(scratch)["hash"]
+    assert ct.intra_key(cfg(2), 1) == ct.intra_key(cfg(4), 1) != ct.intra_key(
+        config.from_dict({**t, "codec_train": {**TINY["codec_train"], "intra_steps": 4, "inter_steps": 2}}), 1)
+
+
 def _every(fn, k):
     def wrapped(*a, **kw):
         kw["every"] = k
