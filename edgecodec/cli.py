@@ -279,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true", help="no progress bars")
     for st, what in (("fpga", "the FPGA bitstream and Xilinx estimate"), ("asic", "the ASIC estimate"),
                      ("finn", "the FINN comparison"), ("baseline", "the PyTorch baseline"),
-                     ("codec", "the codec's RD evaluation and decoder RTL check")):
+                     ("codec", "the codec's RD evaluation and decoder RTL check"),
+                     ("engine", "real frames decoded by the decoder engine's RTL")):
         sp.add_argument(f"--no-{st}", action="store_true", help=f"skip {what}")
     sp.add_argument("--all-targets", action="store_true",
                     help="longer sweep: every ECP5 device and every liberty library")

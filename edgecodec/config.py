@@ -237,6 +237,30 @@ class StaeConfig:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """Stage `engine` of `edgecodec flow`: the decoder engine generated with a PE x SIMD array (bus width from PE,
+    edgecodec.engine_plan.bus_bits) and the first `frames` frames of codec.eval_clip, coded at `quality` with GOP
+    codec.gop, decoded on its RTL (Verilator, the memory model of sim/rtl/axi_mem.v with AXI pauses of
+    `stall`/256 per channel)."""
+
+    pe: int = 8
+    simd: int = 8
+    max_width: int = 64
+    quality: int = 1
+    frames: int = 4
+    stall: int = 0
+
+    def validate(self) -> None:
+        _check(self.pe in (1, 2, 4, 8, 16, 32) and self.simd == self.pe,
+               "engine.pe must be a power of two up to 32 and engine.simd equal to it (square arrays)")
+        _check(self.max_width >= 8 and self.max_width & (self.max_width - 1) == 0,
+               "engine.max_width must be a power of two >= 8")
+        _check(self.quality >= 1, "engine.quality must be >= 1")
+        _check(self.frames >= 1, "engine.frames must be >= 1")
+        _check(0 <= self.stall <= 255, "engine.stall must be in 0..255")
+
+
+@dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
@@ -249,6 +273,7 @@ class Config:
     codec: CodecConfig = field(default_factory=CodecConfig)
     codec_train: CodecTrainConfig = field(default_factory=CodecTrainConfig)
     stae: StaeConfig = field(default_factory=StaeConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def validate(self) -> "Config":
         self.model.validate()
@@ -262,6 +287,9 @@ class Config:
         self.codec.validate()
         self.codec_train.validate()
         self.stae.validate()
+        self.engine.validate()
+        _check(self.engine.quality <= len(self.codec.lambdas),
+               f"engine.quality must be one of the codec's qualities 1..{len(self.codec.lambdas)}")
         return self
 
     def to_dict(self) -> dict:
@@ -270,7 +298,8 @@ class Config:
 
 _SECTIONS = {"model": ModelConfig, "quant": QuantConfig, "hw": HwConfig, "train": TrainConfig, "flow": FlowConfig,
              "fpga": FpgaConfig, "asic": AsicConfig, "baseline": BaselineConfig,
-             "codec": CodecConfig, "codec_train": CodecTrainConfig, "stae": StaeConfig}
+             "codec": CodecConfig, "codec_train": CodecTrainConfig, "stae": StaeConfig,
+             "engine": EngineConfig}
 
 
 def parse_resolution(text: str) -> tuple[int, int]:

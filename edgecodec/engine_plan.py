@@ -41,13 +41,24 @@ def bus_bits(pe: int) -> int:
     return max(64, 1 << (pe * pe * 8 - 1).bit_length(), 1 << (pe * 27 - 1).bit_length())
 
 
+def frame_cycles(int_state: dict, pw: int, ph: int, shape) -> dict:
+    """{"I": cycles, "P": cycles} of one frame padded to pw x ph on an engine of `shape` (the cycle model: the
+    convolution stacks, and for P the frame warp, the ASE-GRU layers and the adds)."""
+    from hw.engine.frame_program import p_frame_extra_cycles
+    from hw.engine.layers import conv_layers
+    from hw.engine.program import compile_stack, engine_cycles
+    nets = int_state["nets"]
+    cycles = {kind: sum(engine_cycles(compile_stack(conv_layers(nets[n]["layers"]), *stack_input(n, pw, ph), shape))
+                        for n in names) for kind, names in STACKS.items()}
+    cycles["P"] += sum(p_frame_extra_cycles(int_state, (ph // 16, pw // 16), shape).values())
+    return cycles
+
+
 def plan(int_state: dict, width: int, height: int, target_fps: float, clock_mhz: float, device) -> dict:
     """The plan for the checkpoint's integer decoder `int_state` (checkpoint["int"]) on `device`
     (hw.fpga.devices.Device)."""
     from hw.engine.conv_unit import ConvUnit
-    from hw.engine.frame_program import p_frame_extra_cycles
-    from hw.engine.layers import conv_layers
-    from hw.engine.program import EngineShape, compile_stack, engine_cycles
+    from hw.engine.program import EngineShape
     if target_fps <= 0 or clock_mhz <= 0:
         raise EdgecodecError("engine-plan: --target-fps and --clock-mhz must be > 0")
     if width < 64 or height < 64:
@@ -66,12 +77,7 @@ def plan(int_state: dict, width: int, height: int, target_fps: float, clock_mhz:
             if ebr <= device.capacity["bram"]:
                 break
         shape = EngineShape(pe=pe, simd=pe, data_bits=bus_bits(pe), max_width=max_width, max_cin=64, max_cout=256)
-        cycles = {}
-        nets = int_state["nets"]
-        for kind, names in STACKS.items():
-            cycles[kind] = sum(engine_cycles(compile_stack(conv_layers(nets[n]["layers"]), *stack_input(n, pw, ph),
-                                                           shape)) for n in names)
-        cycles["P"] += sum(p_frame_extra_cycles(int_state, (ph // 16, pw // 16), shape).values())
+        cycles = frame_cycles(int_state, pw, ph, shape)
         fps = clock_mhz * 1e6 / max(cycles.values())
         fits = []
         if pe * pe > device.capacity["dsp"]:

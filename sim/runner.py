@@ -41,11 +41,15 @@ def ensure_simulator(simulator: str) -> None:
 
 
 def run_bench(verilog: Path, toplevel: str, test_module: str, build_dir: Path, simulator: str = "icarus",
-              env: dict | None = None, testcase: str | None = None, waves: bool = False) -> Path:
+              env: dict | None = None, testcase: str | None = None, waves: bool = False,
+              public_ports_only: bool = False) -> Path:
     """Compile `verilog` and run the cocotb tests in `test_module`; returns the results XML path.
 
     `env` carries bench parameters (as JSON under EDGECODEC_TB) to the test module. A failing test raises
     EdgecodecError with the simulator's summary, so callers never read half a result as a pass.
+    `public_ports_only` (Verilator): build without cocotb's `--public-flat-rw`, which keeps every internal signal
+    visible and slows a large design many times over; the toplevel then marks what the bench touches with
+    `/*verilator public_flat_rw*/` (sim.engine_harness does).
     """
     ensure_simulator(simulator)
     from cocotb_tools.runner import get_runner
@@ -53,6 +57,14 @@ def run_bench(verilog: Path, toplevel: str, test_module: str, build_dir: Path, s
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     runner = get_runner(simulator)
+    if public_ports_only and simulator == "verilator":
+        full = runner._build_command          # cocotb_tools has no option for it: drop the flag from its command
+
+        def build_command():
+            cmds = full()
+            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+            return cmds
+        runner._build_command = build_command
     build_args = []
     if simulator == "verilator":
         # Amaranth output trips width/unused warnings only; the lint run in tests documents each waiver.

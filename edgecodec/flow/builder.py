@@ -1,7 +1,7 @@
 """The main job as a list of named steps, run in order (as FINN's builder runs its build steps).
 
 train -> qat_reference -> export_golden -> verilog -> verify -> fpga -> asic -> finn -> baseline -> codec ->
-resources -> report. Each step is a function of the flow state; the optional ones (OPTIONAL_STEPS) can be
+engine -> resources -> report. Each step is a function of the flow state; the optional ones (OPTIONAL_STEPS) can be
 skipped by name, and none of the implementation steps runs on RTL that failed verification. Results go to
 <flow.build_dir>/summary.json, report.md and report.html.
 """
@@ -22,7 +22,7 @@ from base.paths import YOWASP_CACHE, resolve
 from edgecodec.config import Config
 from edgecodec.flow.proxy import ensure_checkpoint, float_model, layer_codes, load_clip, log, qat_model
 
-OPTIONAL_STEPS = ("fpga", "asic", "finn", "baseline", "codec")
+OPTIONAL_STEPS = ("fpga", "asic", "finn", "baseline", "codec", "engine")
 STAGES = OPTIONAL_STEPS  # the names `--no-<stage>` takes on the command line
 
 
@@ -202,6 +202,19 @@ def step_codec(s: FlowState) -> None:
     s.done("codec")
 
 
+def step_engine(s: FlowState) -> None:
+    from edgecodec.flow.engine_decode import engine_stage
+    e, c = s.cfg.engine, s.cfg.codec
+    log(f"engine: {e.frames} frames of {c.eval_clip} at quality {e.quality} decoded by the engine's RTL "
+        f"({e.pe}x{e.simd} array, Verilator)")
+    r = engine_stage(s.cfg, s.out / "engine")
+    s.impl["engine"] = r
+    log(f"engine: {r['frames_compared']} frames compared, {r['mismatches']} mismatches; "
+        f"{r['rtl_cycles_total']} cycles (model {r['model_cycles_total']}), {r['sim_cycles_per_s']} simulated "
+        f"cycles/s")
+    s.done("engine")
+
+
 # ---------------------------------------------------------------- summary
 def _resources(s: FlowState) -> tuple[dict, str]:
     """The FPGA's placed-and-routed figures, else a pre-P&R synth_ecp5 run (its own step `synth_ecp5`)."""
@@ -261,6 +274,8 @@ def step_report(s: FlowState) -> None:
     }
     if s.impl.get("codec") and s.impl["codec"]["rtl_check"].get("mismatches"):
         mismatches += s.impl["codec"]["rtl_check"]["mismatches"]
+    if s.impl.get("engine"):
+        mismatches += s.impl["engine"]["mismatches"]
     if s.impl.get("asic") and s.impl["asic"].get("gate_level_mismatches"):
         mismatches += s.impl["asic"]["gate_level_mismatches"]
     summary["mismatches"] = int(mismatches)
@@ -278,6 +293,7 @@ STEPS: list[tuple[str, Callable[[FlowState], None]]] = [
     ("finn", step_finn),
     ("baseline", step_baseline),
     ("codec", step_codec),
+    ("engine", step_engine),
     ("report", step_report),
 ]
 

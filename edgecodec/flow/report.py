@@ -73,6 +73,17 @@ def write_report(s: dict, path: Path) -> None:
                       for m, v in row.items()) for n, row in bd.items()),
                   f"- decoder ASE-GRU layer RTL vs hardware-exact decode: {cd['rtl_check'].get('codes_compared')} "
                   f"codes, {cd['rtl_check'].get('mismatches')} mismatches"]
+    en = s.get("engine")
+    if en:
+        lines += ["", "## Decoder engine on real frames (RTL)", "",
+                  f"- {en['clip']}, {en['width']}x{en['height']}, frames 0..{en['frames'] - 1} (GOP {en['gop']}), "
+                  f"quality {en['quality']}, hardware-exact stream of {en['stream_bytes']} bytes; engine "
+                  f"{en['array']} array, {en['bus_bits']}-bit AXI4, max width {en['max_width']}",
+                  f"- frames compared: {en['frames_compared']}, mismatches: {en['mismatches']} "
+                  f"({sum(r['codes_compared'] for r in en['runs'])} codes over {len(en['runs'])} runs)",
+                  f"- cycles: {en['rtl_cycles_total']} measured, {en['model_cycles_total']} modelled; per frame "
+                  + ", ".join(f"{f}: {c}" for f, c in en["cycles_per_frame"].items()),
+                  f"- Verilator: {en['sim_cycles_per_s']} simulated cycles/s"]
     lines += ["", "HTML report with plots: `report.html` (`edgecodec report`).",
               "", "## Stage times (s)", "", ", ".join(f"{k} {v}" for k, v in s["stage_seconds"].items()),
               "", f"Verilog: `{s['verilog']}`; QONNX: `{s['qonnx']}`."]

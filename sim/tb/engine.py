@@ -1,10 +1,7 @@
 """cocotb bench of hw.engine.engine.EngineTop (Verilog toplevel `engine_top`): memory is cocotbext-axi's AxiRam,
 control is cocotbext-axi's AxiLiteMaster on the register map (docs/engine_regs.md), as a host's driver would do it.
 
-Parameters (`sim.runner.bench_params()`): ``npz`` with ``image`` (the memory image, uint8) and ``expected`` (C, H, W
-codes of the last layer's map; or several maps: ``region_addr``, ``region_lanes``, ``region_bits`` and
-``expected_0`` ...; per run: ``image_<r>``, ``program_addr_<r>``, ``region_*_<r>``, ``expected_<r>_<n>``),
-``program_addr``, ``output_addr``, ``lanes``, ``act_bits``, ``word_bytes``,
+Parameters (`sim.runner.bench_params()`): ``npz`` (the stimulus of sim.tb.engine_maps), ``program_addr``, ``output_addr``, ``lanes``, ``act_bits``, ``word_bytes``,
 ``seed``, ``idle`` (pause probability on every AXI channel), ``runs`` (how many times the program runs back to
 back; the device is reset between runs), ``clean_last`` (the last run without pauses), ``cycles_json``, ``mem_limit`` (optional: MEM_LIMIT is set to it and
 the run must stop with STATUS.RANGE, nothing written at or beyond the limit, the descriptors before it run). Every run also writes START and PROGRAM_ADDR while the
@@ -22,11 +19,10 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
-from hw.engine.program import read_map
 from sim.runner import bench_params
 from sim.tb.common import pause_ram
+from sim.tb.engine_maps import compare_maps, run_data
 
-MAX_REPORTED = 12
 ID, SHAPE, CTRL, STATUS, PROGRAM_ADDR, CYCLES, MEM_LIMIT = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18
 BUSY, DONE, ERROR, REJECTED, RANGE = 1, 2, 4, 8, 16
 
@@ -43,19 +39,7 @@ async def write32(regs: AxiLiteMaster, addr: int, value: int) -> None:
 async def test_program(dut):
     p = bench_params()
     data = np.load(p["npz"])
-    def run_data(run: int):
-        """(image, program address, checks) of a run: per-run entries (suffix _<run>) where the npz has them."""
-        sfx = f"_{run}" if f"image_{run}" in data.files else ""
-        image = data[f"image{sfx}"].tobytes()
-        program = int(data[f"program_addr{sfx}"]) if f"program_addr{sfx}" in data.files else int(p["program_addr"])
-        if f"region_addr{sfx}" in data.files:     # several maps (P-frame programs: every h_t, the sums, the frame)
-            checks = [(int(a), data[f"expected{sfx}_{n}"], int(lanes), int(bits)) for n, (a, lanes, bits) in
-                      enumerate(zip(data[f"region_addr{sfx}"], data[f"region_lanes{sfx}"], data[f"region_bits{sfx}"]))]
-        else:
-            checks = [(int(p["output_addr"]), data["expected"], int(p["lanes"]), int(p["act_bits"]))]
-        return image, program, checks
-
-    image = run_data(0)[0]
+    image = run_data(data, p, 0)[0]
     rng = random.Random(int(p.get("seed", 0)))
     idle = float(p.get("idle", 0))
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
@@ -71,7 +55,7 @@ async def test_program(dut):
         await RisingEdge(dut.clk)
         assert await read32(regs, ID) == 0xEC0D0001, "ID register"
         assert await read32(regs, STATUS) == 0, "STATUS after reset"
-        image, program, checks = run_data(run)
+        image, program, checks = run_data(data, p, run)
         if idle and p.get("clean_last") and run == int(p.get("runs", 1)) - 1:
             pause_ram(ram, rng, 0)              # the last run without pauses: its cycles are the model's
         ram.write(0, image)
@@ -112,15 +96,7 @@ async def test_program(dut):
         await write32(regs, CTRL, 2)                           # CLEAR
         assert await read32(regs, STATUS) == 0, "STATUS after CLEAR"
         memory = ram.read(0, len(image))
-        report = []
-        for n, (addr, want, lanes, bits) in enumerate(checks):
-            got = read_map(memory, addr, want.shape, lanes, bits, int(p["word_bytes"]))
-            bad = np.argwhere(got != want)
-            if len(bad):
-                where = f"map {n} " if len(checks) > 1 else ""
-                report.append(f"{len(bad)} mismatching codes of {want.size}{' in map %d' % n if where else ''}:")
-                report += [f"  run {run} {where}channel {c} pixel (y={y}, x={x}): got {got[c, y, x]}, "
-                           f"expected {want[c, y, x]}" for c, y, x in bad[:MAX_REPORTED]]
+        _, _, report = compare_maps(memory, checks, run, int(p["word_bytes"]))
         assert not report, "\n".join(report)
         dut._log.info("run %d: %d map(s) bit-exact, %d cycles", run, len(checks), cycles[-1])
     if p.get("cycles_json"):

@@ -110,7 +110,8 @@ def test_training_is_deterministic(tmp_path):
 def test_tiny_flow_end_to_end(tmp_path, capsys):
     """Train -> QAT -> QONNX -> golden -> Verilog -> Icarus -> synth_ecp5 -> baseline -> reports, small config."""
     cfg_path = write_cfg(tmp_path, tiny_config(tmp_path))
-    assert main(["flow", "--config", cfg_path, "--quiet", "--no-fpga", "--no-asic", "--no-finn", "--no-codec"]) == 0
+    assert main(["flow", "--config", cfg_path, "--quiet", "--no-fpga", "--no-asic", "--no-finn", "--no-codec",
+                 "--no-engine"]) == 0
     s = json.loads((tmp_path / "flow" / "summary.json").read_text())
     assert s["mismatches"] == 0
     assert s["outputs_compared"] == 2 * 8 * 12 * 20

@@ -1,0 +1,90 @@
+"""The decoder engine on an ECP5, placed and routed (Yosys + nextpnr through YoWASP) -> bench/results/engine_fpga.json.
+
+`hw.engine.fpga_top.EngineFpgaTop`: `EngineTop` (PE x PE array, its bus as wide as a weight beat, line buffers
+`--max-width` wide, both ASE-GRU units of the checkpoint generated for the `--resolution`'s latent map) with its
+AXI4 master on an on-chip RAM stand-in, so only the AXI4-Lite port, irq, clock and reset reach pins. Reports Fmax,
+utilisation, and the frame rates the cycle model gives at that Fmax for 1080p and 720p I- and P-frames.
+
+Usage: python bench/engine_fpga.py [--pe 4] [--max-width 64] [--device 85k] [--freq 100] [--resolution 1920x1080]
+(about 15-30 min on 2 cores; the numbers in docs/engine.md and README.md come from this command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from base.errors import EdgecodecError  # noqa: E402
+
+TABLE = {"1920x1080": (1920, 1088), "1280x720": (1280, 768)}       # padded to multiples of 64
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", default="checkpoints/codec_q1.pt")
+    ap.add_argument("--pe", type=int, default=4)
+    ap.add_argument("--max-width", type=int, default=64)
+    ap.add_argument("--device", default="85k")
+    ap.add_argument("--freq", type=float, default=100.0, help="nextpnr's target, MHz")
+    ap.add_argument("--resolution", default="1920x1080", help="the GRU units' map: this frame's latent")
+    ap.add_argument("--build", default="build/engine_fpga")
+    ap.add_argument("--out", default="bench/results/engine_fpga.json")
+    args = ap.parse_args()
+    from edgecodec.codec import checkpoint as ckpt
+    from edgecodec.config import parse_resolution
+    from edgecodec.engine_plan import bus_bits, frame_cycles
+    from hw.engine.fpga_top import EngineFpgaTop, io_pins
+    from hw.engine.frame_program import gru_specs
+    from hw.engine.program import EngineShape
+    from hw.fpga.pnr import implement
+    from hw.rtl.emit import write_component_verilog
+    t0 = time.time()
+    ck = ckpt.load(ROOT / args.checkpoint)
+    w, h = parse_resolution(args.resolution)
+    pw, ph = -(-w // 64) * 64, -(-h // 64) * 64
+    shape = EngineShape(pe=args.pe, simd=args.pe, data_bits=bus_bits(args.pe), max_width=args.max_width,
+                        max_cin=64, max_cout=256)
+    top = EngineFpgaTop(shape, grus=gru_specs(ck["int"], (ph // 16, pw // 16)))
+    build = ROOT / args.build
+    build.mkdir(parents=True, exist_ok=True)
+    v = write_component_verilog(top, "engine_fpga_top", build / "engine_fpga_top.v")
+    r = implement(v, "engine_fpga_top", io_pins(top), build, "ecp5", args.device, freq_mhz=args.freq, seed=1)
+    fmax = r["fmax_mhz"]
+    table = []
+    for name, (fw, fh) in TABLE.items():
+        cycles = frame_cycles(ck["int"], fw, fh, shape)
+        for kind in ("I", "P"):
+            table.append({"resolution": name, "frame_type": kind, "cycles": cycles[kind],
+                          "fps_at_fmax": round(fmax * 1e6 / cycles[kind], 3),
+                          "clock_mhz_for_30fps": round(cycles[kind] * 30 / 1e6, 1)})
+    out = {"checkpoint": args.checkpoint, "array": f"{args.pe}x{args.pe}", "bus_bits": shape.data_bits,
+           "max_width": args.max_width, "gru_map": [ph // 16, pw // 16], "device": r["part"], "package": r["package"],
+           "target_mhz": args.freq, "fmax_mhz": fmax, "timing_met": r["timing_met"],
+           "resources": {k: r[k] for k in ("lut", "ff", "dsp", "bram", "lutram", "carry")},
+           "utilisation": r["utilisation"], "io_pins": r["io_pins"], "seconds": r["seconds"],
+           "memory_port": "on-chip AXI4 RAM stand-in (hw.engine.fpga_top.AxiRamStandIn, 2048 words)",
+           "frames": table, "total_seconds": round(time.time() - t0, 1),
+           "command": "python bench/engine_fpga.py " + " ".join(sys.argv[1:]), "machine": platform.machine()}
+    path = ROOT / args.out
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"{r['part']}: Fmax {fmax} MHz (target {args.freq:g}), {r['lut']} LUT4, {r['ff']} FF, {r['dsp']} MULT18, "
+          f"{r['bram']} DP16KD")
+    for row in table:
+        print(f"{row['resolution']} {row['frame_type']}: {row['cycles']:,} cycles, {row['fps_at_fmax']} fps at Fmax")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except EdgecodecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
