@@ -1,11 +1,14 @@
 """The decoder engine on an ECP5, placed and routed (Yosys + nextpnr through YoWASP) -> bench/results/engine_fpga.json.
 
 `hw.engine.fpga_top.EngineFpgaTop`: `EngineTop` (PE x PE array, its bus as wide as a weight beat, line buffers
-`--max-width` wide, both ASE-GRU units of the checkpoint generated for the `--resolution`'s latent map) with its
+`--max-width` wide, both ASE-GRU units of the checkpoint generated for the `--resolution`'s latent map and folded
+to `--gru-pe` (PE = SIMD = depth-wise lanes: at the array's own folding they alone would take 6 x PE^2
+multipliers each, more than the device has)) with its
 AXI4 master on an on-chip RAM stand-in, so only the AXI4-Lite port, irq, clock and reset reach pins. Reports Fmax,
 utilisation, and the frame rates the cycle model gives at that Fmax for 1080p and 720p I- and P-frames.
 
-Usage: python bench/engine_fpga.py [--pe 4] [--max-width 64] [--device 85k] [--freq 100] [--resolution 1920x1080]
+Usage: python bench/engine_fpga.py [--pe 4] [--gru-pe 1] [--max-width 64] [--device 85k] [--freq 100]
+       [--resolution 1920x1080]
 (about 15-30 min on 2 cores; the numbers in docs/engine.md and README.md come from this command).
 """
 
@@ -31,6 +34,7 @@ def main() -> int:
     ap.add_argument("--checkpoint", default="checkpoints/codec_q1.pt")
     ap.add_argument("--pe", type=int, default=4)
     ap.add_argument("--max-width", type=int, default=64)
+    ap.add_argument("--gru-pe", type=int, default=1, help="the ASE-GRU units' folding (EngineShape.gru_pe)")
     ap.add_argument("--device", default="85k")
     ap.add_argument("--freq", type=float, default=100.0, help="nextpnr's target, MHz")
     ap.add_argument("--resolution", default="1920x1080", help="the GRU units' map: this frame's latent")
@@ -50,7 +54,7 @@ def main() -> int:
     w, h = parse_resolution(args.resolution)
     pw, ph = -(-w // 64) * 64, -(-h // 64) * 64
     shape = EngineShape(pe=args.pe, simd=args.pe, data_bits=bus_bits(args.pe), max_width=args.max_width,
-                        max_cin=64, max_cout=256)
+                        max_cin=64, max_cout=256, gru_pe=args.gru_pe)
     top = EngineFpgaTop(shape, grus=gru_specs(ck["int"], (ph // 16, pw // 16)))
     build = ROOT / args.build
     build.mkdir(parents=True, exist_ok=True)
@@ -64,7 +68,8 @@ def main() -> int:
             table.append({"resolution": name, "frame_type": kind, "cycles": cycles[kind],
                           "fps_at_fmax": round(fmax * 1e6 / cycles[kind], 3),
                           "clock_mhz_for_30fps": round(cycles[kind] * 30 / 1e6, 1)})
-    out = {"checkpoint": args.checkpoint, "array": f"{args.pe}x{args.pe}", "bus_bits": shape.data_bits,
+    out = {"checkpoint": args.checkpoint, "array": f"{args.pe}x{args.pe}", "gru_pe": args.gru_pe,
+           "bus_bits": shape.data_bits,
            "max_width": args.max_width, "gru_map": [ph // 16, pw // 16], "device": r["part"], "package": r["package"],
            "target_mhz": args.freq, "fmax_mhz": fmax, "timing_met": r["timing_met"],
            "resources": {k: r[k] for k in ("lut", "ff", "dsp", "bram", "lutram", "carry")},

@@ -133,6 +133,31 @@ def cmd_engine_plan(args) -> None:
     print(json.dumps(plan(payload["int"], width, height, args.target_fps, args.clock_mhz, device), indent=2))
 
 
+def cmd_engine_verilog(args) -> None:
+    from edgecodec.codec import checkpoint as ckpt
+    from edgecodec.config import parse_resolution
+    from edgecodec.engine_plan import bus_bits
+    from hw.engine.engine import EngineTop
+    from hw.engine.frame_program import gru_specs
+    from hw.engine.program import EngineShape
+    from hw.rtl.emit import write_component_verilog
+    cfg = _cfg(args)
+    width, height = parse_resolution(args.resolution)
+    if args.pe not in (1, 2, 4, 8, 16) or args.gru_pe not in (0, 1, 2, 4, 8, 16):
+        raise EdgecodecError(f"engine-verilog: --pe {args.pe} and --gru-pe {args.gru_pe} must be powers of two up to "
+                             "16 (they must divide the GRU's 16 channels; --gru-pe 0: the array's PE)")
+    pw, ph = -(-width // 64) * 64, -(-height // 64) * 64
+    payload = ckpt.load(_checkpoints(args, cfg), args.quality)
+    shape = EngineShape(pe=args.pe, simd=args.pe, data_bits=bus_bits(args.pe), max_width=args.max_width,
+                        max_cin=64, max_cout=256, gru_pe=args.gru_pe)
+    shape.check()
+    top = EngineTop(shape, grus=gru_specs(payload["int"], (ph // 16, pw // 16)))
+    path = write_component_verilog(top, "engine_top", Path(args.output))
+    print(json.dumps({"verilog": str(path), "module": "engine_top", "pe": args.pe, "gru_pe": shape.gru_fold,
+                      "axi_data_bits": shape.data_bits, "max_width": args.max_width, "frame": f"{pw}x{ph}",
+                      "registers": "docs/engine_regs.md"}, indent=2))
+
+
 def cmd_eval(args) -> None:
     from edgecodec.codec.evaluate import HELDOUT, HELDOUT_FRAMES, evaluate, evaluate_clips, parse_clip_spec
     cfg = _cfg(args)
@@ -355,6 +380,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", default="85k", help="ECP5 25k/45k/85k, iCE40 up5k (default 85k)")
     sp.add_argument("--quality", type=int, default=1, help="the checkpoint whose decoder is planned (default 1)")
     sp.add_argument("--checkpoints", default=None, help="default: codec.checkpoints")
+    sp = add("engine-verilog", cmd_engine_verilog, "emit the decoder engine (EngineTop: AXI4 master, AXI4-Lite "
+             "registers, irq) for a checkpoint's decoder at a frame size")
+    sp.add_argument("--resolution", required=True, help="WIDTHxHEIGHT the ASE-GRU units are generated for")
+    sp.add_argument("--pe", type=int, default=4, help="PE = SIMD of the convolution array (default 4)")
+    sp.add_argument("--gru-pe", type=int, default=2, help="the ASE-GRU units' folding (default 2)")
+    sp.add_argument("--max-width", type=int, default=64, help="line-buffer width; wider maps run as strips")
+    sp.add_argument("--quality", type=int, default=1)
+    sp.add_argument("--checkpoints", default=None, help="default: codec.checkpoints")
+    sp.add_argument("-o", "--output", default="build/engine/engine_top.v")
     sp = add("verilog", cmd_verilog, "emit the cell's Verilog from the checkpoint (or a cell_params.json)")
     sp.add_argument("--params", help="cell_params.json written by the flow (default: read the checkpoint)")
     sp.add_argument("--height", type=int, default=24)

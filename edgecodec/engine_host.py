@@ -1,6 +1,9 @@
 """The host side of the decoder engine, as firmware does it: parse the stream, entropy-decode each frame's symbols
 (the rANS / Rice decoders stay on the host), fill the engine's memory and start its programs, frame by frame:
 
+Every program is compiled from the decoder's QONNX export (`quant.codec.qonnx_export`: the convolution stacks, and
+the P-frame decoder with its ASE-GRU layers and warp as custom ops) by `hw.engine.from_qonnx`.
+
 - every frame: z from the stream; the engine runs the hyper-synthesis (`intra_h_s` / `p_h_s`, a convolution
   program); its output codes give the entropy rows with which the host reads y;
 - I-frame: the engine runs the synthesis (`intra_g_s`) with the reconstruction folded into its last layer
@@ -59,10 +62,11 @@ def frame_runs(data: bytes, folder: Path, shape, hyper: bool = True) -> tuple[li
     from edgecodec.codec.bitstream import FRAME_I, parse_stream
     from edgecodec.codec.coder import Coder, decode, padded_size
     from edgecodec.entropy import FrameDecoder
-    from hw.engine.frame_program import gru_specs, p_frame_program
-    from hw.engine.layers import conv_layers
+    from hw.engine.frame_program import gru_specs, p_frame_program_from_parts
+    from hw.engine.from_qonnx import layers_from_qonnx, p_frame_from_qonnx
     from hw.engine.program import pixel_output
     from quant.codec.int_codec import IntCodec, pack_planes, rows_from_codes, unpack_planes, warp_int
+    from quant.codec.qonnx_export import export_p_frame, export_stack
     header, payloads = parse_stream(data)
     ck = ckpt.load(folder, header.quality)
     _, want = decode(data, folder)
@@ -71,7 +75,12 @@ def frame_runs(data: bytes, folder: Path, shape, hyper: bool = True) -> tuple[li
     latent = (hp // 16, wp // 16)
     icodec = IntCodec(ck["int"])
     nets = ck["int"]["nets"]
-    plan = p_frame_program(ck["int"], latent, shape)
+    wbits = int(ck["int"]["weight_bits"])
+    # every program is compiled from the decoder's QONNX export (hw.engine.from_qonnx), not from the checkpoint
+    plan = p_frame_program_from_parts(p_frame_from_qonnx(export_p_frame(ck["int"], latent, wbits)), latent, shape)
+
+    def stack_layers(name: str, height: int, width: int) -> list:
+        return layers_from_qonnx(export_stack(nets[name], height, width, wbits, name))[0]
     z_shape = (1, coder.net.shape.hyper, hp // 64, wp // 64)
     runs, hs, ref, parity = [], None, None, 0
 
@@ -90,7 +99,7 @@ def frame_runs(data: bytes, folder: Path, shape, hyper: bool = True) -> tuple[li
         z_hat = coder._read_z(dec, coder.rows_z[prefix], z_shape)
         codes = icodec.nets[f"{prefix}_h_s"].run(z_hat)
         if hyper:
-            runs.append(_stack_run(t, f"{prefix}_h_s", conv_layers(nets[f"{prefix}_h_s"]["layers"]),
+            runs.append(_stack_run(t, f"{prefix}_h_s", stack_layers(f"{prefix}_h_s", *z_shape[2:]),
                                    z_hat[0].numpy(), codes[0].numpy(), shape))
         return torch.from_numpy(dec.read(rows_from_codes(codes, ck["int"]["thresholds"][prefix]).numpy()))
 
@@ -101,8 +110,8 @@ def frame_runs(data: bytes, folder: Path, shape, hyper: bool = True) -> tuple[li
             dec.close()
             recon = icodec.intra_recon(y_hat)
             check(t, recon)
-            g_s = conv_layers(nets["intra_g_s"]["layers"])
-            g_s[-1] = pixel_output(g_s[-1])
+            g_s = stack_layers("intra_g_s", *y_hat.shape[2:])
+            g_s[-1] = pixel_output(g_s[-1])        # the reconstruction (+128, clamp 0..255) folded into the last layer
             runs.append(_stack_run(t, "intra_g_s", g_s, y_hat[0].numpy(), recon[0].numpy(), shape))
             ref, hs, parity = recon, None, 0
             continue

@@ -60,7 +60,8 @@ def run_engine_runs(engine_v: Path, runs: list, word_bytes: int, build_dir: Path
                     simulator: str = "verilator", max_cycles: int = 200_000_000,
                     raise_on_mismatch: bool = True) -> dict:
     """runs: (image bytes, program address, [(address, codes (C, H, W), lanes, bits), ...]) each.
-    Returns {"cycles": [...], "compared": [...], "mismatches": [...], "report": [...]} (the runs up to the first
+    Returns {"cycles": [...], "compared": [...], "mismatches": [...], "report": [...], "wall_seconds": the bench's
+    time from the first load to the last dump, simulator build excluded} (the runs up to the first
     failing one); a mismatch, a memory fault, an engine error flag or a timeout raises EdgecodecError, unless
     `raise_on_mismatch` is False: then the result comes back with "failed": True and the report."""
     from sim.tb.engine_maps import save_runs

@@ -48,10 +48,9 @@ def engine_stage(cfg: Config, out: Path) -> dict:
         img = Image(wb)
         img.words = {a: int.from_bytes(r.image[a:a + wb], "little") for a in range(0, len(r.image), wb)}
         models.append(program_cycles(img, r.program_addr, shape, specs))
-    t_sim = time.time()
     res = run_engine_runs(verilog, [(r.image, r.program_addr, r.expected) for r in runs], wb, out / "rtl",
                           stall=e.stall, raise_on_mismatch=False)
-    t_sim = time.time() - t_sim
+    t_sim = float(res.get("wall_seconds", 0.0))
     done = len(res["cycles"])
     rows = [{"frame": r.frame, "kind": r.kind, "cycles": cyc, "model_cycles": m,
              "model_error_pct": round(100 * (m - cyc) / cyc, 3), "codes_compared": n, "mismatches": bad}

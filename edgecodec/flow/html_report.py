@@ -262,10 +262,23 @@ def _section_codec(s: dict, plt, parts: list[str]) -> None:
                  f"mismatches.</p>")
 
 
+def _section_engine(s: dict, plt, parts: list[str]) -> None:
+    e = s["engine"]
+    parts.append(f"<p>Frames 0..{e['frames'] - 1} of <code>{html.escape(e['clip'])}</code> ({e['width']}x{e['height']}, "
+                 f"8-bit YCbCr 4:2:0) coded at quality {e['quality']} (hardware-exact, GOP {e['gop']}) and decoded by "
+                 f"the engine's RTL ({e['array']} array, {e['bus_bits']}-bit AXI4, Verilator on the memory model of "
+                 f"sim/rtl/axi_mem.v): <b>{e['frames_compared']}</b> frames compared, <b>{e['mismatches']}</b> "
+                 f"mismatches; {e['sim_cycles_per_s']} simulated cycles/s.</p>")
+    parts.append(_table(["frame", "run", "cycles (RTL)", "cycles (model)", "model error %", "codes", "mismatches"],
+                        [[r["frame"], r["kind"], r["cycles"], r["model_cycles"], r["model_error_pct"],
+                          r["codes_compared"], r["mismatches"]] for r in e["runs"]]))
+
+
 SECTIONS = (("fpga", "FPGA implementation", _section_fpga), ("asic", "ASIC estimate", _section_asic),
             ("finn", "FINN side by side", _section_finn),
             ("baseline", "Software baseline and throughput", _section_baseline),
-            ("codec", "Video codec: rate-distortion and decoder RTL", _section_codec))
+            ("codec", "Video codec: rate-distortion and decoder RTL", _section_codec),
+            ("engine", "Decoder engine: real frames on its RTL", _section_engine))
 
 CSS = """body{font-family:sans-serif;max-width:60em;margin:1em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:2px 8px;text-align:right}

@@ -36,7 +36,11 @@ from quant.cell.params import CellParams
 
 def gru_specs(int_state: dict, latent_hw: tuple[int, int]) -> tuple[GruSpec, ...]:
     """The decoder's ASE-GRU layers at the map size of a latent of `latent_hw` (x is twice the latent's size)."""
-    cells = [CellParams.from_json(c) for c in int_state["dec_cells"]]
+    return cell_specs([CellParams.from_json(c) for c in int_state["dec_cells"]], latent_hw)
+
+
+def cell_specs(cells: list, latent_hw: tuple[int, int]) -> tuple[GruSpec, ...]:
+    """GruSpecs of ASE-GRU layers `cells` (CellParams, in stack order) for a latent of `latent_hw`."""
     h, w = 2 * latent_hw[0], 2 * latent_hw[1]
     return tuple(GruSpec(p, h, w, 0 if n == 0 else cells[n - 1].f_h - p.f_x) for n, p in enumerate(cells))
 
@@ -92,12 +96,21 @@ class PFrame:
 
 def p_frame_program(int_state: dict, latent_hw: tuple[int, int], shape: EngineShape) -> PFrame:
     """The P-frame programs of a checkpoint's integer decoder for a latent of `latent_hw` (module docstring)."""
+    nets = int_state["nets"]
+    parts = {n: conv_layers(nets[n]["layers"]) for n in ("p_from_latent", "p_context", "p_synth")}
+    parts["cells"] = [CellParams.from_json(c) for c in int_state["dec_cells"]]
+    return p_frame_program_from_parts(parts, latent_hw, shape)
+
+
+def p_frame_program_from_parts(parts: dict, latent_hw: tuple[int, int], shape: EngineShape) -> PFrame:
+    """The same from its parts: {"p_from_latent", "p_context", "p_synth": ConvLayer lists, "cells": CellParams},
+    as `hw.engine.from_qonnx.p_frame_from_qonnx` compiles them from the decoder's QONNX graph."""
     shape.check()
     P = shape.pe
-    nets, specs = int_state["nets"], gru_specs(int_state, latent_hw)
+    specs = cell_specs(parts["cells"], latent_hw)
     img = Image(shape.data_bits // 8)
     lh, lw = latent_hw
-    from_layers = conv_layers(nets["p_from_latent"]["layers"])
+    from_layers = parts["p_from_latent"]
     lat_c = _round_up(from_layers[0].cin, P)
     y = img.alloc(lh * lw * lat_c // P)
     from_latent = stack_descriptors(img, from_layers, lh, lw, shape, y)
@@ -113,7 +126,7 @@ def p_frame_program(int_state: dict, latent_hw: tuple[int, int], shape: EngineSh
     frames = [img.alloc(frame_words), img.alloc(frame_words)]
     vectors = img.alloc((fh // 8) * (fw // 8))
     warped, ctx_in = img.alloc(frame_words), img.alloc(frame_words)
-    context = stack_descriptors(img, conv_layers(nets["p_context"]["layers"]), fh, fw, shape, ctx_in)
+    context = stack_descriptors(img, parts["p_context"], fh, fw, shape, ctx_in)
     if context.output_shape[1:] != (mh, mw):
         raise EdgecodecError(f"engine: p_context gives {context.output_shape}, p_synth needs {mh}x{mw}")
     programs = []
@@ -125,7 +138,7 @@ def p_frame_program(int_state: dict, latent_hw: tuple[int, int], shape: EngineSh
                                       x=from_latent.output_addr if n == 0 else h[n - 1][1 - parity],
                                       h_out=h[n][1 - parity], x_pitch=mw * k * img.word_bytes,
                                       h_pitch=mw * k * img.word_bytes))
-        synth = stack_descriptors(img, conv_layers(nets["p_synth"]["layers"]), mh, mw, shape, h[-1][1 - parity],
+        synth = stack_descriptors(img, parts["p_synth"], mh, mw, shape, h[-1][1 - parity],
                                   concat=(context.output_addr, c))
         if synth.output_shape != (fc, fh, fw):
             raise EdgecodecError(f"engine: p_synth gives {synth.output_shape}, the frame is {(fc, fh, fw)}")

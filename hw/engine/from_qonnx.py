@@ -72,11 +72,18 @@ def layers_from_qonnx(model) -> tuple[list[ConvLayer], int]:
     first = w.next(model.graph.input[0].name, ("Quant",))
     if first is None:
         raise EdgecodecError("QONNX graph: the input has no consumer")
+    layers, f_in, _, _ = _walk_stack(w, first, ())
+    return layers, f_in
+
+
+def _walk_stack(w: _Walker, first, stop: tuple[str, ...]) -> tuple[list[ConvLayer], int, str, int]:
+    """From an input Quant along lowered convolutions until a consumer of type `stop` (or none):
+    (layers, input grid, the stack's output tensor, its grid)."""
     scale, _ = w.quant(first)
     f = int(_frac(scale, first.name)[0])
     f_in, t, layers = f, first.output[0], []
     node = w.next(t)
-    while node is not None:
+    while node is not None and node.op_type not in stop:
         if node.op_type != "Transpose" or list(w.attr(node, "perm")) != [0, 2, 3, 1]:
             raise EdgecodecError(f"QONNX node {node.name!r} ({node.op_type}): expected a lowered convolution")
         im = w.next(node.output[0], ("Im2Col",))
@@ -137,5 +144,95 @@ def layers_from_qonnx(model) -> tuple[list[ConvLayer], int]:
                                 shift=int(shift), lo=olo, hi=ohi, out_bits=bits, shuffle=shuffle))
         f = of
     if not layers:
-        raise EdgecodecError("QONNX graph: no convolution")
-    return layers, f_in
+        raise EdgecodecError(f"QONNX graph: no convolution after {first.name!r}")
+    return layers, f_in, t, f
+
+
+def _const_scalar(w: _Walker, node, where: str) -> float:
+    other = [i for i in node.input if i in w.inits]
+    if len(other) != 1:
+        raise EdgecodecError(f"QONNX node {node.name!r} ({node.op_type}): expected one constant operand ({where})")
+    v = w.const(other[0], node.name).reshape(-1)
+    if v.size != 1:
+        raise EdgecodecError(f"QONNX node {node.name!r}: a scalar constant expected ({where})")
+    return float(v[0])
+
+
+def _pow2(w: _Walker, node, value: float, where: str) -> None:
+    got = _const_scalar(w, node, where)
+    if got != value:
+        raise EdgecodecError(f"QONNX node {node.name!r}: {where} must be {value!r}, the graph has {got!r}")
+
+
+def p_frame_from_qonnx(model) -> dict:
+    """The parts of a P-frame program from the graph `quant.codec.qonnx_export.export_p_frame` writes (or any graph of
+    the same form): {"p_from_latent", "p_context", "p_synth": ConvLayer lists, "cells": CellParams per ASE-GRU
+    layer}. The concatenation and the adds must map codes to codes as the engine does (the Mul scales exactly
+    2^(f_in - f_s) on each concatenated input, -128 and the pixel clamp 0..255 on the reconstruction); anything else
+    is refused with the node's name."""
+    import json
+
+    from quant.cell.params import CellParams
+    from quant.codec.qonnx_ops import DOMAIN
+    w = _Walker(model)
+    y_q = w.next("y", ("Quant",))
+    if y_q is None:
+        raise EdgecodecError("QONNX P-frame graph: input 'y' has no consumer")
+    parts = {}
+    parts["p_from_latent"], _, t, f = _walk_stack(w, y_q, ("AseGruLayer",))
+    cells = []
+    node = w.next(t, ("AseGruLayer",))
+    while True:
+        if node.domain != DOMAIN:
+            raise EdgecodecError(f"QONNX node {node.name!r}: AseGruLayer of domain {DOMAIN} expected")
+        p = CellParams.from_json(json.loads(w.attr(node, "cell")))
+        if p.f_x != f:
+            raise EdgecodecError(f"QONNX node {node.name!r}: its x comes on grid {f}, the layer takes {p.f_x}")
+        if node.input[1] != f"h_prev_{len(cells)}":
+            raise EdgecodecError(f"QONNX node {node.name!r}: h_(t-1) must be the graph input h_prev_{len(cells)}")
+        cells.append(p)
+        nxt = w.next(node.output[0], ("Quant", "Mul"))
+        if nxt.op_type == "Mul":
+            break
+        scale, bits = w.quant(nxt)
+        f = int(_frac(scale, nxt.name)[0])
+        node = w.next(nxt.output[0], ("AseGruLayer",))
+        if bits != CellParams.from_json(json.loads(w.attr(node, "cell"))).act_bits:
+            raise EdgecodecError(f"QONNX node {nxt.name!r}: the requantisation must give the next layer's width")
+    mul_h = nxt
+    cat = w.next(mul_h.output[0], ("Concat",))
+    if w.attr(cat, "axis") != 1 or len(cat.input) != 2 or cat.input[0] != mul_h.output[0]:
+        raise EdgecodecError(f"QONNX node {cat.name!r}: Concat(h, context) on the channel axis expected")
+    s_q = w.next(cat.output[0], ("Quant",))
+    f_s = int(_frac(w.quant(s_q)[0], s_q.name)[0])
+    _pow2(w, mul_h, 2.0 ** (cells[-1].f_h - f_s), "the scale of h into the concatenation")
+    warp = next((n for n in model.graph.node if n.op_type == "IntWarp"), None)
+    if warp is None or warp.domain != DOMAIN or list(warp.input) != ["ref", "vectors"]:
+        raise EdgecodecError(f"QONNX P-frame graph: IntWarp(ref, vectors) of domain {DOMAIN} expected")
+    users = {n.op_type: n for n in model.find_consumers(warp.output[0])}
+    if set(users) != {"Add"} or len(model.find_consumers(warp.output[0])) != 2:
+        raise EdgecodecError(f"QONNX node {warp.name!r}: the warped frame feeds the context (- 128) and the "
+                             "reconstruction (two Adds)")
+    add_ctx, add_rec = sorted(model.find_consumers(warp.output[0]), key=lambda n: all(i in w.inits or
+                              i == warp.output[0] for i in n.input), reverse=True)
+    _pow2(w, add_ctx, -128.0, "the context offset")
+    mul_ctx = w.next(add_ctx.output[0], ("Mul",))
+    c_q = w.next(mul_ctx.output[0], ("Quant",))
+    f_c = int(_frac(w.quant(c_q)[0], c_q.name)[0])
+    _pow2(w, mul_ctx, 2.0 ** -f_c, "the context input scale")
+    parts["p_context"], _, t, f_ctx = _walk_stack(w, c_q, ("Mul",))
+    mul_c = w.next(t, ("Mul",))
+    if w.next(mul_c.output[0], ("Concat",)).name != cat.name or cat.input[1] != mul_c.output[0]:
+        raise EdgecodecError(f"QONNX node {mul_c.name!r}: the context must be the concatenation's second input")
+    _pow2(w, mul_c, 2.0 ** (f_ctx - f_s), "the scale of the context into the concatenation")
+    parts["p_synth"], _, t, f_res = _walk_stack(w, s_q, ("Mul",))
+    mul_r = w.next(t, ("Mul",))
+    _pow2(w, mul_r, 2.0 ** f_res, "the residual's scale to codes")
+    if w.next(mul_r.output[0], ("Add",)).name != add_rec.name:
+        raise EdgecodecError(f"QONNX node {add_rec.name!r}: the reconstruction adds the residual to the warped frame")
+    clip = w.next(add_rec.output[0], ("Clip",))
+    if (float(w.const(clip.input[1], clip.name).reshape(-1)[0]), float(w.const(clip.input[2], clip.name).reshape(-1)[0])) \
+            != (0.0, 255.0):
+        raise EdgecodecError(f"QONNX node {clip.name!r}: the reconstruction is clamped to 0..255")
+    parts["cells"] = cells
+    return parts

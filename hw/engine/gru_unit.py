@@ -52,7 +52,7 @@ class GruSpec:
 def gru_unit(shape, spec: GruSpec) -> "GruUnit":
     """The unit of `spec` for an engine of `shape` (hw.engine.program.EngineShape): its map words, its folding."""
     return GruUnit(spec.params, spec.height, spec.width, lanes=shape.pe, lane_bits=shape.act_bits,
-                   word_bits=shape.data_bits, pe=shape.pe, simd=shape.simd, dw_parallel=shape.pe,
+                   word_bits=shape.data_bits, pe=shape.gru_fold, simd=shape.gru_fold, dw_parallel=shape.gru_fold,
                    x_shift=spec.x_shift)
 
 

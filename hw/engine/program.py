@@ -69,6 +69,11 @@ class EngineShape:
     max_width: int = 64
     max_cin: int = 64
     max_cout: int = 256
+    gru_pe: int = 0          # the ASE-GRU units' folding (PE = SIMD = depth-wise lanes); 0: the array's PE
+
+    @property
+    def gru_fold(self) -> int:
+        return self.gru_pe or self.pe
 
     def check(self) -> None:
         if self.pe != self.simd:
@@ -358,10 +363,11 @@ CONCAT_PIXEL_GAP = 6    # cycles the two read commands of a concatenated input's
 
 
 def gru_cycles(channels: int, height: int, width: int, shape: EngineShape) -> int:
-    """A GRU descriptor's cycles: the fixed part, a pixel every (C/PE)(C/SIMD) cycles, and the reading of x row 0
-    and h row 0 beyond what the SE phase hides."""
-    k = channels // shape.pe
-    return (GRU_OVERHEAD + height * width * k * (channels // shape.simd)
+    """A GRU descriptor's cycles: the fixed part, a pixel every (C/F)^2 cycles (F = the GRU units' folding,
+    `EngineShape.gru_fold`), and the reading of x row 0 and h row 0 (C/PE words a pixel) beyond what the SE phase
+    hides."""
+    fold, k = channels // shape.gru_fold, channels // shape.pe      # cycles a pixel / words a row pixel
+    return (GRU_OVERHEAD + height * width * fold * fold
             + max(0, 2 * k * width - GRU_HIDE))
 
 

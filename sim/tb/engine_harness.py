@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import cocotb
 import numpy as np
@@ -57,9 +58,11 @@ async def test_runs(dut):
     dut.mem_load.value = 0
     dut.mem_dump.value = 0
     dut.stall.value = int(p.get("stall", 0))
-    res = {"cycles": [], "compared": [], "mismatches": [], "report": []}
+    res = {"cycles": [], "compared": [], "mismatches": [], "report": [], "wall_seconds": 0.0}
+    t0 = time.time()
 
     def save():
+        res["wall_seconds"] = round(time.time() - t0, 2)
         with open(p["result_json"], "w") as f:
             json.dump(res, f)
 

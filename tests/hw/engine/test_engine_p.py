@@ -175,6 +175,14 @@ def test_the_p_frame_descriptors_from_memory(tmp_path):
     assert len(cycles) == 2 and cycles[0] > cycles[1]            # pauses, then none (equal to the model)
 
 
+def test_gru_units_folded_apart_from_the_array(tmp_path):
+    """GRU units generated with their own folding (EngineShape.gru_pe = 2 beside a 4 x 4 array: a quarter of the
+    multipliers): the same h_t and sums, and the cycle model's (C/2)^2 cycles a pixel, equal to the counter."""
+    import dataclasses
+    cells, xs, h0, specs = stack(2, 3, 1, 2)
+    run_gru_engine(tmp_path, cells, xs, h0, specs, shape=dataclasses.replace(SHAPE, gru_pe=2), idle=0.1)
+
+
 @pytest.mark.slow
 def test_a_wrong_code_is_reported_at_its_map_and_pixel(tmp_path):
     cells, xs, h0, specs = stack(3, 4, 1, 1)

@@ -50,3 +50,51 @@ def test_graphs_the_engine_cannot_run_exactly_are_refused():
     relu.op_type = "Sigmoid"
     with pytest.raises(EdgecodecError, match="Sigmoid"):
         layers_from_qonnx(model)
+
+
+def _p_frame(latent=(2, 3)):
+    from edgecodec.codec import checkpoint as ckpt
+    from quant.codec.qonnx_export import export_p_frame
+    from tests.conftest import ROOT
+    state = ckpt.load(ROOT / "checkpoints" / "codec_q1.pt")["int"]
+    return state, export_p_frame(state, latent)
+
+
+def test_the_p_frame_program_compiled_from_qonnx_is_the_integer_models():
+    """The whole P-frame program (warp, p_from_latent, both ASE-GRU layers, context, concatenated p_synth, adds)
+    compiled from the QONNX graph: the same memory image, byte for byte, as from the integer model; the RTL runs this
+    program in tests/hw/engine/test_engine_harness.py and the flow stage `engine`."""
+    from hw.engine.frame_program import p_frame_program, p_frame_program_from_parts
+    from hw.engine.from_qonnx import p_frame_from_qonnx
+    from hw.engine.program import EngineShape
+    state, model = _p_frame()
+    shape = EngineShape(pe=4, simd=4, data_bits=128, max_width=32, max_cin=64, max_cout=256)
+    parts = p_frame_from_qonnx(model)
+    assert len(parts["cells"]) == 2 and [c.to_json() for c in parts["cells"]] == state["dec_cells"]
+    a = p_frame_program(state, (2, 3), shape)
+    b = p_frame_program_from_parts(parts, (2, 3), shape)
+    assert a.programs == b.programs and a.image.to_bytes() == b.image.to_bytes()
+
+
+@pytest.mark.parametrize("edit,match", [
+    ("concat_scale", "scale of h into the concatenation"),
+    ("clip", "clamped to 0..255"),
+    ("domain", "AseGruLayer of domain"),
+    ("offset", "context offset")])
+def test_p_frame_graphs_the_engine_cannot_run_are_refused(edit, match):
+    from hw.engine.from_qonnx import p_frame_from_qonnx
+    _, model = _p_frame()
+    nodes = list(model.graph.node)
+    if edit == "concat_scale":
+        cat = next(n for n in nodes if n.op_type == "Concat")
+        mul = next(n for n in nodes if n.output[0] == cat.input[0])
+        _replace_init(model, mul.input[1], lambda v: v * 2)
+    elif edit == "clip":
+        clip = [n for n in nodes if n.op_type == "Clip"][-1]
+        _replace_init(model, clip.input[2], lambda v: v - 1)
+    elif edit == "domain":
+        next(n for n in nodes if n.op_type == "AseGruLayer").domain = "somewhere.else"
+    else:
+        _replace_init(model, "minus128", lambda v: v + 1)
+    with pytest.raises(EdgecodecError, match=match):
+        p_frame_from_qonnx(model)
