@@ -374,8 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
              "(cycle model), and whether a device can reach it")
     sp.add_argument("--resolution", required=True, help="WIDTHxHEIGHT, e.g. 1920x1080")
     sp.add_argument("--target-fps", type=float, required=True)
-    sp.add_argument("--clock-mhz", type=float, default=100.0,
-                    help="engine clock (default 100 MHz, an assumption until the engine's Fmax is measured)")
+    sp.add_argument("--clock-mhz", type=float, default=None,
+                    help="engine clock (default: the Fmax measured by bench/engine_fpga.py, else 100 MHz)")
     sp.add_argument("--family", choices=("ecp5", "ice40"), default="ecp5")
     sp.add_argument("--device", default="85k", help="ECP5 25k/45k/85k, iCE40 up5k (default 85k)")
     sp.add_argument("--quality", type=int, default=1, help="the checkpoint whose decoder is planned (default 1)")

@@ -4,12 +4,13 @@
 For each square array PE x PE (1, 2, 4, ... 32) the cycle model (`hw.engine.program.engine_cycles` and the P-frame
 descriptors' models of `program_cycles`, equal to the RTL's counter in the tests) gives the cycles of an I-frame and
 of a P-frame (convolution stacks, frame warp, ASE-GRU layers, adds) at the resolution; the slower of the two, at the
-given clock, is the frame rate. The array needs PE^2 multipliers (one MULT18X18D each on
-ECP5: codes of 12 x 8 bits) and its line and weight buffers in block RAM (DP16KD, 18 kbit; counted as bits over
+given clock, is the frame rate. The engine needs `multipliers(PE, GRU_FOLD)` multipliers (one MULT18X18D each on
+ECP5: codes of 12 x 8 bits; the array's PE^2, its requantisers, the two ASE-GRU units folded at GRU_FOLD, the warp
+and the adds) and its line and weight buffers in block RAM (DP16KD, 18 kbit; counted as bits over
 18 kbit, a lower bound); the unit's width is the widest power of two whose buffers fit, and wider maps run as
 vertical strips (hw.engine.program.strips). The smallest array that
 reaches the target is chosen among those that fit the device; the answer names the limit otherwise. The clock is an
-input until the engine's Fmax is measured; the GRU unit and the warp's multipliers are not in the device check.
+input (default: the Fmax placed and routed on an ECP5-85, bench/results/engine_fpga.json).
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ from base.errors import EdgecodecError
 
 ARRAYS = (1, 2, 4, 8, 16, 32)
 EBR_BITS = 18 * 1024
+GRU_FOLD = 1          # the GRU units' PE = SIMD (EngineShape.gru_pe): the layers run on 1/64 of the frame's pixels
+
+
+def multipliers(pe: int, gru_fold: int) -> int:
+    """MULT18X18D of the engine (Yosys synth_ecp5 of hw.engine.fpga_top.EngineFpgaTop with both GRU units):
+    PE^2 + PE (array, requantisers) + 2 (6 F^2 + 14 F) (each GRU unit: gate array, depth-wise lanes, gate products)
+    + 39 (SE, warp, adds). Calibrated on the 4 x 4 array at F = 4 and 2 (363 and 163), predicted 99 at F = 1 and
+    measured 99 (bench/engine_fpga.py); the array without GRU units: 20 (docs/engine.md)."""
+    return pe * pe + pe + 2 * (6 * gru_fold * gru_fold + 14 * gru_fold) + 39
 
 
 STACKS = {"I": ("intra_h_s", "intra_g_s"), "P": ("p_h_s", "p_from_latent", "p_context", "p_synth")}
@@ -41,6 +51,24 @@ def bus_bits(pe: int) -> int:
     return max(64, 1 << (pe * pe * 8 - 1).bit_length(), 1 << (pe * 27 - 1).bit_length())
 
 
+FMAX_JSON = "bench/results/engine_fpga.json"
+
+
+def measured_clock() -> tuple[float, str]:
+    """(MHz, where it comes from): the Fmax of the engine placed and routed on an ECP5-85 by bench/engine_fpga.py,
+    else 100 MHz as an assumption."""
+    import json
+
+    from base.paths import resolve
+    path = resolve(FMAX_JSON)
+    try:
+        r = json.loads(path.read_text())
+        return float(r["fmax_mhz"]), (f"Fmax of the {r['array']} engine (GRU units at PE {r['gru_pe']}) placed and "
+                                      f"routed on {r['device']} ({FMAX_JSON}); other arrays assumed as fast")
+    except (OSError, ValueError, KeyError, TypeError):
+        return 100.0, "assumed: no measured Fmax (run python bench/engine_fpga.py)"
+
+
 def frame_cycles(int_state: dict, pw: int, ph: int, shape) -> dict:
     """{"I": cycles, "P": cycles} of one frame padded to pw x ph on an engine of `shape` (the cycle model: the
     convolution stacks, and for P the frame warp, the ASE-GRU layers and the adds)."""
@@ -54,11 +82,14 @@ def frame_cycles(int_state: dict, pw: int, ph: int, shape) -> dict:
     return cycles
 
 
-def plan(int_state: dict, width: int, height: int, target_fps: float, clock_mhz: float, device) -> dict:
+def plan(int_state: dict, width: int, height: int, target_fps: float, clock_mhz: float | None, device) -> dict:
     """The plan for the checkpoint's integer decoder `int_state` (checkpoint["int"]) on `device`
     (hw.fpga.devices.Device)."""
     from hw.engine.conv_unit import ConvUnit
     from hw.engine.program import EngineShape
+    clock_note = "given"
+    if clock_mhz is None:
+        clock_mhz, clock_note = measured_clock()
     if target_fps <= 0 or clock_mhz <= 0:
         raise EdgecodecError("engine-plan: --target-fps and --clock-mhz must be > 0")
     if width < 64 or height < 64:
@@ -71,20 +102,23 @@ def plan(int_state: dict, width: int, height: int, target_fps: float, clock_mhz:
         # the widest unit whose buffers fit the device's block RAM (narrower ones run the maps as strips)
         for max_width in widths:
             unit = ConvUnit(pe=pe, simd=pe, max_width=max_width, max_cin=64, max_cout=256)
+            unit._MustUse__used = True          # built for its buffer sizes only, never elaborated
             line_bits, weight_bits = unit.line_words * pe * 12, unit.weight_words * pe * pe * 8
             # at least this many DP16KD: each buffer's bits over 18 kbit (a lower bound; aspect ratios may need more)
             ebr = -(-line_bits // EBR_BITS) - (-weight_bits // EBR_BITS)
             if ebr <= device.capacity["bram"]:
                 break
-        shape = EngineShape(pe=pe, simd=pe, data_bits=bus_bits(pe), max_width=max_width, max_cin=64, max_cout=256)
+        shape = EngineShape(pe=pe, simd=pe, data_bits=bus_bits(pe), max_width=max_width, max_cin=64, max_cout=256,
+                            gru_pe=min(GRU_FOLD, pe))
         cycles = frame_cycles(int_state, pw, ph, shape)
+        mults = multipliers(pe, min(GRU_FOLD, pe))
         fps = clock_mhz * 1e6 / max(cycles.values())
         fits = []
-        if pe * pe > device.capacity["dsp"]:
-            fits.append(f"{pe * pe} multipliers > {device.capacity['dsp']}")
+        if mults > device.capacity["dsp"]:
+            fits.append(f"{mults} multipliers > {device.capacity['dsp']}")
         if ebr > device.capacity["bram"]:
             fits.append(f"{ebr} block RAMs > {device.capacity['bram']}")
-        rows.append({"pe": pe, "multipliers": pe * pe, "max_width": max_width, "cycles_i": cycles["I"],
+        rows.append({"pe": pe, "multipliers": mults, "gru_pe": min(GRU_FOLD, pe), "max_width": max_width, "cycles_i": cycles["I"],
                      "cycles_p": cycles["P"], "fps": round(fps, 3), "memory_bits": line_bits + weight_bits,
                      "block_rams": ebr, "fits": not fits, "why_not": "; ".join(fits)})
     fitting = [r for r in rows if r["fits"]]
@@ -99,11 +133,13 @@ def plan(int_state: dict, width: int, height: int, target_fps: float, clock_mhz:
         verdict = (f"{device.part} cannot reach {target_fps:g} fps at {width}x{height} and {clock_mhz:g} MHz: its "
                    f"largest fitting array, PE {best['pe']}x{best['pe']}, gives {best['fps']:.2f} fps" +
                    (f"; PE {need['pe']}x{need['pe']} would ({need['why_not']})" if need else
-                    f"; no array up to {ARRAYS[-1]}x{ARRAYS[-1]} does at this clock"))
+                    f"; no array up to {ARRAYS[-1]}x{ARRAYS[-1]} does at this clock (it gives {rows[-1]['fps']:.2f} "
+                    f"fps: about {math.ceil(rows[-1]['pe'] ** 2 * target_fps / rows[-1]['fps']):,} array "
+                    f"multipliers at its efficiency would)"))
     else:
         verdict = f"no engine array fits {device.part}: {rows[0]['why_not']}"
     return {"resolution": f"{width}x{height}", "padded": f"{pw}x{ph}", "target_fps": target_fps,
-            "clock_mhz": clock_mhz, "clock_note": "assumed: the engine's Fmax is not measured yet",
+            "clock_mhz": clock_mhz, "clock_note": clock_note,
             "device": device.part, "reachable": chosen is not None, "chosen_pe": chosen["pe"] if chosen else None,
             "verdict": verdict, "counted": "I: convolution stacks; P: convolution stacks, frame warp, ASE-GRU layers, adds",
             "arrays": rows}

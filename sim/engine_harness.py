@@ -56,12 +56,13 @@ def harness_verilog(engine_v: Path, out: Path, data_bits: int, depth: int, seed:
     return out
 
 
-def run_engine_runs(engine_v: Path, runs: list, word_bytes: int, build_dir: Path, stall: int = 0, seed: int = 1,
+def run_engine_runs(engine_v: Path, runs: list, word_bytes: int, build_dir: Path, stall: int | list = 0, seed: int = 1,
                     simulator: str = "verilator", max_cycles: int = 200_000_000,
                     raise_on_mismatch: bool = True) -> dict:
-    """runs: (image bytes, program address, [(address, codes (C, H, W), lanes, bits), ...]) each.
+    """runs: (image bytes, program address, [(address, codes (C, H, W), lanes, bits), ...]) each; `stall` the pause
+    level (0..255, /256 a cycle on every AXI channel) of all runs or one per run.
     Returns {"cycles": [...], "compared": [...], "mismatches": [...], "report": [...], "wall_seconds": the bench's
-    time from the first load to the last dump, simulator build excluded} (the runs up to the first
+    time from the first load to the last dump, simulator build excluded} (every run, also after a
     failing one); a mismatch, a memory fault, an engine error flag or a timeout raises EdgecodecError, unless
     `raise_on_mismatch` is False: then the result comes back with "failed": True and the report."""
     from sim.tb.engine_maps import save_runs

@@ -52,6 +52,7 @@ def engine_stage(cfg: Config, out: Path) -> dict:
                           stall=e.stall, raise_on_mismatch=False)
     t_sim = float(res.get("wall_seconds", 0.0))
     done = len(res["cycles"])
+    table = resolution_table(ckpt.load(folder, e.quality)["int"])
     rows = [{"frame": r.frame, "kind": r.kind, "cycles": cyc, "model_cycles": m,
              "model_error_pct": round(100 * (m - cyc) / cyc, 3), "codes_compared": n, "mismatches": bad}
             for r, cyc, m, n, bad in zip(runs, res["cycles"], models, res["compared"], res["mismatches"])]
@@ -65,4 +66,20 @@ def engine_stage(cfg: Config, out: Path) -> dict:
             "cycles_per_frame": {str(f): sum(r["cycles"] for r in rows if r["frame"] == f) for f in frames_ok},
             "model_cycles_total": sum(models), "rtl_cycles_total": sum(res["cycles"]),
             "sim_seconds": round(t_sim, 1), "sim_cycles_per_s": round(sum(res["cycles"]) / max(t_sim, 1e-9)),
-            "verilog": str(verilog), "seconds": round(time.time() - t0, 1)}
+            "verilog": str(verilog), "resolutions": table, "seconds": round(time.time() - t0, 1)}
+
+
+def resolution_table(int_state: dict) -> dict:
+    """1080p and 720p at 30 fps on an ECP5-85 (`edgecodec.engine_plan.plan` at the measured Fmax): per array the
+    multipliers, whether it fits, I/P cycles and frame rate, and the verdict (the smallest array that reaches 30 fps,
+    or why none does)."""
+    from edgecodec.engine_plan import plan
+    from hw.fpga.devices import get_device
+    dev = get_device("ecp5", "85k")
+    out = {}
+    for name, (w, h) in (("1920x1080", (1920, 1080)), ("1280x720", (1280, 720))):
+        p = plan(int_state, w, h, 30.0, None, dev)
+        out[name] = {k: p[k] for k in ("clock_mhz", "clock_note", "verdict", "chosen_pe", "device")}
+        out[name]["arrays"] = [{k: r[k] for k in ("pe", "multipliers", "gru_pe", "fits", "cycles_i", "cycles_p",
+                                                  "fps", "block_rams")} for r in p["arrays"]]
+    return out

@@ -272,6 +272,12 @@ def _section_engine(s: dict, plt, parts: list[str]) -> None:
     parts.append(_table(["frame", "run", "cycles (RTL)", "cycles (model)", "model error %", "codes", "mismatches"],
                         [[r["frame"], r["kind"], r["cycles"], r["model_cycles"], r["model_error_pct"],
                           r["codes_compared"], r["mismatches"]] for r in e["runs"]]))
+    for res, t in (e.get("resolutions") or {}).items():
+        parts.append(f"<p>{res} at 30 fps on {html.escape(t['device'])}, clock {t['clock_mhz']:g} MHz "
+                     f"({html.escape(t['clock_note'])}): {html.escape(t['verdict'])}.</p>")
+        parts.append(_table(["PE x PE", "multipliers", "fits", "cycles I", "cycles P", "fps"],
+                            [[f"{r['pe']} x {r['pe']}", r["multipliers"], "yes" if r["fits"] else "no", r["cycles_i"],
+                              r["cycles_p"], r["fps"]] for r in t["arrays"]]))
 
 
 SECTIONS = (("fpga", "FPGA implementation", _section_fpga), ("asic", "ASIC estimate", _section_asic),

@@ -84,6 +84,12 @@ def write_report(s: dict, path: Path) -> None:
                   f"- cycles: {en['rtl_cycles_total']} measured, {en['model_cycles_total']} modelled; per frame "
                   + ", ".join(f"{f}: {c}" for f, c in en["cycles_per_frame"].items()),
                   f"- Verilator: {en['sim_cycles_per_s']} simulated cycles/s"]
+        for res, t in (en.get("resolutions") or {}).items():
+            lines += ["", f"{res} at 30 fps on {t['device']}, clock {t['clock_mhz']:g} MHz ({t['clock_note']}):", "",
+                      "| PE x PE | multipliers | fits | cycles I | cycles P | fps |", "|---|---|---|---|---|---|"]
+            lines += [f"| {r['pe']} x {r['pe']} | {r['multipliers']} | {'yes' if r['fits'] else 'no'} | "
+                      f"{r['cycles_i']:,} | {r['cycles_p']:,} | {r['fps']:.3g} |" for r in t["arrays"]]
+            lines += ["", f"- {t['verdict']}"]
     lines += ["", "HTML report with plots: `report.html` (`edgecodec report`).",
               "", "## Stage times (s)", "", ", ".join(f"{k} {v}" for k, v in s["stage_seconds"].items()),
               "", f"Verilog: `{s['verilog']}`; QONNX: `{s['qonnx']}`."]

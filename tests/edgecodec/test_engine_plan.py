@@ -23,7 +23,9 @@ def test_the_smallest_array_that_reaches_the_rate_is_chosen(capsys):
     assert chosen["fits"] and chosen["fps"] >= 5
     assert all(r["fps"] < 5 or not r["fits"] for pe, r in rows.items() if pe < p["chosen_pe"])
     assert all(rows[a]["cycles_p"] > rows[b]["cycles_p"] for a, b in zip(list(rows)[:-1], list(rows)[1:]))
-    assert "PE 8x8 reaches" in p["verdict"] and "assumed" in p["clock_note"]
+    from edgecodec.engine_plan import measured_clock
+    assert f"PE {p['chosen_pe']}x{p['chosen_pe']} reaches" in p["verdict"]
+    assert (p["clock_mhz"], p["clock_note"]) == measured_clock()        # the measured Fmax by default
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
