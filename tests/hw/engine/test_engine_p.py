@@ -175,6 +175,7 @@ def test_the_p_frame_descriptors_from_memory(tmp_path):
     assert len(cycles) == 2 and cycles[0] > cycles[1]            # pauses, then none (equal to the model)
 
 
+@pytest.mark.slow          # 35 s: a second Icarus build of the GRU engine
 def test_gru_units_folded_apart_from_the_array(tmp_path):
     """GRU units generated with their own folding (EngineShape.gru_pe = 2 beside a 4 x 4 array: a quarter of the
     multipliers): the same h_t and sums, and the cycle model's (C/2)^2 cycles a pixel, equal to the counter."""
