@@ -38,6 +38,9 @@ def main() -> int:
     ap.add_argument("--device", default="85k")
     ap.add_argument("--freq", type=float, default=100.0, help="nextpnr's target, MHz")
     ap.add_argument("--resolution", default="1920x1080", help="the GRU units' map: this frame's latent")
+    ap.add_argument("--router", default="router1", choices=("router1", "router2"),
+                    help="nextpnr's router (router2 did not converge on this design: 6 000 wires overused after 19 "
+                         "iterations)")
     ap.add_argument("--build", default="build/engine_fpga")
     ap.add_argument("--out", default="bench/results/engine_fpga.json")
     args = ap.parse_args()
@@ -59,7 +62,8 @@ def main() -> int:
     build = ROOT / args.build
     build.mkdir(parents=True, exist_ok=True)
     v = write_component_verilog(top, "engine_fpga_top", build / "engine_fpga_top.v")
-    r = implement(v, "engine_fpga_top", io_pins(top), build, "ecp5", args.device, freq_mhz=args.freq, seed=1)
+    r = implement(v, "engine_fpga_top", io_pins(top), build, "ecp5", args.device, freq_mhz=args.freq, seed=1,
+                  router=args.router)
     fmax = r["fmax_mhz"]
     table = []
     for name, (fw, fh) in TABLE.items():
@@ -71,7 +75,7 @@ def main() -> int:
     out = {"checkpoint": args.checkpoint, "array": f"{args.pe}x{args.pe}", "gru_pe": args.gru_pe,
            "bus_bits": shape.data_bits,
            "max_width": args.max_width, "gru_map": [ph // 16, pw // 16], "device": r["part"], "package": r["package"],
-           "target_mhz": args.freq, "fmax_mhz": fmax, "timing_met": r["timing_met"],
+           "target_mhz": args.freq, "router": args.router, "fmax_mhz": fmax, "timing_met": r["timing_met"],
            "resources": {k: r[k] for k in ("lut", "ff", "dsp", "bram", "lutram", "carry")},
            "utilisation": r["utilisation"], "io_pins": r["io_pins"], "seconds": r["seconds"],
            "memory_port": "on-chip AXI4 RAM stand-in (hw.engine.fpga_top.AxiRamStandIn, 2048 words)",

@@ -16,21 +16,26 @@ def plan(capsys, *argv) -> dict:
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")   # units built for their memory sizes
 def test_the_smallest_array_that_reaches_the_rate_is_chosen(capsys):
-    p = plan(capsys, "--resolution", "352x288", "--target-fps", "5", "--device", "85k")
-    assert p["reachable"] and p["padded"] == "384x320"
+    p = plan(capsys, "--resolution", "352x288", "--target-fps", "5", "--device", "85k", "--clock-mhz", "100")
+    assert p["reachable"] and p["padded"] == "384x320" and p["clock_note"] == "given"
     rows = {r["pe"]: r for r in p["arrays"]}
     chosen = rows[p["chosen_pe"]]
     assert chosen["fits"] and chosen["fps"] >= 5
     assert all(r["fps"] < 5 or not r["fits"] for pe, r in rows.items() if pe < p["chosen_pe"])
     assert all(rows[a]["cycles_p"] > rows[b]["cycles_p"] for a, b in zip(list(rows)[:-1], list(rows)[1:]))
-    from edgecodec.engine_plan import measured_clock
     assert f"PE {p['chosen_pe']}x{p['chosen_pe']} reaches" in p["verdict"]
-    assert (p["clock_mhz"], p["clock_note"]) == measured_clock()        # the measured Fmax by default
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_the_default_clock_is_the_measured_fmax(capsys):
+    from edgecodec.engine_plan import measured_clock
+    p = plan(capsys, "--resolution", "256x256", "--target-fps", "1")
+    assert (p["clock_mhz"], p["clock_note"]) == measured_clock()
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_a_device_that_cannot_reach_the_rate_says_why(capsys):
-    p = plan(capsys, "--resolution", "352x288", "--target-fps", "30", "--device", "85k")
+    p = plan(capsys, "--resolution", "352x288", "--target-fps", "30", "--device", "85k", "--clock-mhz", "100")
     assert not p["reachable"] and p["chosen_pe"] is None
     assert "cannot reach 30 fps" in p["verdict"] and "multipliers > 156" in p["verdict"]
     p = plan(capsys, "--resolution", "352x288", "--target-fps", "1", "--device", "25k")
