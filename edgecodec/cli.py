@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
              "registers, irq) for a checkpoint's decoder at a frame size")
     sp.add_argument("--resolution", required=True, help="WIDTHxHEIGHT the ASE-GRU units are generated for")
     sp.add_argument("--pe", type=int, default=4, help="PE = SIMD of the convolution array (default 4)")
-    sp.add_argument("--gru-pe", type=int, default=2, help="the ASE-GRU units' folding (default 2)")
+    sp.add_argument("--gru-pe", type=int, default=1, help="the ASE-GRU units' folding (default 1: an ECP5-85 holds 8 x 8 with it)")
     sp.add_argument("--max-width", type=int, default=64, help="line-buffer width; wider maps run as strips")
     sp.add_argument("--quality", type=int, default=1)
     sp.add_argument("--checkpoints", default=None, help="default: codec.checkpoints")
