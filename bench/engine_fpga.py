@@ -7,8 +7,10 @@ multipliers each, more than the device has)) with its
 AXI4 master on an on-chip RAM stand-in, so only the AXI4-Lite port, irq, clock and reset reach pins. Reports Fmax,
 utilisation, and the frame rates the cycle model gives at that Fmax for 1080p and 720p I- and P-frames.
 
-Usage: python bench/engine_fpga.py [--pe 4] [--gru-pe 1] [--max-width 64] [--device 85k] [--freq 100]
-       [--resolution 1920x1080]
+Usage: python bench/engine_fpga.py [--pe 4] [--gru-pe 1] [--no-p-units] [--max-width 64] [--device 85k] [--freq 100]
+       [--resolution 1920x1080] [--router router2]
+bench/results/engine_fpga.json is from `--no-p-units` (the convolution engine alone: 30.09 MHz); with the P-frame
+units the design fits an ECP5-85 but nextpnr does not route it yet (docs/engine.md).
 (about 15-30 min on 2 cores; the numbers in docs/engine.md and README.md come from this command).
 """
 
@@ -35,12 +37,14 @@ def main() -> int:
     ap.add_argument("--pe", type=int, default=4)
     ap.add_argument("--max-width", type=int, default=64)
     ap.add_argument("--gru-pe", type=int, default=1, help="the ASE-GRU units' folding (EngineShape.gru_pe)")
+    ap.add_argument("--no-p-units", action="store_true",
+                    help="the engine without its P-frame units (GRU, warp, add): the convolution engine alone")
     ap.add_argument("--device", default="85k")
     ap.add_argument("--freq", type=float, default=100.0, help="nextpnr's target, MHz")
     ap.add_argument("--resolution", default="1920x1080", help="the GRU units' map: this frame's latent")
-    ap.add_argument("--router", default="router1", choices=("router1", "router2"),
-                    help="nextpnr's router (router2 did not converge on this design: 6 000 wires overused after 19 "
-                         "iterations)")
+    ap.add_argument("--router", default="router2", choices=("router1", "router2"),
+                    help="nextpnr's router (neither routes the engine with its P-frame units yet: ~6 000 nets stay "
+                         "overused; the engine without them routes with router2)")
     ap.add_argument("--build", default="build/engine_fpga")
     ap.add_argument("--out", default="bench/results/engine_fpga.json")
     args = ap.parse_args()
@@ -58,7 +62,7 @@ def main() -> int:
     pw, ph = -(-w // 64) * 64, -(-h // 64) * 64
     shape = EngineShape(pe=args.pe, simd=args.pe, data_bits=bus_bits(args.pe), max_width=args.max_width,
                         max_cin=64, max_cout=256, gru_pe=args.gru_pe)
-    top = EngineFpgaTop(shape, grus=gru_specs(ck["int"], (ph // 16, pw // 16)))
+    top = EngineFpgaTop(shape, grus=() if args.no_p_units else gru_specs(ck["int"], (ph // 16, pw // 16)))
     build = ROOT / args.build
     build.mkdir(parents=True, exist_ok=True)
     v = write_component_verilog(top, "engine_fpga_top", build / "engine_fpga_top.v")
@@ -72,7 +76,8 @@ def main() -> int:
             table.append({"resolution": name, "frame_type": kind, "cycles": cycles[kind],
                           "fps_at_fmax": round(fmax * 1e6 / cycles[kind], 3),
                           "clock_mhz_for_30fps": round(cycles[kind] * 30 / 1e6, 1)})
-    out = {"checkpoint": args.checkpoint, "array": f"{args.pe}x{args.pe}", "gru_pe": args.gru_pe,
+    out = {"checkpoint": args.checkpoint, "array": f"{args.pe}x{args.pe}", "p_units": not args.no_p_units,
+           "gru_pe": None if args.no_p_units else args.gru_pe,
            "bus_bits": shape.data_bits,
            "max_width": args.max_width, "gru_map": [ph // 16, pw // 16], "device": r["part"], "package": r["package"],
            "target_mhz": args.freq, "router": args.router, "fmax_mhz": fmax, "timing_met": r["timing_met"],

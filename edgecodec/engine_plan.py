@@ -63,8 +63,10 @@ def measured_clock() -> tuple[float, str]:
     path = resolve(FMAX_JSON)
     try:
         r = json.loads(path.read_text())
-        return float(r["fmax_mhz"]), (f"Fmax of the {r['array']} engine (GRU units at PE {r['gru_pe']}) placed and "
-                                      f"routed on {r['device']} ({FMAX_JSON}); other arrays assumed as fast")
+        what = (f"the {r['array']} engine (GRU units at PE {r['gru_pe']})" if r.get("p_units", True) else
+                f"the {r['array']} convolution engine without its P-frame units")
+        return float(r["fmax_mhz"]), (f"Fmax of {what} placed and routed on {r['device']} ({FMAX_JSON}); other "
+                                      "arrays and units assumed as fast")
     except (OSError, ValueError, KeyError, TypeError):
         return 100.0, "assumed: no measured Fmax (run python bench/engine_fpga.py)"
 
