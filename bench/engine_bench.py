@@ -36,16 +36,16 @@ def main() -> int:
     ap.add_argument("--out", default="bench/results/engine.json")
     args = ap.parse_args()
     from edgecodec.codec import checkpoint as ckpt
-    from edgecodec.engine_plan import STACKS, bus_bits, stack_input
+    from edgecodec.engine_plan import STACKS, square_shape, stack_input
     from hw.engine.conv_unit import ConvUnit
     from hw.engine.frame_program import p_frame_extra_cycles
     from hw.engine.layers import conv_layers
-    from hw.engine.program import EngineShape, compile_stack, engine_cycles
+    from hw.engine.program import compile_stack, engine_cycles
     ck = ckpt.load(ROOT / args.checkpoint)
     nets = ck["int"]["nets"]
     rows = []
     for pe in ARRAYS:
-        shape = EngineShape(pe=pe, simd=pe, data_bits=bus_bits(pe), max_width=1024, max_cin=64, max_cout=256)
+        shape = square_shape(pe, 1024)
         unit = ConvUnit(pe=pe, simd=pe, max_width=shape.max_width, max_cin=shape.max_cin, max_cout=shape.max_cout)
         unit._MustUse__used = True          # built for its buffer sizes only, never elaborated
         line_bits = unit.line_words * pe * shape.act_bits

@@ -50,18 +50,16 @@ def main() -> int:
     args = ap.parse_args()
     from edgecodec.codec import checkpoint as ckpt
     from edgecodec.config import parse_resolution
-    from edgecodec.engine_plan import bus_bits, frame_cycles
+    from edgecodec.engine_plan import frame_cycles, padded, square_shape
     from hw.engine.fpga_top import EngineFpgaTop, io_pins
     from hw.engine.frame_program import gru_specs
-    from hw.engine.program import EngineShape
     from hw.fpga.pnr import implement
     from hw.rtl.emit import write_component_verilog
     t0 = time.time()
     ck = ckpt.load(ROOT / args.checkpoint)
     w, h = parse_resolution(args.resolution)
-    pw, ph = -(-w // 64) * 64, -(-h // 64) * 64
-    shape = EngineShape(pe=args.pe, simd=args.pe, data_bits=bus_bits(args.pe), max_width=args.max_width,
-                        max_cin=64, max_cout=256, gru_pe=args.gru_pe)
+    pw, ph = padded(w, h)
+    shape = square_shape(args.pe, args.max_width, args.gru_pe)
     top = EngineFpgaTop(shape, grus=() if args.no_p_units else gru_specs(ck["int"], (ph // 16, pw // 16)))
     build = ROOT / args.build
     build.mkdir(parents=True, exist_ok=True)

@@ -136,20 +136,18 @@ def cmd_engine_plan(args) -> None:
 def cmd_engine_verilog(args) -> None:
     from edgecodec.codec import checkpoint as ckpt
     from edgecodec.config import parse_resolution
-    from edgecodec.engine_plan import bus_bits
+    from edgecodec.engine_plan import padded, square_shape
     from hw.engine.engine import EngineTop
     from hw.engine.frame_program import gru_specs
-    from hw.engine.program import EngineShape
     from hw.rtl.emit import write_component_verilog
     cfg = _cfg(args)
     width, height = parse_resolution(args.resolution)
     if args.pe not in (1, 2, 4, 8, 16) or args.gru_pe not in (0, 1, 2, 4, 8, 16):
         raise EdgecodecError(f"engine-verilog: --pe {args.pe} and --gru-pe {args.gru_pe} must be powers of two up to "
                              "16 (they must divide the GRU's 16 channels; --gru-pe 0: the array's PE)")
-    pw, ph = -(-width // 64) * 64, -(-height // 64) * 64
+    pw, ph = padded(width, height)
     payload = ckpt.load(_checkpoints(args, cfg), args.quality)
-    shape = EngineShape(pe=args.pe, simd=args.pe, data_bits=bus_bits(args.pe), max_width=args.max_width,
-                        max_cin=64, max_cout=256, gru_pe=args.gru_pe)
+    shape = square_shape(args.pe, args.max_width, args.gru_pe)
     shape.check()
     top = EngineTop(shape, grus=gru_specs(payload["int"], (ph // 16, pw // 16)))
     path = write_component_verilog(top, "engine_top", Path(args.output))

@@ -51,6 +51,18 @@ def bus_bits(pe: int) -> int:
     return max(64, 1 << (pe * pe * 8 - 1).bit_length(), 1 << (pe * 27 - 1).bit_length())
 
 
+def square_shape(pe: int, max_width: int, gru_pe: int = 0):
+    """The engine a PE x PE array is generated as: its bus (`bus_bits`), 64 input / 256 output channels at most."""
+    from hw.engine.program import EngineShape
+    return EngineShape(pe=pe, simd=pe, data_bits=bus_bits(pe), max_width=max_width, max_cin=64, max_cout=256,
+                       gru_pe=gru_pe)
+
+
+def padded(width: int, height: int) -> tuple[int, int]:
+    """(width, height) of a frame padded to multiples of 64 luma pixels, as the codec codes it."""
+    return -(-width // 64) * 64, -(-height // 64) * 64
+
+
 FMAX_JSON = "bench/results/engine_fpga.json"
 
 
@@ -88,7 +100,6 @@ def plan(int_state: dict, width: int, height: int, target_fps: float, clock_mhz:
     """The plan for the checkpoint's integer decoder `int_state` (checkpoint["int"]) on `device`
     (hw.fpga.devices.Device)."""
     from hw.engine.conv_unit import ConvUnit
-    from hw.engine.program import EngineShape
     clock_note = "given"
     if clock_mhz is None:
         clock_mhz, clock_note = measured_clock()
@@ -96,7 +107,7 @@ def plan(int_state: dict, width: int, height: int, target_fps: float, clock_mhz:
         raise EdgecodecError("engine-plan: --target-fps and --clock-mhz must be > 0")
     if width < 64 or height < 64:
         raise EdgecodecError(f"engine-plan: resolution {width}x{height} is below one 64 x 64 block")
-    pw, ph = -(-width // 64) * 64, -(-height // 64) * 64            # frames are padded to multiples of 64
+    pw, ph = padded(width, height)
     full = 1 << math.ceil(math.log2(pw // 2))                        # the widest map: the packed frame
     widths = [w for w in (full, 512, 256, 128, 64) if w <= full]
     rows = []
@@ -110,8 +121,7 @@ def plan(int_state: dict, width: int, height: int, target_fps: float, clock_mhz:
             ebr = -(-line_bits // EBR_BITS) - (-weight_bits // EBR_BITS)
             if ebr <= device.capacity["bram"]:
                 break
-        shape = EngineShape(pe=pe, simd=pe, data_bits=bus_bits(pe), max_width=max_width, max_cin=64, max_cout=256,
-                            gru_pe=min(GRU_FOLD, pe))
+        shape = square_shape(pe, max_width, min(GRU_FOLD, pe))
         cycles = frame_cycles(int_state, pw, ph, shape)
         mults = multipliers(pe, min(GRU_FOLD, pe))
         fps = clock_mhz * 1e6 / max(cycles.values())

@@ -21,9 +21,9 @@ def engine_stage(cfg: Config, out: Path) -> dict:
     from edgecodec.codec import checkpoint as ckpt
     from edgecodec.codec.coder import Coder
     from edgecodec.engine_host import frame_runs
-    from edgecodec.engine_plan import bus_bits
+    from edgecodec.engine_plan import square_shape
     from hw.engine.engine import EngineTop
-    from hw.engine.program import EngineShape, Image, program_cycles
+    from hw.engine.program import Image, program_cycles
     from hw.rtl.emit import write_component_verilog
     from model.video import read_video
     from sim.engine_harness import run_engine_runs
@@ -38,16 +38,11 @@ def engine_stage(cfg: Config, out: Path) -> dict:
         raise EdgecodecError(f"engine: {c.eval_clip} has {y.shape[0]} frames, engine.frames asks for {e.frames}")
     stream = Coder(ckpt.load(folder, e.quality), "int", "ans").encode(y, u, v, c.gop).data
     (out / "stream.bin").write_bytes(stream)
-    shape = EngineShape(pe=e.pe, simd=e.simd, data_bits=bus_bits(e.pe), max_width=e.max_width, max_cin=64,
-                        max_cout=256)
+    shape = square_shape(e.pe, e.max_width)
     runs, specs = frame_runs(stream, folder, shape)
     verilog = write_component_verilog(EngineTop(shape, grus=specs), "engine_top", out / "engine_top.v")
     wb = shape.data_bits // 8
-    models = []
-    for r in runs:
-        img = Image(wb)
-        img.words = {a: int.from_bytes(r.image[a:a + wb], "little") for a in range(0, len(r.image), wb)}
-        models.append(program_cycles(img, r.program_addr, shape, specs))
+    models = [program_cycles(Image.from_bytes(r.image, wb), r.program_addr, shape, specs) for r in runs]
     res = run_engine_runs(verilog, [(r.image, r.program_addr, r.expected) for r in runs], wb, out / "rtl",
                           stall=e.stall, raise_on_mismatch=False)
     t_sim = float(res.get("wall_seconds", 0.0))

@@ -209,12 +209,13 @@ def p_frame_from_qonnx(model) -> dict:
     warp = next((n for n in model.graph.node if n.op_type == "IntWarp"), None)
     if warp is None or warp.domain != DOMAIN or list(warp.input) != ["ref", "vectors"]:
         raise EdgecodecError(f"QONNX P-frame graph: IntWarp(ref, vectors) of domain {DOMAIN} expected")
-    users = {n.op_type: n for n in model.find_consumers(warp.output[0])}
-    if set(users) != {"Add"} or len(model.find_consumers(warp.output[0])) != 2:
+    adds = model.find_consumers(warp.output[0])
+    # the context's Add has a constant operand (-128); the reconstruction's adds the residual
+    add_ctx = next((n for n in adds if any(i in w.inits for i in n.input)), None)
+    add_rec = next((n for n in adds if n is not add_ctx), None)
+    if len(adds) != 2 or {n.op_type for n in adds} != {"Add"} or add_ctx is None:
         raise EdgecodecError(f"QONNX node {warp.name!r}: the warped frame feeds the context (- 128) and the "
                              "reconstruction (two Adds)")
-    add_ctx, add_rec = sorted(model.find_consumers(warp.output[0]), key=lambda n: all(i in w.inits or
-                              i == warp.output[0] for i in n.input), reverse=True)
     _pow2(w, add_ctx, -128.0, "the context offset")
     mul_ctx = w.next(add_ctx.output[0], ("Mul",))
     c_q = w.next(mul_ctx.output[0], ("Quant",))

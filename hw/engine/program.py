@@ -132,6 +132,12 @@ class Image:
         for i, w in enumerate(words):
             self.words[addr + i * self.word_bytes] = int(w)
 
+    @classmethod
+    def from_bytes(cls, data: bytes, word_bytes: int) -> "Image":
+        """The image of a memory dump (every word present, `top` at its end)."""
+        return cls(word_bytes, {a: int.from_bytes(data[a:a + word_bytes], "little")
+                                for a in range(0, len(data), word_bytes)}, len(data))
+
     def to_bytes(self) -> bytes:
         out = bytearray(self.top)
         for addr, w in self.words.items():

@@ -17,6 +17,7 @@ from hw.engine.program import DESC_WORDS, EngineShape, compile_stack, load_input
 from hw.rtl.emit import write_component_verilog
 from quant.codec.intnet import IntSequential
 from sim.runner import run_bench
+from sim.tb.engine_maps import save_runs
 from tests.hw.engine.test_conv_unit import random_layer, shipped_stacks
 
 SMALL = EngineShape(pe=2, simd=2, data_bits=64, max_width=32, max_cin=64, max_cout=256)
@@ -49,19 +50,16 @@ def run_engine(tmp_path: Path, shape: EngineShape, layers, x: np.ndarray, expect
 def run_engine_programs(tmp_path: Path, shape: EngineShape, cases: list, simulator: str = "icarus") -> list[int]:
     """Several convolution programs ((layers, x, expected) each) on one build of the engine, one run each, memory
     without pauses; returns each run's cycles."""
-    arrays = {}
-    for r, (layers, x, expected) in enumerate(cases):
+    runs = []
+    for layers, x, expected in cases:
         prog = compile_stack(layers, x.shape[1], x.shape[2], shape)
         load_input(prog, x, shape)
         full = np.zeros(prog.output_shape, dtype=np.int64)
         full[:prog.channels] = expected
-        arrays.update({f"image_{r}": np.frombuffer(prog.image.to_bytes(), dtype=np.uint8),
-                       f"program_addr_{r}": np.array(prog.program_addr),
-                       f"region_addr_{r}": np.array([prog.output_addr]), f"region_lanes_{r}": np.array([shape.pe]),
-                       f"region_bits_{r}": np.array([shape.act_bits]), f"expected_{r}_0": full})
+        runs.append((prog.image.to_bytes(), prog.program_addr, [(prog.output_addr, full, shape.pe, shape.act_bits)]))
     tmp_path.mkdir(parents=True, exist_ok=True)
     v = write_component_verilog(EngineTop(shape), "engine_top", tmp_path / "engine.v")
-    np.savez(tmp_path / "stim.npz", image=arrays["image_0"], **arrays)
+    save_runs(tmp_path / "stim.npz", runs)
     cycles = tmp_path / "cycles.json"
     run_bench(v, "engine_top", "sim.tb.engine", tmp_path / "sim", simulator,
               env=dict(npz=str(tmp_path / "stim.npz"), word_bytes=shape.data_bits // 8, seed=1, idle=0,

@@ -83,9 +83,8 @@ def test_whole_qcif_frames_of_real_streams_on_the_engine(tmp_path, quality):
     4: per frame the hyper-synthesis and the synthesis (I) or the P-frame program, every map equal to the integer
     decoder's, whose frames equal `edgecodec decode --mode int` (checked in frame_runs); pauses of 10 % on every
     AXI channel. About 4 min each on 2 cores."""
-    from edgecodec.engine_plan import bus_bits
-    from hw.engine.program import EngineShape
-    shape = EngineShape(pe=8, simd=8, data_bits=bus_bits(8), max_width=64, max_cin=64, max_cout=256)
+    from edgecodec.engine_plan import square_shape
+    shape = square_shape(8, 64)
     runs, specs = qcif_frames(quality, 4, shape)
     assert [(r.frame, r.kind) for r in runs] == [(0, "intra_h_s"), (0, "intra_g_s")] + [
         (t, k) for t in (1, 2, 3) for k in ("p_h_s", "p_frame")]

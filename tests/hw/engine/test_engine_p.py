@@ -21,6 +21,7 @@ from hw.rtl.emit import write_component_verilog
 from quant import fixed_point as fp
 from quant.cell.golden import cell_step
 from sim.runner import run_bench
+from sim.tb.engine_maps import save_runs
 from tests.hw.engine.test_gru_unit import shipped_cell
 
 SHAPE = EngineShape(pe=4, simd=4, data_bits=128, max_width=32, max_cin=64, max_cout=256)
@@ -88,17 +89,14 @@ def run_gru_engine(tmp_path: Path, cells, xs, h0, specs, shape: EngineShape = SH
 
 def run_program(tmp_path: Path, img: Image, prog: int, checks: list, specs, shape: EngineShape = SHAPE,
                 simulator: str = "icarus", idle: float = 0.2, runs: int = 2, max_cycles: int = 5_000_000) -> list[int]:
-    """... with pauses, then again without: returns both runs' cycles; the second equals the cycle model."""
-    """Run a program on an engine generated with the GRU units `specs`; compare the maps `checks`."""
+    """Run a program `runs` times on an engine generated with the GRU units `specs`, with pauses, the last run
+    without; compare the maps `checks`. Returns every run's cycles; the last equals the cycle model."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     v = write_component_verilog(EngineTop(shape, grus=specs), "engine_top", tmp_path / "engine.v")
-    arrays = {f"expected_{n}": np.asarray(w, dtype=np.int64) for n, (_, w, _, _) in enumerate(checks)}
-    np.savez(tmp_path / "stim.npz", image=np.frombuffer(img.to_bytes(), dtype=np.uint8),
-             region_addr=np.array([a for a, *_ in checks]), region_lanes=np.array([n for _, _, n, _ in checks]),
-             region_bits=np.array([b for *_, b in checks]), **arrays)
+    save_runs(tmp_path / "stim.npz", [(img.to_bytes(), prog, checks)] * runs)
     cycles = tmp_path / "cycles.json"
     run_bench(v, "engine_top", "sim.tb.engine", tmp_path / "sim", simulator,
-              env=dict(npz=str(tmp_path / "stim.npz"), program_addr=prog, word_bytes=shape.data_bits // 8,
+              env=dict(npz=str(tmp_path / "stim.npz"), word_bytes=shape.data_bits // 8,
                        seed=3, idle=idle, runs=runs, cycles_json=str(cycles), max_cycles=max_cycles,
                        clean_last=1))
     got = json.loads(cycles.read_text())
@@ -218,26 +216,16 @@ def p_frame_stimulus(quality: int, frames: int, shape: EngineShape):
 def run_p_frames(tmp_path: Path, quality: int, frames: int, simulator: str, shape: EngineShape = SHAPE,
                  idle: float = 0.1) -> list[int]:
     stim, specs = p_frame_stimulus(quality, frames, shape)
-    arrays = {}
-    for r, (image, prog, checks) in enumerate(stim):
-        arrays[f"image_{r}"] = np.frombuffer(image, dtype=np.uint8)
-        arrays[f"program_addr_{r}"] = np.array(prog)
-        arrays[f"region_addr_{r}"] = np.array([a for a, *_ in checks])
-        arrays[f"region_lanes_{r}"] = np.array([n for _, _, n, _ in checks])
-        arrays[f"region_bits_{r}"] = np.array([b for *_, b in checks])
-        arrays.update({f"expected_{r}_{n}": np.asarray(w, dtype=np.int64) for n, (_, w, _, _) in enumerate(checks)})
     tmp_path.mkdir(parents=True, exist_ok=True)
     v = write_component_verilog(EngineTop(shape, grus=specs), "engine_top", tmp_path / "engine.v")
-    np.savez(tmp_path / "stim.npz", image=arrays["image_0"], **arrays)
+    save_runs(tmp_path / "stim.npz", stim)
     cycles = tmp_path / "cycles.json"
     run_bench(v, "engine_top", "sim.tb.engine", tmp_path / "sim", simulator,
               env=dict(npz=str(tmp_path / "stim.npz"), word_bytes=shape.data_bits // 8, seed=7, idle=idle,
                        runs=len(stim), cycles_json=str(cycles), clean_last=1))
     got = json.loads(cycles.read_text())
     image, prog, _ = stim[-1]
-    img = Image(shape.data_bits // 8)
-    img.words = {a: int.from_bytes(image[a:a + img.word_bytes], "little") for a in range(0, len(image), img.word_bytes)}
-    model = program_cycles(img, prog, shape, specs)
+    model = program_cycles(Image.from_bytes(image, shape.data_bits // 8), prog, shape, specs)
     assert abs(got[-1] - model) <= 0.001 * model, (got, model)       # the last run has no pauses
     return got
 
