@@ -9,7 +9,7 @@ utilisation, and the frame rates the cycle model gives at that Fmax for 1080p an
 
 Usage: python bench/engine_fpga.py [--pe 4] [--gru-pe 1] [--no-p-units] [--max-width 64] [--device 85k] [--freq 100]
        [--resolution 1920x1080] [--router router2]
-bench/results/engine_fpga.json is from `--no-p-units` (the convolution engine alone: 30.09 MHz); with the P-frame
+bench/results/engine_fpga.json is from `--no-p-units` (the convolution engine alone: 52.24 MHz); with the P-frame
 units the design fits an ECP5-85 but nextpnr does not route it yet (docs/engine.md).
 (about 15-30 min on 2 cores; the numbers in docs/engine.md and README.md come from this command).
 """

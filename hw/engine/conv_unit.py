@@ -29,6 +29,8 @@ A line buffer of `row_slots` = 2^ceil(log2(k+1)) input rows (4 for k = 3; slot =
 weight buffer of `max_cout/PE * k^2 * max_cin/SIMD` words of PE*SIMD codes, both `Memory`s. The issue stage
 walks (oy, ox, og, ky, kx, ig) and issues one step a cycle when the input rows of output row oy are in the
 buffer: PE*SIMD multiplies, summed into PE accumulators; the last step of a group adds the bias and requantises.
+Pipeline: memory read, the read words registered, products, accumulate, pre-shift and bias, requantise, clamp into
+the output register: no stage holds more than one multiplier or one carry chain after another (the clock).
 Input row r may enter the buffer while r <= s*oy - pad + row_slots - 1 (the slot it overwrites held row
 r - row_slots, no longer read), so loading overlaps computing. A full output register stalls the whole pipeline (memory read ports included).
 
@@ -56,7 +58,8 @@ def _positive(name: str, value) -> int:
     return value
 
 
-PIPELINE = 5         # cycles from a layer's last issued step to `done` (memory read, multiply, sum, output)
+PIPELINE = 8         # cycles from a layer's last issued step to `done` (memory read, its register, multiply,
+                     # sum, pre-shift and bias, requantisation, output)
 
 
 def layer_cycles(*, cin_groups: int, cout_groups: int, height: int, width: int, stride: int, kernel: int = 3,
@@ -280,47 +283,67 @@ class ConvUnit(wiring.Component):
         with m.If(en):
             m.d.sync += [v1.eq(step), first1.eq(first), last1.eq(last), in1.eq(inside)]
 
+        # ---- stage 1r: the memory words registered (a weight buffer deeper than one block RAM reads through a
+        # multiplexer: registering here keeps it out of the multipliers' path)
+        v1r, first1r, last1r, in1r = Signal(), Signal(), Signal(), Signal()
+        wq, xq, bq = Signal.like(wrd.data), Signal.like(lrd.data), Signal.like(brd.data)
+        with m.If(en):
+            m.d.sync += [v1r.eq(v1), first1r.eq(first1), last1r.eq(last1), in1r.eq(in1), wq.eq(wrd.data),
+                         xq.eq(lrd.data), bq.eq(brd.data)]
+
         # ---- stage 2: PE x SIMD products
         v2, first2, last2 = Signal(), Signal(), Signal()
         bw = self.bias_bits + self.pre_bits
         bias2 = Signal(PE * bw)
         prods = [[Signal(signed(Wb + A), name=f"prod_{p}_{j}") for j in range(SIMD)] for p in range(PE)]
         with m.If(en):
-            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), bias2.eq(brd.data)]
+            m.d.sync += [v2.eq(v1r), first2.eq(first1r), last2.eq(last1r), bias2.eq(bq)]
             for p in range(PE):
                 for j in range(SIMD):
-                    wv = wrd.data[(p * SIMD + j) * Wb:(p * SIMD + j + 1) * Wb].as_signed()
-                    xv = lrd.data[j * A:(j + 1) * A].as_signed()
-                    m.d.sync += prods[p][j].eq(Mux(in1, wv * xv, 0))
+                    wv = wq[(p * SIMD + j) * Wb:(p * SIMD + j + 1) * Wb].as_signed()
+                    xv = xq[j * A:(j + 1) * A].as_signed()
+                    m.d.sync += prods[p][j].eq(Mux(in1r, wv * xv, 0))
 
-        # ---- stage 3: accumulate; the last step of a group finishes it into `fin`
+        # ---- stage 3: accumulate (the last step of a group leaves the group's sum in `acc`)
         accs = [Signal(signed(self.acc_bits), name=f"acc_{p}") for p in range(PE)]
-        fins = [Signal(signed(self.fin_bits), name=f"fin_{p}") for p in range(PE)]
-        vf = Signal()
+        va = Signal()
+        bias3 = Signal(PE * bw)
         with m.If(en):
-            m.d.sync += vf.eq(v2 & last2)
+            m.d.sync += [va.eq(v2 & last2), bias3.eq(bias2)]
             for p in range(PE):
                 total = Mux(first2, 0, accs[p]) + sum(prods[p][1:], prods[p][0])
                 with m.If(v2):
                     m.d.sync += accs[p].eq(total)
-                lane = bias2[p * bw:(p + 1) * bw]
+
+        # ---- stage 4: a finished sum's pre-shift and bias (`acc` still holds it: the next group's first step
+        # replaces it at this same edge)
+        fins = [Signal(signed(self.fin_bits), name=f"fin_{p}") for p in range(PE)]
+        vf = Signal()
+        with m.If(en):
+            m.d.sync += vf.eq(va)
+            for p in range(PE):
+                lane = bias3[p * bw:(p + 1) * bw]
                 b = lane[:self.bias_bits].as_signed()
                 pre = lane[self.bias_bits:]
-                m.d.sync += fins[p].eq((total.as_signed() << pre) + b)
+                m.d.sync += fins[p].eq((accs[p].as_signed() << pre) + b)
 
-        # ---- output: requantise, clamp
-        outs = []
-        for p in range(PE):
-            q = shift_round_var(fins[p], shift, self.max_shift)
-            c = Mux(q < lo, lo, Mux(q > hi, hi, q))
-            outs.append(c[:A])
+        # ---- stage 5: requantise
+        qs = [Signal(signed(self.fin_bits + 1), name=f"q_{p}") for p in range(PE)]
+        vq = Signal()
         with m.If(en):
-            m.d.sync += self.o.valid.eq(vf)
-            with m.If(vf):
+            m.d.sync += vq.eq(vf)
+            for p in range(PE):
+                m.d.sync += qs[p].eq(shift_round_var(fins[p], shift, self.max_shift))
+
+        # ---- output: clamp
+        outs = [Mux(q < lo, lo, Mux(q > hi, hi, q))[:A] for q in qs]
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(vq)
+            with m.If(vq):
                 m.d.sync += self.o.payload.eq(Cat(*outs))
 
         # ---- start / done
-        draining = busy & ~issuing & ~v1 & ~v2 & ~vf & ~self.o.valid
+        draining = busy & ~issuing & ~v1 & ~v1r & ~v2 & ~va & ~vf & ~vq & ~self.o.valid
         m.d.comb += self.done.eq(draining)
         with m.If(draining):
             m.d.sync += busy.eq(0)

@@ -12,7 +12,7 @@ program; `busy`, `done` (one-cycle pulse), `error` (an AXI error response; stick
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,6 +25,24 @@ from hw.engine.gru_unit import gru_unit
 from hw.engine.program import (DESC_WORDS, FLAG_ADD, FLAG_CONCAT, FLAG_GRU, FLAG_WARP, frame_channels, FLAG_LAST, FLAG_ONE_INPUT, FLAG_SHUFFLE, FLAG_STRIDE2,
                                EngineShape)
 from hw.engine.regs import RegisterBlock, axil_signature
+
+
+def staged_end(m: Module, name: str, base, *products) -> Signal:
+    """base + products in two register stages (the products, then their sum): the end of a region a descriptor
+    names, ready two cycles after its fields (the sequencer's CHECK_PRODUCTS and CHECK_SUMS states); no multiplier
+    sits between a field register and the range check."""
+    width = max(Value.cast(v).shape().width for v in (base,) + products) + 2
+    regs = []
+    for i, p in enumerate(products):
+        r = Signal(width, name=f"{name}_p{i}")
+        m.d.sync += r.eq(p)
+        regs.append(r)
+    out = Signal(width, name=name)
+    total = base
+    for r in regs:
+        total = total + r
+    m.d.sync += out.eq(total)
+    return out
 
 
 class ConvEngine(wiring.Component):
@@ -92,23 +110,21 @@ class ConvEngine(wiring.Component):
         w_left = Signal()                        # write commands still to issue
         row_addr = Signal(AB)                    # the output row's address (plain) / row 2y's (shuffled)
         gq = cog[2:18]                           # words of one output pixel after the shuffle (C_out/4/PE)
-        shuf_addr = row_addr + Mux(half, f[14], 0) + ((wx * gq) * (2 * word_bytes))[:AB]
+        wx_off = Signal(AB)                      # wx * gq words, kept as a sum (no multiplier on the command path)
+        shuf_addr = row_addr + Mux(half, f[14], 0) + wx_off
         wr_addr = Mux(shuffle, shuf_addr, row_addr)
-        wr_beats = Mux(shuffle, gq << 1, keep_w * cog)
+        wr_beats = Signal(24)                    # registered: the descriptor's fields hold still from CHECK on
+        m.d.sync += wr_beats.eq(Mux(shuffle, gq << 1, keep_w * cog))
         m.d.comb += dma.wr_cmd.payload.eq(wr_addr[:AB] | (wr_beats << AB))
 
         # ---- the regions a descriptor names, checked against the memory limit before a layer starts
         limit = Signal(AB)
         range_error = Signal()
         m.d.comb += self.range_error.eq(range_error)
-        ext = AB + 34
-        in_end = Signal(ext)
-        out_end = Signal(ext)
-        m.d.comb += [
-            in_end.eq(f[11] + (H[:16] - 1) * f[13] + W[:16] * cig[:8] * word_bytes),
-            out_end.eq(f[12] + Mux(shuffle, ((Ho << 1) - 1) * f[14] + ((keep_w * gq) << 1) * word_bytes,
-                                   (Ho - 1) * f[14] + keep_w * cog[:16] * word_bytes)),
-        ]
+        in_end = staged_end(m, "in_end", f[11], (H[:16] - 1) * f[13], W[:16] * cig[:8] * word_bytes)
+        out_end = staged_end(m, "out_end", f[12],
+                             Mux(shuffle, ((Ho << 1) - 1) * f[14], (Ho - 1) * f[14]),
+                             Mux(shuffle, ((keep_w * gq) << 1) * word_bytes, keep_w * cog[:16] * word_bytes))
         out_of_range = ((f[8] + f[9] * word_bytes > limit) | (f[10] + cog * word_bytes > limit) |
                         (in_end > limit) | (out_end > limit) | (H[:16] == 0) | (W[:16] == 0))
 
@@ -138,10 +154,9 @@ class ConvEngine(wiring.Component):
             fh, fw_ = f[3][:16], f[4][:16]
             m.d.comb += [fwarp.height.eq(fh), fwarp.width.eq(fw_), fwarp.ref.eq(f[11]), fwarp.out.eq(f[12]),
                          fwarp.mv.eq(f[9])]
-            warp_ends = [Signal(AB + 34, name=f"warp_end{i}") for i in range(3)]
             frame_bytes = fh * fw_ * (frame_channels(s) // s.pe * word_bytes)
-            m.d.comb += [warp_ends[0].eq(f[11] + frame_bytes), warp_ends[1].eq(f[12] + frame_bytes),
-                         warp_ends[2].eq(f[9] + (fh >> 3) * (fw_ >> 3) * word_bytes)]
+            warp_ends = [staged_end(m, "warp_end0", f[11], frame_bytes), staged_end(m, "warp_end1", f[12], frame_bytes),
+                         staged_end(m, "warp_end2", f[9], (fh >> 3) * (fw_ >> 3) * word_bytes)]
             warp_bad = ((fh == 0) | (fw_ == 0) | (fh[:3] != 0) | (fw_[:3] != 0) | (warp_ends[0] > limit) |
                         (warp_ends[1] > limit) | (warp_ends[2] > limit))
             warp_done, warp_running = Signal(), Signal()
@@ -172,7 +187,12 @@ class ConvEngine(wiring.Component):
                                     m.d.sync += f_hi[i].eq(dma.rd_data.payload[32:64])
                     m.d.sync += k.eq(k + 1)
                     with m.If(k == DESC_WORDS - 1):
-                        m.next = "CHECK"
+                        m.next = "CHECK_PRODUCTS"
+            # the regions' ends go through two register stages (staged_end): products, then sums
+            with m.State("CHECK_PRODUCTS"):
+                m.next = "CHECK_SUMS"
+            with m.State("CHECK_SUMS"):
+                m.next = "CHECK"
             with m.State("CHECK"):
                 # every region the descriptor names must end inside memory, or the program stops here
                 bad = out_of_range
@@ -233,7 +253,7 @@ class ConvEngine(wiring.Component):
                 route(conv.b)
                 with m.If(~dma.rd_busy):
                     m.d.comb += conv.start.eq(1)
-                    m.d.sync += [conv_done.eq(0), wy.eq(0), wx.eq(0), half.eq(0), w_left.eq(1), opx.eq(0),
+                    m.d.sync += [conv_done.eq(0), wy.eq(0), wx.eq(0), wx_off.eq(0), half.eq(0), w_left.eq(1), opx.eq(0),
                                  og.eq(0), row_addr.eq(f[12]), r_left.eq(H[:16]), r_addr.eq(f[11])]
                     m.next = "RUN"
             with m.State("RUN"):
@@ -270,13 +290,13 @@ class ConvEngine(wiring.Component):
                 m.d.sync += half.eq(~half)
                 with m.If(half):
                     with m.If(wx == keep_w - 1):
-                        m.d.sync += [wx.eq(0), row_addr.eq(row_addr + (f[14] << 1))]
+                        m.d.sync += [wx.eq(0), wx_off.eq(0), row_addr.eq(row_addr + (f[14] << 1))]
                         with m.If(wy == Ho - 1):
                             m.d.sync += w_left.eq(0)
                         with m.Else():
                             m.d.sync += wy.eq(wy + 1)
                     with m.Else():
-                        m.d.sync += wx.eq(wx + 1)
+                        m.d.sync += [wx.eq(wx + 1), wx_off.eq(wx_off + gq * (2 * word_bytes))]
         if self.grus:
             gru_writes()
             add_writes()
@@ -302,8 +322,7 @@ class ConvEngine(wiring.Component):
         ga = f[15][16:24]
         gb = Signal(8)
         m.d.comb += gb.eq(cig - ga)
-        b_end = Signal(AB + 34)
-        m.d.comb += b_end.eq(f_hi[11] + (H - 1) * f_hi[13] + W * gb * word_bytes)
+        b_end = staged_end(m, "cat_b_end", f_hi[11], (H - 1) * f_hi[13], W * gb * word_bytes)
         bad = (b_end > limit) | (ga == 0) | (ga >= cig)
         a_row, b_row, a_px, b_px = (Signal(AB, name=n) for n in ("cat_a_row", "cat_b_row", "cat_a_px", "cat_b_px"))
         cx = Signal(16)
@@ -340,8 +359,7 @@ class ConvEngine(wiring.Component):
         assert (FLAG_ADD, FLAG_ONE_INPUT) == (16, 32)
         m.d.comb += [unit.k.eq(f[5]), unit.lo.eq(f[6]), unit.hi.eq(f[7]), unit.one_input.eq(one)]
         run_bytes = total * word_bytes
-        ends = [Signal(AB + 34, name=f"add_end{i}") for i in range(3)]
-        m.d.comb += [ends[0].eq(f[11] + run_bytes), ends[1].eq(f[9] + run_bytes), ends[2].eq(f[12] + run_bytes)]
+        ends = [staged_end(m, f"add_end{i}", base, run_bytes) for i, base in enumerate((f[11], f[9], f[12]))]
         bad = (total == 0) | (ends[0] > limit) | (~one & (ends[1] > limit)) | (ends[2] > limit)
         c_rem, rt_rem = Signal(24), Signal(24)          # words of a still to request / to route
         c_b, rt_b = Signal(), Signal()                  # the next command / the beats now routed are b's
@@ -425,14 +443,12 @@ class ConvEngine(wiring.Component):
 
         m.d.comb += [chans.eq(pick(lambda u: u.params.channels)), kpx.eq(pick(lambda u: u.words_per_pixel)),
                      size_ok.eq(pick(lambda u: (H == u.height) & (W == u.width)))]
-        row_words = Signal(24)
-        m.d.comb += row_words.eq(W * kpx)
-        ext = AB + 34
-        ends = [f[8] + chans * word_bytes, f[10] + chans * word_bytes] + [
-            base + (H - 1) * pitch + row_words * word_bytes for base, pitch in ((f[11], f[13]), (f[9], f[14]),
-                                                                                (f[12], f[14]))]
-        end_sigs = [Signal(ext, name=f"gru_end{i}") for i in range(len(ends))]
-        m.d.comb += [e.eq(v) for e, v in zip(end_sigs, ends)]
+        row_words = Signal(24)               # registered: the descriptor's fields hold still from CHECK on
+        m.d.sync += row_words.eq(W * kpx)
+        end_sigs = [staged_end(m, "gru_end0", f[8], chans * word_bytes),
+                    staged_end(m, "gru_end1", f[10], chans * word_bytes)] + [
+            staged_end(m, f"gru_end{i}", base, (H - 1) * pitch, W * kpx * word_bytes)
+            for i, (base, pitch) in enumerate(((f[11], f[13]), (f[9], f[14]), (f[12], f[14])), 2)]
         bad = (sel >= n) | ~size_ok
         for e in end_sigs:
             bad = bad | (e > limit)

@@ -335,7 +335,7 @@ def add_descriptor(words: int, *, a: int, out: int, b: int | None = None, k: int
             a, out, 0, 0, 0]
 
 
-LAYER_OVERHEAD = 34     # cycles a descriptor adds beyond its loads and its convolution (memory round trips, the
+LAYER_OVERHEAD = 36     # cycles a descriptor adds beyond its loads and its convolution (memory round trips, the
                         # sequencer's state changes and its range check; measured on AxiRam without pauses)
 
 
@@ -357,14 +357,14 @@ def engine_cycles(program: Program, layer_overhead: int = LAYER_OVERHEAD, row_ga
 
 # The P-frame descriptors' costs on AxiRam without pauses (measured at several sizes; the models below equal the
 # engine's counter on them: tests/hw/engine/test_engine_p.py).
-GRU_OVERHEAD = 239      # a GRU descriptor beyond its pixels: fetch, sums in, the SE phase, the pipeline, sums out
+GRU_OVERHEAD = 241      # a GRU descriptor beyond its pixels: fetch, sums in, the SE phase, the pipeline, sums out
 GRU_HIDE = 135          # cycles of reading (x row 0, h row 0) the SE phase hides
 ADD_CHUNK_GAP = 3       # cycles a read command of the element-wise descriptor adds
-ADD_OVERHEAD = (26, 24)  # one input, two inputs
+ADD_OVERHEAD = (28, 26)  # one input, two inputs
 WARP_READ = 4           # cycles a window pixel's one-word read takes (issue, memory latency, hand-over)
 WARP_ROW_GAP = 3        # cycles a block row's write command adds
 WARP_BLOCK_EXTRA = 5    # the block vector's read
-WARP_OVERHEAD = 24
+WARP_OVERHEAD = 26
 CONCAT_PIXEL_GAP = 6    # cycles the two read commands of a concatenated input's pixel add
 
 
@@ -393,31 +393,38 @@ def _fields(img: Image, addr: int) -> list[int]:
     return [img.words.get(addr + i * img.word_bytes, 0) for i in range(DESC_WORDS)]
 
 
-def program_cycles(img: Image, program_addr: int, shape: EngineShape, grus=()) -> int:
-    """Clock cycles of the program at `program_addr` in `img` (the CYCLES register after it) when memory never
-    pauses, from its descriptors: convolutions as `engine_cycles`, GRU layers (`grus`: the GruSpecs the engine was
-    generated with), element-wise adds and frame warps by the models above."""
+def descriptor_cycles(img: Image, program_addr: int, shape: EngineShape, grus=()) -> list[tuple[list[int], int]]:
+    """(fields, clock cycles) of each descriptor of the program at `program_addr` in `img`, in order, when memory
+    never pauses: convolutions as `engine_cycles`, GRU layers (`grus`: the GruSpecs the engine was generated with),
+    element-wise adds and frame warps by the models above."""
     from hw.engine.conv_unit import layer_cycles
-    total, addr = 0, program_addr
+    out, addr = [], program_addr
     while True:
         f = _fields(img, addr)
         flags = f[0] & 0xFFFFFFFF
         if flags & FLAG_GRU:
             spec = grus[f[1]]
-            total += gru_cycles(spec.params.channels, spec.height, spec.width, shape)
+            n = gru_cycles(spec.params.channels, spec.height, spec.width, shape)
         elif flags & FLAG_ADD:
-            total += add_cycles(f[1] & 0xFFFFFFFF, not flags & FLAG_ONE_INPUT)
+            n = add_cycles(f[1] & 0xFFFFFFFF, not flags & FLAG_ONE_INPUT)
         elif flags & FLAG_WARP:
-            total += warp_cycles_frame(f[3] & 0xFFFF, f[4] & 0xFFFF, shape)
+            n = warp_cycles_frame(f[3] & 0xFFFF, f[4] & 0xFFFF, shape)
         else:
             cig, cog, h, w = f[1] & 0xFF, f[2] & 0xFFFFFFFF, f[3] & 0xFFFF, f[4] & 0xFFFF
             stride = 2 if flags & FLAG_STRIDE2 else 1
-            total += cog * 9 * cig + cog + layer_cycles(
+            n = cog * 9 * cig + cog + layer_cycles(
                 cin_groups=cig, cout_groups=cog, height=h, width=w, stride=stride, row_gap=ROW_GAP,
                 pixel_gap=CONCAT_PIXEL_GAP if flags & FLAG_CONCAT else 0) + LAYER_OVERHEAD
+        out.append((f, n))
         if flags & FLAG_LAST:
-            return total
+            return out
         addr += DESC_WORDS * img.word_bytes
+
+
+def program_cycles(img: Image, program_addr: int, shape: EngineShape, grus=()) -> int:
+    """Clock cycles of the program at `program_addr` in `img` (the CYCLES register after it) when memory never
+    pauses: the sum of `descriptor_cycles`."""
+    return sum(n for _, n in descriptor_cycles(img, program_addr, shape, grus))
 
 
 def load_input(program: Program, x: np.ndarray, shape: EngineShape) -> None:
