@@ -124,13 +124,15 @@ def _measured_cycles(cfg) -> int | None:
 def cmd_engine_plan(args) -> None:
     from edgecodec.codec import checkpoint as ckpt
     from edgecodec.config import parse_resolution
-    from edgecodec.engine_plan import plan
+    from edgecodec.engine_plan import measured_asic, plan
     from hw.fpga.devices import get_device
     cfg = _cfg(args)
     width, height = parse_resolution(args.resolution)
     device = get_device(args.family, args.device)
     payload = ckpt.load(_checkpoints(args, cfg), args.quality)
-    print(json.dumps(plan(payload["int"], width, height, args.target_fps, args.clock_mhz, device), indent=2))
+    out = plan(payload["int"], width, height, args.target_fps, args.clock_mhz, device)
+    out["asic"] = measured_asic()       # the engine on sky130 (bench/engine_asic.py), when measured
+    print(json.dumps(out, indent=2))
 
 
 def cmd_engine_verilog(args) -> None:

@@ -54,10 +54,15 @@ def _stack_run(frame: int, kind: str, layers: list, x: np.ndarray, out: np.ndarr
                      [(prog.output_addr, full, shape.pe, shape.act_bits)])
 
 
-def frame_runs(data: bytes, folder: Path, shape, hyper: bool = True) -> tuple[list[EngineRun], tuple]:
+def frame_runs(data: bytes, folder: Path, shape, hyper: bool = True,
+               crop: tuple[int, int] | None = None) -> tuple[list[EngineRun], tuple]:
     """The engine runs that decode stream `data` (checkpoints in `folder`) on an engine of `shape`, in order; also
     the GRU units (hw.engine.gru_unit.GruSpec) the engine must be generated with. `hyper=False` leaves out the
-    hyper-synthesis runs (the host then computes the rows itself, as `decode` does)."""
+    hyper-synthesis runs (the host then computes the rows itself, as `decode` does).
+
+    `crop` = (h, w) of a latent: the runs decode the top-left h x w latent of every frame (16h x 16w pixels; z cut to
+    its top-left ceil(h/4) x ceil(w/4)) as a video of its own, the integer model giving every expected map (a small
+    real workload, e.g. for gate-level activity); the frames are not compared with `decode --mode int` then."""
     from edgecodec.codec import checkpoint as ckpt
     from edgecodec.codec.bitstream import FRAME_I, parse_stream
     from edgecodec.codec.coder import Coder, decode, padded_size
@@ -72,7 +77,10 @@ def frame_runs(data: bytes, folder: Path, shape, hyper: bool = True) -> tuple[li
     _, want = decode(data, folder)
     coder = Coder(ck, "int", header.entropy)
     hp, wp = padded_size(header)
-    latent = (hp // 16, wp // 16)
+    latent = crop or (hp // 16, wp // 16)
+
+    def cut(x: torch.Tensor, scale: int = 1) -> torch.Tensor:
+        return x if crop is None else x[..., :-(-crop[0] // scale), :-(-crop[1] // scale)]
     icodec = IntCodec(ck["int"])
     nets = ck["int"]["nets"]
     wbits = int(ck["int"]["weight_bits"])
@@ -90,6 +98,8 @@ def frame_runs(data: bytes, folder: Path, shape, hyper: bool = True) -> tuple[li
         return full
 
     def check(t: int, recon: torch.Tensor) -> None:
+        if crop is not None:
+            return
         for got, plane in zip(unpack_planes(recon), want):
             if not np.array_equal(got.numpy()[:plane.shape[1], :plane.shape[2]].astype(np.uint8), plane[t]):
                 raise EdgecodecError(f"engine host: frame {t} of the integer model differs from decode --mode int")
@@ -99,14 +109,16 @@ def frame_runs(data: bytes, folder: Path, shape, hyper: bool = True) -> tuple[li
         z_hat = coder._read_z(dec, coder.rows_z[prefix], z_shape)
         codes = icodec.nets[f"{prefix}_h_s"].run(z_hat)
         if hyper:
-            runs.append(_stack_run(t, f"{prefix}_h_s", stack_layers(f"{prefix}_h_s", *z_shape[2:]),
-                                   z_hat[0].numpy(), codes[0].numpy(), shape))
+            z_run = cut(z_hat, 4)
+            out = codes if crop is None else icodec.nets[f"{prefix}_h_s"].run(z_run)
+            runs.append(_stack_run(t, f"{prefix}_h_s", stack_layers(f"{prefix}_h_s", *z_run.shape[2:]),
+                                   z_run[0].numpy(), out[0].numpy(), shape))
         return torch.from_numpy(dec.read(rows_from_codes(codes, ck["int"]["thresholds"][prefix]).numpy()))
 
     for t, (kind, payload) in enumerate(payloads):
         dec = FrameDecoder(payload, coder.tables, coder.entropy)
         if kind == FRAME_I:
-            y_hat = read_y(t, dec, "intra")
+            y_hat = cut(read_y(t, dec, "intra"))
             dec.close()
             recon = icodec.intra_recon(y_hat)
             check(t, recon)
@@ -115,8 +127,8 @@ def frame_runs(data: bytes, folder: Path, shape, hyper: bool = True) -> tuple[li
             runs.append(_stack_run(t, "intra_g_s", g_s, y_hat[0].numpy(), recon[0].numpy(), shape))
             ref, hs, parity = recon, None, 0
             continue
-        m_hat = coder._read_motion(dec, hp, wp)
-        y_hat = read_y(t, dec, "p")
+        m_hat = cut(coder._read_motion(dec, hp, wp))
+        y_hat = cut(read_y(t, dec, "p"))
         dec.close()
         warped = pack_planes(*warp_int(*unpack_planes(ref), m_hat[0]))
         res, new = icodec.inter_residual(y_hat, warped, hs)

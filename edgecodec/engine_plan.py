@@ -83,6 +83,26 @@ def measured_clock() -> tuple[float, str]:
         return 100.0, "assumed: no measured Fmax (run python bench/engine_fpga.py)"
 
 
+ASIC_JSON = "bench/results/engine_asic.json"
+
+
+def measured_asic() -> dict | None:
+    """The engine on a standard-cell library as bench/engine_asic.py measured it (area, Fmax, energy per 1080p and
+    720p frame), or None when that bench has not been run."""
+    import json
+
+    from base.paths import resolve
+    try:
+        r = json.loads(resolve(ASIC_JSON).read_text())
+        return {"source": ASIC_JSON, "library": r["library"], "array": r["array"], "gru_pe": r["gru_pe"],
+                "area_mm2": r["area_mm2"], "fmax_mhz": r["fmax_mhz"], "clock_mhz": r["clock_mhz"],
+                "gate_level_mismatches": r["activity"]["gate_level_mismatches"],
+                "frames": {res: {kind: {k: v[k] for k in ("energy_uj", "fps_at_clock", "mean_power_mw")}
+                                 for kind, v in kinds.items()} for res, kinds in r["frames"].items()}}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def frame_cycles(int_state: dict, pw: int, ph: int, shape) -> dict:
     """{"I": cycles, "P": cycles} of one frame padded to pw x ph on an engine of `shape` (the cycle model: the
     convolution stacks, and for P the frame warp, the ASE-GRU layers and the adds)."""

@@ -21,7 +21,7 @@ def engine_stage(cfg: Config, out: Path) -> dict:
     from edgecodec.codec import checkpoint as ckpt
     from edgecodec.codec.coder import Coder
     from edgecodec.engine_host import frame_runs
-    from edgecodec.engine_plan import square_shape
+    from edgecodec.engine_plan import measured_asic, square_shape
     from hw.engine.engine import EngineTop
     from hw.engine.program import Image, program_cycles
     from hw.rtl.emit import write_component_verilog
@@ -61,7 +61,8 @@ def engine_stage(cfg: Config, out: Path) -> dict:
             "cycles_per_frame": {str(f): sum(r["cycles"] for r in rows if r["frame"] == f) for f in frames_ok},
             "model_cycles_total": sum(models), "rtl_cycles_total": sum(res["cycles"]),
             "sim_seconds": round(t_sim, 1), "sim_cycles_per_s": round(sum(res["cycles"]) / max(t_sim, 1e-9)),
-            "verilog": str(verilog), "resolutions": table, "seconds": round(time.time() - t0, 1)}
+            "verilog": str(verilog), "resolutions": table, "asic": measured_asic(),
+            "seconds": round(time.time() - t0, 1)}
 
 
 def resolution_table(int_state: dict) -> dict:

@@ -278,6 +278,9 @@ def _section_engine(s: dict, plt, parts: list[str]) -> None:
         parts.append(_table(["PE x PE", "multipliers", "fits", "cycles I", "cycles P", "fps"],
                             [[f"{r['pe']} x {r['pe']}", r["multipliers"], "yes" if r["fits"] else "no", r["cycles_i"],
                               r["cycles_p"], r["fps"]] for r in t["arrays"]]))
+    if e.get("asic"):
+        from edgecodec.flow.report import asic_text
+        parts.append(f"<p>{html.escape(asic_text(e['asic']))}</p>")
 
 
 SECTIONS = (("fpga", "FPGA implementation", _section_fpga), ("asic", "ASIC estimate", _section_asic),

@@ -90,7 +90,18 @@ def write_report(s: dict, path: Path) -> None:
             lines += [f"| {r['pe']} x {r['pe']} | {r['multipliers']} | {'yes' if r['fits'] else 'no'} | "
                       f"{r['cycles_i']:,} | {r['cycles_p']:,} | {r['fps']:.3g} |" for r in t["arrays"]]
             lines += ["", f"- {t['verdict']}"]
+        if en.get("asic"):
+            lines += ["", asic_text(en["asic"])]
     lines += ["", "HTML report with plots: `report.html` (`edgecodec report`).",
               "", "## Stage times (s)", "", ", ".join(f"{k} {v}" for k, v in s["stage_seconds"].items()),
               "", f"Verilog: `{s['verilog']}`; QONNX: `{s['qonnx']}`."]
     Path(path).write_text("\n".join(lines) + "\n")
+
+
+def asic_text(a: dict) -> str:
+    """One sentence on the engine on a standard-cell library (edgecodec.engine_plan.measured_asic)."""
+    per = "; ".join(f"{res} {kind}-frame {v['energy_uj'] / 1000:.2f} mJ ({v['fps_at_clock']:g} fps, "
+                    f"{v['mean_power_mw']:g} mW)" for res, kinds in a["frames"].items() for kind, v in kinds.items())
+    return (f"On {a['library']} ({a['source']}): the {a['array']} engine (GRU units at PE {a['gru_pe']}) takes "
+            f"{a['area_mm2']:g} mm^2, Fmax {a['fmax_mhz']:g} MHz; at {a['clock_mhz']:g} MHz: {per} "
+            f"(gate-level activity, {a['gate_level_mismatches']} mismatches).")

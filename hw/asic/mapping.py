@@ -104,7 +104,8 @@ def map_design(verilog: Path, top: str, library: str, out_dir: Path, clock_ns: f
                macros: set[str] | None = None) -> Mapped:
     """Map `verilog` (top module `top`) onto `library`; files go to out_dir (netlist.json, netlist.v, yosys.log).
 
-    Writable memories of at least `macro_min_bits` bits stay macros, or exactly those named in `macros`.
+    Writable memories of at least `macro_min_bits` bits with synchronous read ports stay macros, or exactly those
+    named in `macros` (memories read asynchronously never do).
     """
     from pyosys import libyosys as ys
 
@@ -144,14 +145,18 @@ def map_design(verilog: Path, top: str, library: str, out_dir: Path, clock_ns: f
         words, width = prm["SIZE"].as_int(), prm["WIDTH"].as_int()
         wr, rd = prm["WR_PORTS"].as_int(), prm["RD_PORTS"].as_int()
         name = cell.name.str().lstrip("\\")
-        macro = wr > 0 and (name in macros if macros is not None else words * width >= macro_min_bits)
+        clocked = prm["RD_CLK_ENABLE"].as_int() == (1 << rd) - 1      # every read port synchronous
+        # the register-file model (and the gate-level simulator) covers a synchronous read port: a memory read
+        # asynchronously stays flip-flops and gates whatever its size
+        macro = wr > 0 and clocked and (name in macros if macros is not None else words * width >= macro_min_bits)
         if macro:
             cell.set_bool_attribute(attr, True)
             if wr != 1 or rd != 1:
                 raise EdgecodecError(f"memory {name} has {rd} read and {wr} write ports; the register-file model "
                                 f"covers 1 read + 1 write port")
         memories.append({"name": name, "words": words, "width": width, "read_ports": rd, "write_ports": wr,
-                         "mapped_to": "macro" if macro else ("logic (ROM)" if wr == 0 else "flip-flops")})
+                         "mapped_to": "macro" if macro else ("logic (ROM)" if wr == 0 else
+                                                             "flip-flops" if clocked else "flip-flops (asynchronous read)")})
     memories.sort(key=lambda m: m["name"])
     run("memory_map", "memory_map t:$mem_v2 a:asic_macro %d", "opt -full", "techmap", "opt -fast")
     run("dfflibmap", f"dfflibmap -liberty {libfile} {dont_use}")

@@ -220,6 +220,22 @@ def test_map_small_block(tmp_path):
     assert 0.1 < res["critical_path_ns"] < 5.0
 
 
+def test_a_memory_read_asynchronously_is_never_a_macro(tmp_path):
+    """The register-file model and the gate-level simulator cover synchronous read ports: a 64 x 64 memory read
+    combinationally stays flip-flops, the same memory read on the clock becomes a macro."""
+    require_tool("pyosys")
+    from hw.asic.mapping import map_design
+    got = {}
+    for kind, read in (("async", "assign q = mem[ra];"), ("sync", "always @(posedge clk) q <= mem[ra];")):
+        v = tmp_path / f"{kind}.v"
+        v.write_text(f"module buf64(input clk, input we, input [5:0] wa, input [5:0] ra, input [63:0] d,\n"
+                     f"  output {'reg ' if kind == 'sync' else ''}[63:0] q);\n  reg [63:0] mem [0:63];\n"
+                     f"  always @(posedge clk) if (we) mem[wa] <= d;\n  {read}\nendmodule\n")
+        m = map_design(v, "buf64", SKY, tmp_path / kind, write_verilog=False)
+        got[kind] = [mm["mapped_to"] for mm in m.memories]
+    assert got == {"async": ["flip-flops (asynchronous read)"], "sync": ["macro"]}
+
+
 @pytest.fixture(scope="module")
 def small_cell(tmp_path_factory):
     """A random 8-channel cell (pe=1, simd=2: a small netlist) emitted for 4x5 and mapped to sky130."""
