@@ -180,7 +180,11 @@ def _tiny_build(out: Path, seed: int = 1, **kw) -> dict:
                       speed=6, freq_mhz=25, seed=seed, cache_dir=CACHE, **kw)
 
 
+@pytest.mark.slow
 def test_ecp5_25k_bitstream_and_fmax(tmp_path):
+    """Place and route of the tiny cell on an LFE5U-25F (about 80 s: slow since `make test` passed 10 minutes;
+    synthesis stays in the fast suite through the tiny flow, place and route and bitstreams run in make test-slow and
+    every `make flow`)."""
     res = _tiny_build(tmp_path)
     bit = Path(res["bitstream"])
     assert bit.name == "design.bit" and bit.stat().st_size > 100_000
