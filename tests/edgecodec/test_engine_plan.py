@@ -48,3 +48,24 @@ def test_bad_input_is_refused(capsys):
     assert main(["engine-plan", "--resolution", "352x288", "--target-fps", "0"]) == 2
     assert "must be > 0" in capsys.readouterr().err
     assert main(["engine-plan", "--resolution", "352x288", "--target-fps", "30", "--device", "99k"]) == 2
+
+
+def test_the_sky130_figures_come_from_the_asic_bench(tmp_path, monkeypatch):
+    """measured_asic: the summary of bench/engine_asic.py's JSON (area, Fmax, energy per frame), None without one or
+    with a broken one; the flow report says it in one sentence."""
+    from edgecodec import engine_plan
+    from edgecodec.flow.report import asic_text
+    frame = {"energy_uj": 1234.5, "fps_at_clock": 0.2, "mean_power_mw": 250.0, "cycles": 5}
+    data = {"library": "sky130hd", "array": "4x4", "gru_pe": 1, "area_mm2": 12.5, "fmax_mhz": 80.1, "clock_mhz": 80.0,
+            "activity": {"gate_level_mismatches": 0}, "frames": {"1920x1080": {"I": frame, "P": frame}}}
+    path = tmp_path / "engine_asic.json"
+    monkeypatch.setattr(engine_plan, "ASIC_JSON", str(path))
+    assert engine_plan.measured_asic() is None
+    path.write_text(json.dumps(data))
+    a = engine_plan.measured_asic()
+    assert a["area_mm2"] == 12.5 and a["frames"]["1920x1080"]["P"] == {k: frame[k] for k in
+                                                                     ("energy_uj", "fps_at_clock", "mean_power_mw")}
+    text = asic_text(a)
+    assert "12.5 mm^2" in text and "1920x1080 P-frame 1.23 mJ" in text and "0 mismatches" in text
+    path.write_text("{not json")
+    assert engine_plan.measured_asic() is None
