@@ -27,7 +27,7 @@ from edgecodec.codec import checkpoint as ckpt  # noqa: E402
 from edgecodec.codec.coder import Coder, decode  # noqa: E402
 from edgecodec.codec.evaluate import macs_per_pixel  # noqa: E402
 from edgecodec.config import load  # noqa: E402
-from base.paths import BUILD_DIR, resolve  # noqa: E402
+from base.paths import resolve  # noqa: E402
 from base.files import write_json_atomic  # noqa: E402
 from model.video import read_video  # noqa: E402
 

@@ -46,7 +46,6 @@ from PIL import Image  # noqa: E402
 from edgecodec.codec import checkpoint as ckpt  # noqa: E402
 from edgecodec.codec.anchors import run_codec  # noqa: E402
 from edgecodec.codec.bitstream import parse_stream  # noqa: E402
-from edgecodec.codec.coder import Coder  # noqa: E402
 from edgecodec.codec.diagnose import (TracingCoder, block_match, crop_planes, motion_bits,  # noqa: E402
                                       motion_search_fn, padded_frame, warp_field)
 from edgecodec.codec.metrics import frame_metrics, psnr_yuv  # noqa: E402

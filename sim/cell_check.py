@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from base.errors import EdgecodecError
-from quant.fixed_point import pack_pixels, unpack_pixels
+from quant.fixed_point import pack_pixels
 
 from sim.runner import run_bench
 

@@ -28,7 +28,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from base.errors import BitstreamError, EdgecodecError
+from base.errors import BitstreamError
 from base.files import write_bytes_atomic
 
 MAGIC = b"EGVC"

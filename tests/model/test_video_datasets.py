@@ -16,7 +16,6 @@ from model.video import (read_header, read_luma, read_video, read_yuv420, rgb_to
                          yuv420_to_rgb)
 from model.yuv import crop, pack420, pad_to_multiple, to_codes, unpack420
 
-from base.paths import REPO_ROOT as ROOT
 from base.paths import VIDEO_DIR as VIDEO
 CLIP = VIDEO / "CiscoVT2people_160x96_6fps.y4m"
 MP4 = VIDEO / "carphone_176x144_qp10.mp4"
