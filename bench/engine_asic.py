@@ -18,8 +18,8 @@
 
 Usage: python bench/engine_asic.py [--pe 4] [--gru-pe 1] [--max-width 64] [--resolution 1920x1080] [--crop 1x1]
        [--quality 1] [--library sky130hd]
-(about 1 h on 2 cores: mapping the two engines, then ~0.25 M gate-level cycles; the numbers in docs/engine.md and
-README.md come from this command.)
+(about 1.5 h on 2 cores: mapping the two engines ~7 min, then 0.23 M gate-level cycles at ~20 ms each; the numbers
+in docs/engine.md and README.md come from this command.)
 """
 
 from __future__ import annotations
