@@ -102,8 +102,8 @@ def main() -> int:
     from hw.asic.engine_gatesim import load_regions, run_program, segment_activity, signature
     from hw.asic.gatesim import GateSim
     from hw.asic.liberty import LIBRARIES, load_library
-    from hw.asic.mapping import area_breakdown, cell_types, param_int
-    from hw.asic.sram import register_file
+    from hw.asic.estimate import leakage_mw, macro_groups, macro_models
+    from hw.asic.mapping import area_breakdown, cell_types
     from hw.asic.sta import MACRO, analyse, build_graph
     from hw.engine.engine import EngineTop
     from hw.engine.frame_program import gru_specs
@@ -147,12 +147,7 @@ def main() -> int:
     macros = {m["name"] for m in memories if m["mapped_to"] == "macro"}
     crop_net, _ = mapped(crop_v, args.library, build / "crop" / "map", macros)
     step("map_crop", t0)
-    models = {}
-    for c in full["cells"].values():
-        if c["type"] == MACRO:
-            p = c["parameters"]
-            memid = p.get("MEMID", "").lstrip("\\")
-            models[memid] = register_file(lib, memid, param_int(p["SIZE"]), param_int(p["WIDTH"]))
+    models = macro_models(full, lib)
     areas = area_breakdown(full, lib)
     t0 = time.time()
     sta = analyse(full, lib, macro_access_ns={k: m.access_ns for k, m in models.items()},
@@ -172,11 +167,7 @@ def main() -> int:
     assert [(s.height, s.width) for s in specs] == [(s.height, s.width) for s in specs_c]
     sim = GateSim(crop_net, lib)
     step("gatesim_build", t0)
-    groups = {}
-    for c in crop_net["cells"].values():
-        if c["type"] == MACRO:
-            memid = c["parameters"].get("MEMID", "").lstrip("\\")
-            groups[memid] = (f"{memid}.rd", f"{memid}.wr")
+    groups = macro_groups(crop_net)
     clock_bits = [b for b in sim.ports.get("clk", []) if b > 1]
     graph = build_graph(crop_net, lib)
     slew = analyse(crop_net, lib, graph=graph)["slew"]
@@ -223,8 +214,7 @@ def main() -> int:
                        "run_pj_per_cycle": e_run / c_run if c_run else 0.0, "run_cycles": c_run,
                        "occurrences": d["count"]}
     step("power", t0)
-    leak_mw = (sum(lib.cells[c["type"]].leakage_nw for c in full["cells"].values() if c["type"] in lib.cells)
-               + sum(m.leakage_nw for m in models.values())) * 1e-6
+    leak_mw = sum(leakage_mw(full, lib, models))
 
     def frame_energy(programs: list) -> dict:
         dyn, cycles, by_kind = 0.0, 0, {}

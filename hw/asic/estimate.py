@@ -46,12 +46,25 @@ def _memids(netlist: dict) -> dict:
     return out
 
 
-def _macro_models(netlist: dict, lib) -> dict:
+def macro_models(netlist: dict, lib) -> dict:
+    """{memid: register-file model (hw.asic.sram)} of every macro memory of a mapped netlist."""
     models = {}
     for n, (memid, c) in _memids(netlist).items():
         p = c["parameters"]
         models[memid] = register_file(lib, memid, param_int(p["SIZE"]), param_int(p["WIDTH"]))
     return models
+
+
+def macro_groups(netlist: dict) -> dict:
+    """{memid: (read sample group, write sample group)}: the access counters gate-level runs keep per macro
+    (hw.asic.gatesim), power.compute's `memory_groups`."""
+    return {memid: (f"{memid}.rd", f"{memid}.wr") for memid, _ in _memids(netlist).values()}
+
+
+def leakage_mw(netlist: dict, lib, models: dict) -> tuple[float, float]:
+    """(logic, memory) leakage in mW of a mapped netlist and its macro models."""
+    logic = sum(lib.cells[c["type"]].leakage_nw for c in netlist["cells"].values() if c["type"] in lib.cells) * 1e-6
+    return logic, sum(m.leakage_nw for m in models.values()) * 1e-6
 
 
 def asic_estimate(params: CellParams, height: int, width: int, hw: HwConfig, x_codes: np.ndarray,
@@ -95,7 +108,7 @@ def asic_estimate(params: CellParams, height: int, width: int, hw: HwConfig, x_c
     # area
     full = full_m.load()
     areas = area_breakdown(full, lib)
-    models = _macro_models(full, lib)
+    models = macro_models(full, lib)
     mem_area = sum(m.area_um2 for m in models.values())
     # timing
     t0 = time.time()
@@ -119,16 +132,14 @@ def asic_estimate(params: CellParams, height: int, width: int, hw: HwConfig, x_c
     seconds["sim"] = round(time.time() - t0, 2)
     # activity and power
     t0 = time.time()
-    groups = {memid: (f"{memid}.rd", f"{memid}.wr") for memid, _ in _memids(crop_net).values()}
+    groups = macro_groups(crop_net)
     crop_graph = build_graph(crop_net, lib)
     crop_sta = analyse(crop_net, lib, graph=crop_graph)
     crop_pw = power.compute(crop_net, lib, crop_graph, act, clock, slew=crop_sta["slew"],
                             memory_models=models, memory_groups=groups)
     # full design: logic leakage of the full netlist, dynamic energy per cycle of the crop
     period_ns = 1000.0 / clock
-    leak_logic = sum(lib.cells[c["type"]].leakage_nw for c in full["cells"].values()
-                     if c["type"] in lib.cells) * 1e-6
-    leak_mem = sum(m.leakage_nw for m in models.values()) * 1e-6
+    leak_logic, leak_mem = leakage_mw(full, lib, models)
     epc = crop_pw["energy_pj_per_cycle"]
     pw = {"leakage": leak_logic + leak_mem, "leakage_logic": leak_logic, "leakage_memory": leak_mem,
           "internal": epc["internal"] / period_ns, "switching": epc["switching"] / period_ns,

@@ -67,8 +67,8 @@ def test_a_program_at_gate_level_gives_the_integer_models_codes(mapped):
     # activity: every segment toggles nets; the run phase switches more per cycle than the load phase
     graph = build_graph(net, lib)
     slew = analyse(net, lib, graph=graph)["slew"]
-    clk = [b for b in GateSim(net, lib).ports["clk"] if b > 1]
     sim = GateSim(net, lib)
+    clk = [b for b in sim.ports["clk"] if b > 1]
     e = {}
     for phase in ("load", "run"):
         segs = [s for s in g.segments if s.phase == phase and s.descriptor >= 0]
