@@ -45,6 +45,9 @@ def main() -> int:
     ap.add_argument("--router", default="router2", choices=("router1", "router2"),
                     help="nextpnr's router (neither routes the engine with its P-frame units yet: ~6 000 nets stay "
                          "overused; the engine without them routes with router2)")
+    ap.add_argument("--lut-mapper", choices=("abc9", "abc"), default=None,
+                    help="Yosys LUT mapping (hw.fpga.pnr.implement): default abc with the P-frame units (Yosys 0.70's "
+                         "ABC9 fails an assertion on them), abc9 without")
     ap.add_argument("--build", default="build/engine_fpga")
     ap.add_argument("--out", default="bench/results/engine_fpga.json")
     args = ap.parse_args()
@@ -64,8 +67,9 @@ def main() -> int:
     build = ROOT / args.build
     build.mkdir(parents=True, exist_ok=True)
     v = write_component_verilog(top, "engine_fpga_top", build / "engine_fpga_top.v")
+    mapper = args.lut_mapper or ("abc9" if args.no_p_units else "abc")
     r = implement(v, "engine_fpga_top", io_pins(top), build, "ecp5", args.device, freq_mhz=args.freq, seed=1,
-                  router=args.router)
+                  router=args.router, lut_mapper=mapper)
     fmax = r["fmax_mhz"]
     table = []
     for name, (fw, fh) in TABLE.items():
@@ -78,7 +82,8 @@ def main() -> int:
            "gru_pe": None if args.no_p_units else args.gru_pe,
            "bus_bits": shape.data_bits,
            "max_width": args.max_width, "gru_map": [ph // 16, pw // 16], "device": r["part"], "package": r["package"],
-           "target_mhz": args.freq, "router": args.router, "fmax_mhz": fmax, "timing_met": r["timing_met"],
+           "target_mhz": args.freq, "router": args.router, "lut_mapper": mapper, "fmax_mhz": fmax,
+           "timing_met": r["timing_met"],
            "resources": {k: r[k] for k in ("lut", "ff", "dsp", "bram", "lutram", "carry")},
            "utilisation": r["utilisation"], "io_pins": r["io_pins"], "seconds": r["seconds"],
            "memory_port": "on-chip AXI4 RAM stand-in (hw.engine.fpga_top.AxiRamStandIn, 2048 words)",

@@ -27,20 +27,30 @@ from hw.engine.program import (DESC_WORDS, FLAG_ADD, FLAG_CONCAT, FLAG_GRU, FLAG
 from hw.engine.regs import RegisterBlock, axil_signature
 
 
-def staged_end(m: Module, name: str, base, *products) -> Signal:
-    """base + products in two register stages (the products, then their sum): the end of a region a descriptor
-    names, ready two cycles after its fields (the sequencer's CHECK_PRODUCTS and CHECK_SUMS states); no multiplier
-    sits between a field register and the range check."""
-    width = max(Value.cast(v).shape().width for v in (base,) + products) + 2
-    regs = []
-    for i, p in enumerate(products):
-        r = Signal(width, name=f"{name}_p{i}")
-        m.d.sync += r.eq(p)
-        regs.append(r)
-    out = Signal(width, name=name)
+def staged_end(m: Module, name: str, base, *terms) -> Signal:
+    """base + terms in three register stages: the end of a region a descriptor names, ready three cycles after its
+    fields (the sequencer's CHECK_OPERANDS, CHECK_PRODUCTS and CHECK_SUMS states). A term is a value or a pair of
+    factors (a, b): the factors are registered first (so no carry chain of a field's arithmetic sits before a
+    multiplier), then their product, then the sum; no multiplier and no adder chain sits between two of them."""
+    widths = [Value.cast(base).shape().width]
+    prods = []
+    for i, t in enumerate(terms):
+        factors = t if isinstance(t, tuple) else (t,)
+        regs = []
+        for j, v in enumerate(factors):
+            r = Signal(Value.cast(v).shape(), name=f"{name}_o{i}{'ab'[j]}")
+            m.d.sync += r.eq(v)
+            regs.append(r)
+        prod = regs[0] if len(regs) == 1 else regs[0] * regs[1]
+        widths.append(Value.cast(prod).shape().width)
+        prods.append(prod)
+    width = max(widths) + 2
     total = base
-    for r in regs:
+    for i, prod in enumerate(prods):
+        r = Signal(width, name=f"{name}_p{i}")
+        m.d.sync += r.eq(prod)
         total = total + r
+    out = Signal(width, name=name)
     m.d.sync += out.eq(total)
     return out
 
@@ -121,10 +131,9 @@ class ConvEngine(wiring.Component):
         limit = Signal(AB)
         range_error = Signal()
         m.d.comb += self.range_error.eq(range_error)
-        in_end = staged_end(m, "in_end", f[11], (H[:16] - 1) * f[13], W[:16] * cig[:8] * word_bytes)
-        out_end = staged_end(m, "out_end", f[12],
-                             Mux(shuffle, ((Ho << 1) - 1) * f[14], (Ho - 1) * f[14]),
-                             Mux(shuffle, ((keep_w * gq) << 1) * word_bytes, keep_w * cog[:16] * word_bytes))
+        in_end = staged_end(m, "in_end", f[11], (H[:16] - 1, f[13]), (W[:16], cig[:8] * word_bytes))
+        out_end = staged_end(m, "out_end", f[12], (Mux(shuffle, (Ho << 1) - 1, Ho - 1), f[14]),
+                             (keep_w, Mux(shuffle, gq << 1, cog[:16]) * word_bytes))
         out_of_range = ((f[8] + f[9] * word_bytes > limit) | (f[10] + cog * word_bytes > limit) |
                         (in_end > limit) | (out_end > limit) | (H[:16] == 0) | (W[:16] == 0))
 
@@ -154,9 +163,9 @@ class ConvEngine(wiring.Component):
             fh, fw_ = f[3][:16], f[4][:16]
             m.d.comb += [fwarp.height.eq(fh), fwarp.width.eq(fw_), fwarp.ref.eq(f[11]), fwarp.out.eq(f[12]),
                          fwarp.mv.eq(f[9])]
-            frame_bytes = fh * fw_ * (frame_channels(s) // s.pe * word_bytes)
+            frame_bytes = (fh, fw_ * (frame_channels(s) // s.pe * word_bytes))
             warp_ends = [staged_end(m, "warp_end0", f[11], frame_bytes), staged_end(m, "warp_end1", f[12], frame_bytes),
-                         staged_end(m, "warp_end2", f[9], (fh >> 3) * (fw_ >> 3) * word_bytes)]
+                         staged_end(m, "warp_end2", f[9], (fh >> 3, (fw_ >> 3) * word_bytes))]
             warp_bad = ((fh == 0) | (fw_ == 0) | (fh[:3] != 0) | (fw_[:3] != 0) | (warp_ends[0] > limit) |
                         (warp_ends[1] > limit) | (warp_ends[2] > limit))
             warp_done, warp_running = Signal(), Signal()
@@ -187,8 +196,10 @@ class ConvEngine(wiring.Component):
                                     m.d.sync += f_hi[i].eq(dma.rd_data.payload[32:64])
                     m.d.sync += k.eq(k + 1)
                     with m.If(k == DESC_WORDS - 1):
-                        m.next = "CHECK_PRODUCTS"
-            # the regions' ends go through two register stages (staged_end): products, then sums
+                        m.next = "CHECK_OPERANDS"
+            # the regions' ends go through three register stages (staged_end): operands, products, sums
+            with m.State("CHECK_OPERANDS"):
+                m.next = "CHECK_PRODUCTS"
             with m.State("CHECK_PRODUCTS"):
                 m.next = "CHECK_SUMS"
             with m.State("CHECK_SUMS"):
@@ -322,7 +333,7 @@ class ConvEngine(wiring.Component):
         ga = f[15][16:24]
         gb = Signal(8)
         m.d.comb += gb.eq(cig - ga)
-        b_end = staged_end(m, "cat_b_end", f_hi[11], (H - 1) * f_hi[13], W * gb * word_bytes)
+        b_end = staged_end(m, "cat_b_end", f_hi[11], (H - 1, f_hi[13]), (W, gb * word_bytes))
         bad = (b_end > limit) | (ga == 0) | (ga >= cig)
         a_row, b_row, a_px, b_px = (Signal(AB, name=n) for n in ("cat_a_row", "cat_b_row", "cat_a_px", "cat_b_px"))
         cx = Signal(16)
@@ -447,7 +458,7 @@ class ConvEngine(wiring.Component):
         m.d.sync += row_words.eq(W * kpx)
         end_sigs = [staged_end(m, "gru_end0", f[8], chans * word_bytes),
                     staged_end(m, "gru_end1", f[10], chans * word_bytes)] + [
-            staged_end(m, f"gru_end{i}", base, (H - 1) * pitch, W * kpx * word_bytes)
+            staged_end(m, f"gru_end{i}", base, (H - 1, pitch), (W, kpx * word_bytes))
             for i, (base, pitch) in enumerate(((f[11], f[13]), (f[9], f[14]), (f[12], f[14])), 2)]
         bad = (sel >= n) | ~size_ok
         for e in end_sigs:

@@ -335,7 +335,7 @@ def add_descriptor(words: int, *, a: int, out: int, b: int | None = None, k: int
             a, out, 0, 0, 0]
 
 
-LAYER_OVERHEAD = 36     # cycles a descriptor adds beyond its loads and its convolution (memory round trips, the
+LAYER_OVERHEAD = 37     # cycles a descriptor adds beyond its loads and its convolution (memory round trips, the
                         # sequencer's state changes and its range check; measured on AxiRam without pauses)
 
 
@@ -357,14 +357,14 @@ def engine_cycles(program: Program, layer_overhead: int = LAYER_OVERHEAD, row_ga
 
 # The P-frame descriptors' costs on AxiRam without pauses (measured at several sizes; the models below equal the
 # engine's counter on them: tests/hw/engine/test_engine_p.py).
-GRU_OVERHEAD = 241      # a GRU descriptor beyond its pixels: fetch, sums in, the SE phase, the pipeline, sums out
+GRU_OVERHEAD = 242      # a GRU descriptor beyond its pixels: fetch, sums in, the SE phase, the pipeline, sums out
 GRU_HIDE = 135          # cycles of reading (x row 0, h row 0) the SE phase hides
 ADD_CHUNK_GAP = 3       # cycles a read command of the element-wise descriptor adds
-ADD_OVERHEAD = (28, 26)  # one input, two inputs
+ADD_OVERHEAD = (29, 27)  # one input, two inputs
 WARP_READ = 4           # cycles a window pixel's one-word read takes (issue, memory latency, hand-over)
 WARP_ROW_GAP = 3        # cycles a block row's write command adds
 WARP_BLOCK_EXTRA = 5    # the block vector's read
-WARP_OVERHEAD = 26
+WARP_OVERHEAD = 27
 CONCAT_PIXEL_GAP = 6    # cycles the two read commands of a concatenated input's pixel add
 
 

