@@ -107,6 +107,12 @@ def codec_structure(codec: VideoCodec) -> tuple[dict[str, Group], dict[str, Laye
             groups[HIDDEN].passive.append(f"{cell}.se.fc2")
     layers["inter.to_latent"].ins = [(HIDDEN, c)]
     layers["inter.synth.0"].ins = [(HIDDEN, c), (CONTEXT, groups[CONTEXT].units)]
+    for name, layer in layers.items():
+        m = codec.get_submodule(name)
+        cin = m.in_features if layer.linear else m.in_channels
+        if sum(n for _, n in layer.ins) != cin:
+            raise EdgecodecError(f"{name} reads {cin} input channels, its producers make "
+                                 f"{sum(n for _, n in layer.ins)}")
     for g, grp in groups.items():
         for name, unit in grp.producers:
             if layers[name].out_channels != grp.units * unit:
@@ -225,11 +231,14 @@ class GatedCodec(nn.Module):
         return self.gates[_key(group)]
 
     def norms(self, group: str) -> torch.Tensor:
-        """The group's channel norms (differentiable in the weights)."""
+        """The group's channel norms over its mean norm (differentiable in the weights; the mean is a constant):
+        tau is relative to the group's own scale, so one temperature and one tau learning rate serve layers
+        whose filters differ in size and norm."""
         sq = 0.0
         for path, unit in self.groups[group].producers:
             sq = sq + group_norms(self.codec.get_submodule(path).weight, unit) ** 2
-        return torch.sqrt(sq)
+        n = torch.sqrt(sq)
+        return n / n.detach().mean().clamp_min(1e-12)
 
     def mask(self, group: str) -> torch.Tensor:
         """The group's hard mask (units), cached while its weights and tau are unchanged."""
@@ -309,4 +318,5 @@ def codec_from_state(shape: CodecShape, state: dict) -> VideoCodec:
             cell.channels = cell.proj.conv.out_channels
     codec.shape = shape
     codec.load_state_dict(state)
+    codec_structure(codec)          # the widths must chain: each layer reads what its producers make
     return codec.eval()
