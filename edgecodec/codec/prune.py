@@ -18,6 +18,7 @@ the decoder MACs before and after; `encode`, `decode`, `eval` read it like any c
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import torch
@@ -168,7 +169,10 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
             "decoder_macs": {"dense": _rounded(dense), "pruned": _rounded(pruned),
                              "removed": round(1 - pruned["gop_mean"] / dense["gop_mean"], 4)}}
     calib = ds.CropSampler(seqs, t.seq_len, t.crop, p.seed + 7).batch(4)
-    payload = export(narrow, cfg, teacher_ck, calib, key, {"stages": run["log"]}, widths, meta)
+    # the log through JSON: fresh objects either way, so a resumed run (log read back from the state file) pickles
+    # to the same bytes as an uninterrupted one (pickle writes a shared object once, copies each time)
+    log = json.loads(json.dumps({"stages": run["log"]}))
+    payload = export(narrow, cfg, teacher_ck, calib, key, log, widths, meta)
     ckpt.save(path, payload)
     state_path.unlink(missing_ok=True)
     return summary(path, ckpt.load(path))
