@@ -85,6 +85,9 @@ def test_cli_encode_decode_eval_accept_a_pruned_checkpoint(setup, tmp_path, caps
     capsys.readouterr()
     report = json.loads((tmp_path / "eval" / "eval.json").read_text())
     assert "int" in json.dumps(report)
+    # the decoder engine's planner reads the pruned widths from the integer model
+    assert main(["engine-plan", "--resolution", "320x192", "--target-fps", "1", "--quality", "1", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["reachable"] is True
 
 
 def test_the_same_seed_gives_the_same_bytes(setup, tmp_path):
