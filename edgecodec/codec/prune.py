@@ -164,7 +164,7 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
     narrow, widths = shrink_codec(gated)
     kept = gated.kept()
     pruned = gated.decoder_macs(kept, height, width, gop)
-    meta = {"teacher": teacher_ck["hash"], "teacher_path": str(teacher_path), "budget": budget, "method": method,
+    meta = {"teacher": teacher_ck["hash"], "budget": budget, "method": method,
             "multiple": p.multiple, "steps": p.steps, "groups": kept, "resolution": p.resolution,
             "decoder_macs": {"dense": _rounded(dense), "pruned": _rounded(pruned),
                              "removed": round(1 - pruned["gop_mean"] / dense["gop_mean"], 4)}}
