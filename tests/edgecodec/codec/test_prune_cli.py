@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from base.errors import EdgecodecError
 from edgecodec import config
 from edgecodec.cli import main
 from edgecodec.codec import checkpoint as ckpt
@@ -148,3 +149,15 @@ def test_a_teacher_that_is_not_a_codec_checkpoint_is_refused(setup, tmp_path, ca
         assert main(["prune", str(bad), "--out", str(tmp_path / "o"), "--config", str(cfg_path), "--quiet"]) == 2
         assert message in capsys.readouterr().err, bad
         assert not (tmp_path / "o").exists()
+
+
+def test_beta_by_method_and_the_config_section_is_validated():
+    from edgecodec.codec.prune import beta_at
+    assert [beta_at("gd", s, 10, 0.0, 0.6) for s in (0, 3, 6, 9)] == [1.0, 0.5, 0.0, 0.0]
+    assert {beta_at("ste", s, 10, 0.0, 0.6) for s in range(10)} == {1.0}
+    assert {beta_at("hard", s, 10, 0.0, 0.6) for s in range(10)} == {0.0}
+    assert config.from_dict({}).prune.budget == 0.5
+    for bad, message in (({"budget": 1.5}, r"\(0, 1\)"), ({"budget": 0}, r"\(0, 1\)"), ({"method": "x"}, "gd, ste"),
+                         ({"decay_start": 0.7, "decay_end": 0.6}, "start < end"), ({"resolution": "big"}, "WIDTHx")):
+        with pytest.raises(EdgecodecError, match=message):
+            config.from_dict({"prune": bad})
