@@ -61,6 +61,20 @@ def cmd_train(args) -> None:
     print(json.dumps([str(p) for p in paths], indent=2))
 
 
+def cmd_prune(args) -> None:
+    import dataclasses
+    from edgecodec.codec.prune import prune
+    cfg = _cfg(args)
+    if args.data:
+        cfg = dataclasses.replace(cfg, codec_train=dataclasses.replace(cfg.codec_train, data=tuple(args.data)))
+    if args.steps is not None:
+        cfg = dataclasses.replace(cfg, prune=dataclasses.replace(cfg.prune, steps=args.steps))
+    if args.data or args.steps is not None:
+        cfg.validate()
+    s = prune(cfg, args.teacher, args.out, args.budget, args.method, progress=not args.quiet, retrain=args.retrain)
+    print(json.dumps(s, indent=2))
+
+
 def _checkpoints(args, cfg) -> str:
     return args.checkpoints or resolve(cfg.codec.checkpoints)
 
@@ -317,6 +331,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--retrain", action="store_true", help="ignore finished checkpoints of the same recipe")
     sp.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
                     help="cpu (default, bit-reproducible) or cuda")
+    sp.add_argument("--quiet", action="store_true")
+    sp = add("prune", cmd_prune, "structured pruning of a codec checkpoint to a decoder-MAC budget (gradient decay, "
+             "layer-wise distillation; resumable, seeded) -> <out>/codec_q<N>.pt")
+    sp.add_argument("teacher", help="the dense teacher: a codec checkpoint file, e.g. checkpoints/codec_q1.pt")
+    sp.add_argument("--out", default=None, help="folder of the pruned checkpoint (default: prune.out)")
+    sp.add_argument("--budget", type=float, default=None,
+                    help="fraction of decoder MACs to remove, in (0, 1) (default: prune.budget)")
+    sp.add_argument("--method", choices=("gd", "ste", "hard"), default=None,
+                    help="gd: gradient decay, beta 1 -> 0; ste: beta = 1; hard: beta = 0 (default: prune.method)")
+    sp.add_argument("--steps", type=int, default=None, help="default: prune.steps")
+    sp.add_argument("--data", action="append", help="training data (repeatable; default: codec_train.data)")
+    sp.add_argument("--retrain", action="store_true", help="ignore a finished pruned checkpoint of the same recipe")
     sp.add_argument("--quiet", action="store_true")
     sp = add("train-proxy", cmd_train_proxy, "the flow's proxy model: train, calibrate, QAT fine-tune")
     sp.add_argument("--quiet", action="store_true")

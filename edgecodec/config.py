@@ -261,6 +261,64 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
+class PruneConfig:
+    """Structured pruning of a trained codec (`edgecodec prune`, seed 002, docs/pruning.md): a dense teacher
+    checkpoint is gated, trained with its rate-distortion loss + a MAC-budget loss + layer-wise distillation, and
+    shrunk. Data, crops, batch and block search come from `codec_train`, lambda from the teacher.
+
+    Parameters
+    ----------
+    budget : fraction of the decoder's MACs (GOP mean at `resolution`) to remove, in (0, 1).
+    method : gd (gradient decay, beta annealed 1 -> 0 between decay_start and decay_end), ste (beta = 1, the
+        straight-through estimator) or hard (beta = 0, plain hard masking).
+    multiple : kept channels of every group snap to a multiple of it (the accelerator's PE / SIMD).
+    steps : Adam steps; lr (weights, cosine schedule), tau_lr (thresholds, constant); temperature of the soft
+        kept-fraction estimate.
+    budget_weight : weight of max(0, soft MAC fraction - (1 - budget)) in the loss.
+    distill_weight : weight of the current distillation stage's mean cosine distance (1 - cos per pixel).
+    stage_threshold, stage_steps : a distillation stage (intra -> P path -> whole codec) ends when the budget is
+        met and its distance (moving average) is below stage_threshold, or after stage_steps steps.
+    decay_start, decay_end : fractions of `steps` between which gd's beta falls from 1 to 0.
+    resolution : frame size of the reported decoder MACs and of the budget.
+    save_every : steps between resume states; seed : of crops, noise and initial state.
+    out : folder of the pruned checkpoints (codec_q<N>.pt, N the teacher's quality).
+    """
+
+    budget: float = 0.5
+    method: str = "gd"
+    multiple: int = 4
+    steps: int = 2000
+    lr: float = 5e-4
+    tau_lr: float = 1e-2
+    temperature: float = 0.1
+    budget_weight: float = 200.0
+    distill_weight: float = 100.0
+    stage_threshold: float = 0.02
+    stage_steps: int = 500
+    decay_start: float = 0.0
+    decay_end: float = 0.6
+    resolution: str = "1920x1080"
+    save_every: int = 100
+    seed: int = 0
+    out: str = "build/prune"
+
+    def validate(self) -> None:
+        _check(0.0 < self.budget < 1.0, f"prune.budget must be in (0, 1): the fraction of decoder MACs to remove "
+               f"(got {self.budget})")
+        _check(self.method in ("gd", "ste", "hard"), "prune.method must be gd, ste or hard")
+        _check(self.multiple >= 1, "prune.multiple must be >= 1")
+        _check(self.steps >= 1 and self.stage_steps >= 1 and self.save_every >= 1,
+               "prune.steps, prune.stage_steps and prune.save_every must be >= 1")
+        _check(self.lr > 0 and self.tau_lr > 0 and self.temperature > 0,
+               "prune.lr, prune.tau_lr and prune.temperature must be > 0")
+        _check(self.budget_weight >= 0 and self.distill_weight >= 0 and self.stage_threshold >= 0,
+               "prune.budget_weight, prune.distill_weight and prune.stage_threshold must be >= 0")
+        _check(0.0 <= self.decay_start < self.decay_end <= 1.0,
+               "prune.decay_start and prune.decay_end must satisfy 0 <= start < end <= 1 (fractions of steps)")
+        parse_resolution(self.resolution)
+
+
+@dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
@@ -274,6 +332,7 @@ class Config:
     codec_train: CodecTrainConfig = field(default_factory=CodecTrainConfig)
     stae: StaeConfig = field(default_factory=StaeConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
 
     def validate(self) -> "Config":
         self.model.validate()
@@ -288,6 +347,7 @@ class Config:
         self.codec_train.validate()
         self.stae.validate()
         self.engine.validate()
+        self.prune.validate()
         _check(self.engine.quality <= len(self.codec.lambdas),
                f"engine.quality must be one of the codec's qualities 1..{len(self.codec.lambdas)}")
         return self
@@ -299,7 +359,7 @@ class Config:
 _SECTIONS = {"model": ModelConfig, "quant": QuantConfig, "hw": HwConfig, "train": TrainConfig, "flow": FlowConfig,
              "fpga": FpgaConfig, "asic": AsicConfig, "baseline": BaselineConfig,
              "codec": CodecConfig, "codec_train": CodecTrainConfig, "stae": StaeConfig,
-             "engine": EngineConfig}
+             "engine": EngineConfig, "prune": PruneConfig}
 
 
 def parse_resolution(text: str) -> tuple[int, int]:

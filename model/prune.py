@@ -66,9 +66,10 @@ def group_norms(weight: torch.Tensor, group: int) -> torch.Tensor:
 class ChannelGate(nn.Module):
     """The pruning state of one convolution: its threshold tau, group size, temperature and gradient decay beta."""
 
-    def __init__(self, conv: nn.Conv2d, group: int, temperature: float = 0.05, tau: float = 0.0, multiple: int = 1):
+    def __init__(self, conv: nn.Conv2d | None, group: int, temperature: float = 0.05, tau: float = 0.0,
+                 multiple: int = 1):
         super().__init__()
-        if conv.out_channels % group:
+        if conv is not None and conv.out_channels % group:
             raise EdgecodecError(f"a convolution of {conv.out_channels} outputs cannot prune in groups of {group}")
         if multiple < 1:
             raise EdgecodecError(f"channel multiple must be >= 1 (got {multiple})")
@@ -82,7 +83,11 @@ class ChannelGate(nn.Module):
         """1 for each kept group: those above tau, at least one (a layer never prunes to nothing), rounded up to a
         multiple of `multiple` groups (or all) by the next largest norms: the kept channels the next layer sees
         (one a group) fold onto the accelerator's PE / SIMD."""
-        norms = group_norms(weight.detach(), self.group)
+        return self.mask_from_norms(group_norms(weight.detach(), self.group))
+
+    def mask_from_norms(self, norms: torch.Tensor) -> torch.Tensor:
+        """group_mask of given group norms (a group shared by several layers combines their norms)."""
+        norms = norms.detach()
         n = len(norms)
         above = int((norms > self.tau.detach()).sum())
         want = min(n, -(-max(1, above) // self.multiple) * self.multiple)
@@ -92,7 +97,11 @@ class ChannelGate(nn.Module):
 
     def keep_fraction(self, weight: torch.Tensor) -> torch.Tensor:
         """Differentiable estimate of the kept fraction (in tau and in the weights)."""
-        return torch.sigmoid((group_norms(weight, self.group) - self.tau) / self.temperature).mean()
+        return self.keep_from_norms(group_norms(weight, self.group))
+
+    def keep_from_norms(self, norms: torch.Tensor) -> torch.Tensor:
+        """keep_fraction of given (differentiable) group norms."""
+        return torch.sigmoid((norms - self.tau) / self.temperature).mean()
 
     def channel_mask(self, weight: torch.Tensor) -> torch.Tensor:
         return self.group_mask(weight).repeat_interleave(self.group)
@@ -235,3 +244,30 @@ def soft_stack_macs(gated: nn.Sequential, height: int, width: int) -> torch.Tens
     keep = {i: m.gate.keep_fraction(m.conv.weight) * m.conv.out_channels
             for i, m in enumerate(gated) if isinstance(m, GatedConv)}
     return stack_macs(gated, height, width, keep)
+
+
+def resize_to_state(module: nn.Module, state: dict) -> nn.Module:
+    """Give every Conv2d / Linear of `module` the channel counts of its weight in `state` (a pruned model's state
+    dict): narrower layers replace the constructor's ones, same kernel, stride, padding and bias; a depth-wise
+    convolution stays depth-wise. Layers whose shapes already match are left as they are (a dense state dict
+    changes nothing). The weights themselves are not loaded (load_state_dict does that)."""
+    for name, m in list(module.named_modules()):
+        if not isinstance(m, (nn.Conv2d, nn.Linear)) or f"{name}.weight" not in state:
+            continue
+        w = state[f"{name}.weight"]
+        if tuple(w.shape) == tuple(m.weight.shape):
+            continue
+        bias = m.bias is not None
+        if isinstance(m, nn.Linear):
+            new = nn.Linear(w.shape[1], w.shape[0], bias=bias)
+        elif m.groups == 1:
+            new = nn.Conv2d(w.shape[1], w.shape[0], m.kernel_size, m.stride, m.padding, m.dilation, bias=bias,
+                            padding_mode=m.padding_mode)
+        elif m.groups == m.in_channels == m.out_channels and w.shape[1] == 1:
+            new = nn.Conv2d(w.shape[0], w.shape[0], m.kernel_size, m.stride, m.padding, m.dilation,
+                            groups=w.shape[0], bias=bias, padding_mode=m.padding_mode)
+        else:
+            raise EdgecodecError(f"{name}: a grouped convolution ({m.groups} groups) cannot be resized")
+        parent, _, leaf = name.rpartition(".")
+        (module.get_submodule(parent) if parent else module)._modules[leaf] = new
+    return module

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.codec.network import CodecShape, VideoCodec
+from model.codec.network import CodecShape
+from model.codec.prune import codec_from_state
 
 from edgecodec.config import Config
 from base.errors import EdgecodecError
@@ -91,9 +92,8 @@ def load(folder_or_file: str | Path, quality: int | None = None) -> dict:
             raise EdgecodecError(f"no checkpoint for quality {quality}: {path} not found ({hint})")
     ck = load_torch_dict(path, FORMAT, "codec checkpoint")
     try:
-        codec = VideoCodec(CodecShape(**ck["shape"]))
-        codec.load_state_dict(ck["float"])
-    except (KeyError, TypeError, RuntimeError) as exc:
+        codec = codec_from_state(CodecShape(**ck["shape"]), ck["float"])   # a pruned codec: its own widths
+    except (KeyError, TypeError, RuntimeError, EdgecodecError) as exc:
         raise EdgecodecError(f"codec checkpoint {path} does not match its own shape: {exc}") from None
     codec.eval()
     ck = {k: (v if k == "float" else to_numpy(v)) for k, v in ck.items()}

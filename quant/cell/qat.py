@@ -33,13 +33,13 @@ class CellFracs:
 
 
 class _SqueezeExciteQ(nn.Module):
-    def __init__(self, channels: int, reduction: int, q: QuantConfig, fr: CellFracs):
+    def __init__(self, channels: int, hidden: int, q: QuantConfig, fr: CellFracs):
         super().__init__()
         a = q.act_bits
-        self.fc1 = QuantLinear(channels, channels // reduction, bias=True, weight_quant=weight_quant(q.weight_bits),
+        self.fc1 = QuantLinear(channels, hidden, bias=True, weight_quant=weight_quant(q.weight_bits),
                                bias_quant=bias_quant(q.bias_bits))
         self.relu_q = QuantReLU(act_quant=act_quant(a, fr.s1, signed=False), return_quant_tensor=True)
-        self.fc2 = QuantLinear(channels // reduction, channels, bias=True, weight_quant=weight_quant(q.weight_bits),
+        self.fc2 = QuantLinear(hidden, channels, bias=True, weight_quant=weight_quant(q.weight_bits),
                                bias_quant=bias_quant(q.bias_bits))
         self.lut_in = QuantIdentity(act_quant=act_quant(q.lut_bits, q.lut_frac), return_quant_tensor=False)
         self.sigmoid = LutActivation("sigmoid", q.lut_bits, q.lut_frac, a)
@@ -71,14 +71,15 @@ class QuantASEGRUCell(nn.Module):
     GATES = ("z", "r", "n")
 
     def __init__(self, channels: int, reduction: int, dw_kernel: int, gate_kernel: int, q: QuantConfig,
-                 fracs: CellFracs):
+                 fracs: CellFracs, se_hidden: int | None = None):
         super().__init__()
         a = q.act_bits
         self.channels, self.qcfg, self.fracs = channels, q, fracs
         self.x_q = QuantIdentity(act_quant=act_quant(a, fracs.x), return_quant_tensor=True)
         self.h_q = QuantIdentity(act_quant=act_quant(a, a - 1), return_quant_tensor=True)
         self.proj = _ProjectorQ(channels, dw_kernel, q, fracs)
-        self.se = _SqueezeExciteQ(channels, reduction, q, fracs)
+        # se_hidden: a pruned cell keeps its SE bottleneck while C narrows (model/codec/prune.py)
+        self.se = _SqueezeExciteQ(channels, channels // reduction if se_hidden is None else se_hidden, q, fracs)
         self.xt_q = QuantIdentity(act_quant=act_quant(a, fracs.xp), return_quant_tensor=True)
         self.ht_q = QuantIdentity(act_quant=act_quant(a, a - 1), return_quant_tensor=True)
         pad = gate_kernel // 2
@@ -110,7 +111,8 @@ class QuantASEGRUCell(nn.Module):
 
 def from_float(cell: nn.Module, q: QuantConfig, fracs: CellFracs, reduction: int) -> QuantASEGRUCell:
     """QAT cell with the float cell's weights (same submodule names)."""
-    qc = QuantASEGRUCell(cell.channels, reduction, cell.proj.conv.kernel_size[0], cell.w["z"].kernel_size[0], q, fracs)
+    qc = QuantASEGRUCell(cell.channels, reduction, cell.proj.conv.kernel_size[0], cell.w["z"].kernel_size[0], q, fracs,
+                         se_hidden=cell.se.fc1.out_features)
     missing, unexpected = qc.load_state_dict(cell.state_dict(), strict=False)
     weights = [k for k in missing if k.endswith(("weight", "bias"))]
     if weights or unexpected:

@@ -1,0 +1,220 @@
+"""`edgecodec prune`: structured pruning of a trained codec checkpoint (seed 002; docs/pruning.md).
+
+The dense teacher (a codec checkpoint) is copied into a gated student (model/codec/prune.py: one learnable
+threshold per channel group, masks with gradient decay) and trained on random crops (`codec_train` data) with
+
+    L = L_RD (I-frame + P-frames, the codec's training loss at the teacher's lambda)
+      + budget_weight * max(0, soft decoder MACs / dense - (1 - budget))
+      + distill_weight * mean (1 - cos) of the current distillation stage's layers against the teacher,
+
+the stages being intra codec -> P path (ASE-GRU, residual) -> whole codec: a stage ends when the hard masks meet
+the budget and its distance (moving average) is below `prune.stage_threshold`, or after `prune.stage_steps`.
+Beta: annealed 1 -> 0 (gd), 1 (ste) or 0 (hard). Every `save_every` steps the state goes to
+`codec_q<N>.prune.pt` (an interrupted run resumes to the same bytes). At the end the masked channels are removed,
+the integer model is calibrated, and `<out>/codec_q<N>.pt` is written atomically with its per-layer widths and
+the decoder MACs before and after; `encode`, `decode`, `eval` read it like any checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+import model.codec.data as ds
+from model.codec.motion import search_lambda
+from model.codec.prune import DISTILL_STAGES, GatedCodec, shrink_codec
+from model.codec.train import LossWeights, inter_loss, intra_loss
+from model.prune import check_budget, decay_beta
+from model.proxy.train import cosine_lr
+from quant.codec.int_codec import build, nearest_rows
+
+from edgecodec.codec import checkpoint as ckpt
+from edgecodec.codec.recipe import tables
+from edgecodec.config import Config, parse_resolution
+from base.errors import EdgecodecError
+from base.files import atomic_path
+from base.hashing import content_hash
+from base.paths import resolve
+
+METHODS = ("gd", "ste", "hard")
+EMA = 0.9               # moving average of a stage's distillation distance
+
+
+def load_teacher(path: str | Path) -> dict:
+    """The teacher: a codec checkpoint file (anything else: EdgecodecError)."""
+    path = Path(path)
+    if path.is_dir():
+        raise EdgecodecError(f"prune: the teacher must be a codec checkpoint file (codec_q<N>.pt), {path} is a "
+                             "folder")
+    return ckpt.load(path)
+
+
+def beta_at(method: str, step: int, steps: int, start: float, end: float) -> float:
+    if method == "ste":
+        return 1.0
+    if method == "hard":
+        return 0.0
+    a = round(start * steps)
+    return decay_beta(step, a, max(a + 1, round(end * steps)))
+
+
+def prune_key(cfg: Config, teacher: dict, budget: float, method: str) -> str:
+    """What a pruned checkpoint depends on: the teacher, the prune section (less its folder), the training data
+    and crops, the codec's loss weights, budget and method."""
+    d = cfg.to_dict()
+    p = {k: v for k, v in d["prune"].items() if k not in ("out", "budget", "method")}
+    train = {k: d["codec_train"][k] for k in ("data", "crop", "seq_len", "batch", "search_range")}
+    loss = {k: d["codec"][k] for k in ("ssim_weight", "motion_lambda", "int_act_bits", "int_weight_bits")}
+    return content_hash(teacher["hash"], p, train, loss, d["quant"], budget, method).hex()
+
+
+def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = None, budget: float | None = None,
+          method: str | None = None, progress: bool = True, retrain: bool = False) -> dict:
+    """Prune the teacher checkpoint to `budget` (default prune.budget) with `method` (default prune.method);
+    returns a summary (checkpoint path, widths, decoder MACs before/after)."""
+    p, t = cfg.prune, cfg.codec_train
+    budget = check_budget(p.budget if budget is None else budget)
+    method = p.method if method is None else method
+    if method not in METHODS:
+        raise EdgecodecError(f"prune: method must be one of {METHODS}, got {method!r}")
+    teacher_ck = load_teacher(teacher_path)
+    quality = int(teacher_ck["quality"])
+    out_dir = Path(out_dir) if out_dir is not None else resolve(p.out)
+    path = ckpt.path_for(out_dir, quality)
+    if Path(teacher_path).resolve() == path.resolve():
+        raise EdgecodecError(f"prune: the output {path} would overwrite the teacher")
+    key = prune_key(cfg, teacher_ck, budget, method)
+    if not retrain and path.is_file():
+        try:
+            done = ckpt.load(path)
+        except EdgecodecError:
+            done = None
+        if done is not None and done.get("recipe") == key:
+            return summary(path, done)
+    seqs = ds.list_sequences([resolve(d) for d in t.data])
+    width, height = parse_resolution(p.resolution)
+    gop = int(teacher_ck["gop"])
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(p.seed)
+    teacher = teacher_ck["codec"].eval()
+    for prm in teacher.parameters():
+        prm.requires_grad_(False)
+    student = copy.deepcopy(teacher)
+    for prm in student.parameters():
+        prm.requires_grad_(True)
+    gated = GatedCodec(student, teacher, p.multiple, p.temperature)
+    dense = gated.decoder_macs(gated.full(), height, width, gop)
+    weights = list(student.parameters())
+    taus = list(gated.gates.parameters())
+    opt = torch.optim.Adam([{"params": weights, "lr": p.lr}, {"params": taus, "lr": p.tau_lr}])
+    lw = LossWeights(float(teacher_ck["lambda"]), cfg.codec.ssim_weight, cfg.codec.motion_lambda, t.search_range)
+    sampler = ds.CropSampler(seqs, t.seq_len, t.crop, p.seed + 2000)
+    state_path = path.with_name(path.stem + ".prune.pt")
+    run = {"step": 0, "stage": 0, "stage_start": 0, "ema": None, "log": []}
+    res = _load_state(state_path, key)
+    if res is not None:
+        gated.load_state_dict(res["gated"])
+        opt.load_state_dict(res["opt"])
+        sampler.gen.set_state(res["sampler"])
+        torch.set_rng_state(res["rng"])
+        run = res["run"]
+    target = 1.0 - budget
+    bar = tqdm(range(run["step"], p.steps), desc=f"prune q{quality} {method} {budget:g}", disable=not progress,
+               dynamic_ncols=True, initial=run["step"], total=p.steps)
+    student.train()
+    for step in bar:
+        opt.param_groups[0]["lr"] = cosine_lr(p.lr, step, p.steps)
+        gated.set_beta(beta_at(method, step, p.steps, p.decay_start, p.decay_end))
+        frames = sampler.batch(t.batch)
+        gated.recorder = []
+        li, ii = intra_loss(student, frames[:, 0], lw)
+        lp, ip = inter_loss(student, frames, lw)
+        stage = DISTILL_STAGES[run["stage"]]
+        dist = gated.distortions(stage)
+        gated.recorder = None
+        d = torch.stack(dist).mean() if dist else torch.zeros(())
+        soft = gated.decoder_macs(gated.soft_kept(), height, width, gop)["gop_mean"] / dense["gop_mean"]
+        loss = li + lp + p.budget_weight * torch.relu(soft - target) + p.distill_weight * d
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(weights + taus, 5.0)
+        opt.step()
+        hard = gated.decoder_macs(gated.kept(), height, width, gop)["gop_mean"] / dense["gop_mean"]
+        dv = float(d.detach())
+        run["ema"] = dv if run["ema"] is None else EMA * run["ema"] + (1 - EMA) * dv
+        info = {"step": step, "stage": stage, "loss": round(float(loss.detach()), 4), "D_I": round(ii["D"], 3),
+                "D_P": round(ip["D"], 3), "bpp_P": round(ip["bpp"], 4), "macs": round(hard, 4),
+                "soft_macs": round(float(soft.detach()), 4), "distill": round(dv, 5)}
+        run["log"] = (run["log"] + [info])[-50:]
+        if run["stage"] + 1 < len(DISTILL_STAGES) and (
+                (hard <= target and run["ema"] < p.stage_threshold) or step + 1 - run["stage_start"] >= p.stage_steps):
+            run.update(stage=run["stage"] + 1, stage_start=step + 1, ema=None)
+        bar.set_postfix(stage=stage, macs=f"{hard:.3f}", distill=f"{dv:.4f}", D_P=f"{ip['D']:.1f}")
+        run["step"] = step + 1
+        if run["step"] % p.save_every == 0 and run["step"] < p.steps:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(state_path) as tmp:
+                torch.save({"key": key, "gated": gated.state_dict(), "opt": opt.state_dict(),
+                            "sampler": sampler.gen.get_state(), "rng": torch.get_rng_state(), "run": run}, tmp)
+    student.eval()
+    narrow, widths = shrink_codec(gated)
+    kept = gated.kept()
+    pruned = gated.decoder_macs(kept, height, width, gop)
+    meta = {"teacher": teacher_ck["hash"], "budget": budget, "method": method,
+            "multiple": p.multiple, "steps": p.steps, "groups": kept, "resolution": p.resolution,
+            "decoder_macs": {"dense": _rounded(dense), "pruned": _rounded(pruned),
+                             "removed": round(1 - pruned["gop_mean"] / dense["gop_mean"], 4)}}
+    calib = ds.CropSampler(seqs, t.seq_len, t.crop, p.seed + 7).batch(4)
+    # the log through JSON: fresh objects either way, so a resumed run (log read back from the state file) pickles
+    # to the same bytes as an uninterrupted one (pickle writes a shared object once, copies each time)
+    log = json.loads(json.dumps({"stages": run["log"]}))
+    payload = export(narrow, cfg, teacher_ck, calib, key, log, widths, meta)
+    ckpt.save(path, payload)
+    state_path.unlink(missing_ok=True)
+    return summary(path, ckpt.load(path))
+
+
+def _rounded(m: dict) -> dict:
+    return {k: int(round(float(v))) for k, v in m.items()}
+
+
+def export(codec, cfg: Config, teacher: dict, calib: torch.Tensor, key: str, log: dict, widths: dict,
+           meta: dict) -> dict:
+    """The pruned checkpoint: as `recipe.export` writes a trained one (integer model calibrated on `calib`,
+    tables, hash), with the teacher's quality, lambda, GOP and block search, plus `widths` (output channels of
+    every convolution) and `prune` (teacher, budget, method, decoder MACs before and after)."""
+    c = cfg.codec
+    quality, lmbda = int(teacher["quality"]), float(teacher["lambda"])
+    lam = search_lambda(c.motion_lambda, lmbda)
+    int_state = build(codec, calib, cfg.quant, c.int_act_bits, c.int_weight_bits, cfg.codec_train.search_range, lam)
+    int_state["rows"] = {"intra_z": nearest_rows(codec.intra.hyper.z_log_scale),
+                         "p_z": nearest_rows(codec.inter.hyper.z_log_scale),
+                         "motion": nearest_rows(codec.inter.motion_log_scale)}
+    search = {k: int(v) for k, v in teacher["search"].items()}
+    payload = {"shape": dict(codec.shape.__dict__), "float": codec.state_dict(), "int": int_state,
+               "tables": tables(), "quality": quality, "lambda": lmbda, "gop": int(teacher["gop"]),
+               "recipe": key, "train_log": log, "search": search, "widths": widths, "prune": meta}
+    payload = ckpt.compact(payload)
+    payload["hash"] = ckpt.checkpoint_hash(payload).hex()
+    return payload
+
+
+def summary(path: Path, ck: dict) -> dict:
+    meta = ck.get("prune") or {}
+    return {"checkpoint": str(path), "quality": int(ck["quality"]), "budget": meta.get("budget"),
+            "method": meta.get("method"), "groups": meta.get("groups"), "resolution": meta.get("resolution"),
+            "decoder_macs": meta.get("decoder_macs"), "hash": ck["hash"]}
+
+
+def _load_state(path: Path, key: str) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        res = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a damaged state file: start again
+        return None
+    return res if isinstance(res, dict) and res.get("key") == key else None
