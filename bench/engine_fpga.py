@@ -8,10 +8,11 @@ AXI4 master on an on-chip RAM stand-in, so only the AXI4-Lite port, irq, clock a
 utilisation, and the frame rates the cycle model gives at that Fmax for 1080p and 720p I- and P-frames.
 
 Usage: python bench/engine_fpga.py [--pe 4] [--gru-pe 1] [--no-p-units] [--max-width 64] [--device 85k] [--freq 100]
-       [--resolution 1920x1080] [--router router2]
-bench/results/engine_fpga.json is from `--no-p-units` (the convolution engine alone: 52.24 MHz); with the P-frame
-units the design fits an ECP5-85 but nextpnr does not route it yet (docs/engine.md).
-(about 15-30 min on 2 cores; the numbers in docs/engine.md and README.md come from this command).
+       [--resolution 1920x1080] [--router router2] [--lut-mapper abc|abc9] [--placer static|heap] [--out JSON]
+bench/results/engine_fpga.json is the whole engine (defaults: its P-frame units too, classic-ABC LUT mapping, the
+static placer); bench/results/engine_fpga_conv.json the convolution engine alone
+(`--no-p-units --out bench/results/engine_fpga_conv.json`). About 40 min (whole) / 10 min (convolution engine) on
+2 cores; the numbers in docs/engine.md and README.md come from these commands.
 """
 
 from __future__ import annotations
@@ -43,11 +44,13 @@ def main() -> int:
     ap.add_argument("--freq", type=float, default=100.0, help="nextpnr's target, MHz")
     ap.add_argument("--resolution", default="1920x1080", help="the GRU units' map: this frame's latent")
     ap.add_argument("--router", default="router2", choices=("router1", "router2"),
-                    help="nextpnr's router (neither routes the engine with its P-frame units yet: ~6 000 nets stay "
-                         "overused; the engine without them routes with router2)")
+                    help="nextpnr's router")
     ap.add_argument("--lut-mapper", choices=("abc9", "abc"), default=None,
                     help="Yosys LUT mapping (hw.fpga.pnr.implement): default abc with the P-frame units (Yosys 0.70's "
                          "ABC9 fails an assertion on them), abc9 without")
+    ap.add_argument("--placer", choices=("heap", "static"), default=None,
+                    help="nextpnr's placer: default static with the P-frame units (after heap placement router2 leaves "
+                         "thousands of wires overused), heap without")
     ap.add_argument("--build", default="build/engine_fpga")
     ap.add_argument("--out", default="bench/results/engine_fpga.json")
     args = ap.parse_args()
@@ -68,8 +71,9 @@ def main() -> int:
     build.mkdir(parents=True, exist_ok=True)
     v = write_component_verilog(top, "engine_fpga_top", build / "engine_fpga_top.v")
     mapper = args.lut_mapper or ("abc9" if args.no_p_units else "abc")
+    placer = args.placer or ("heap" if args.no_p_units else "static")
     r = implement(v, "engine_fpga_top", io_pins(top), build, "ecp5", args.device, freq_mhz=args.freq, seed=1,
-                  router=args.router, lut_mapper=mapper)
+                  router=args.router, lut_mapper=mapper, placer=placer)
     fmax = r["fmax_mhz"]
     table = []
     for name, (fw, fh) in TABLE.items():
@@ -82,7 +86,8 @@ def main() -> int:
            "gru_pe": None if args.no_p_units else args.gru_pe,
            "bus_bits": shape.data_bits,
            "max_width": args.max_width, "gru_map": [ph // 16, pw // 16], "device": r["part"], "package": r["package"],
-           "target_mhz": args.freq, "router": args.router, "lut_mapper": mapper, "fmax_mhz": fmax,
+           "target_mhz": args.freq, "router": args.router, "lut_mapper": mapper, "placer": placer,
+           "fmax_mhz": fmax,
            "timing_met": r["timing_met"],
            "resources": {k: r[k] for k in ("lut", "ff", "dsp", "bram", "lutram", "carry")},
            "utilisation": r["utilisation"], "io_pins": r["io_pins"], "seconds": r["seconds"],

@@ -27,6 +27,10 @@ LUT mapping, then classic ``abc -lut 4:7``, then synth_ecp5's cell mapping on). 
 in ``abc_ops -reintegrate`` on the decoder engine with its P-frame units (``GetSize(conn.first) ==
 GetSize(conn.second)``, rtlil.cc:3091); classic ABC maps it.
 
+Placement: ``placer="heap"`` (nextpnr's default) or ``"static"`` (its electrostatic placer). The engine with its
+P-frame units routes on an ECP5-85 only with the static placer: after heap placement router2 leaves thousands of
+wires overused (docs/engine.md).
+
 Same inputs and seed -> same bitstream bytes (all tools are deterministic single-threaded here).
 """
 
@@ -58,6 +62,7 @@ CLASSES = {
 }
 DSP_MODES = ("on", "off")
 LUT_MAPPERS = ("abc9", "abc")
+PLACERS = ("heap", "static")
 # A primary-clock input pin per ECP5 package (same ball on every density of the package): CABGA381 G2 is
 # PCLKT6_0 (the ULX3S board's clock ball on its 12F/25F/45F/85F builds). Other packages: pass an LPF that
 # LOCATEs "clk" on a PCLK ball as `constraints`.
@@ -166,7 +171,7 @@ def implement(verilog: Path, top: str, io_pins: int, out_dir: Path, family: str 
               package: str | None = None, speed=None, freq_mhz: float | None = None, seed: int = 1,
               cache_dir: Path = YOWASP_CACHE, dsp: str = "on", constraints: Path | None = None,
               router: str = "router2", per_block: bool = False, extra: dict | None = None,
-              lut_mapper: str = "abc9") -> dict:
+              lut_mapper: str = "abc9", placer: str = "heap") -> dict:
     """Steps 2-5 of the module doc on any design: `verilog` (module `top`, `io_pins` I/O bits besides the clock)
     is copied to out_dir/design.v, synthesised, fit-checked, placed, routed and packed. `per_block` splits the
     resources by the cell's blocks (the cell's wrapper only). Returns the dict of `build_fpga` (without per_block
@@ -175,6 +180,8 @@ def implement(verilog: Path, top: str, io_pins: int, out_dir: Path, family: str 
     fam = dev.family
     if lut_mapper not in LUT_MAPPERS or (lut_mapper == "abc" and fam != "ecp5"):
         raise EdgecodecError(f"lut_mapper '{lut_mapper}' for {fam}: choose abc9" + (" or abc" if fam == "ecp5" else ""))
+    if placer not in PLACERS:
+        raise EdgecodecError(f"unknown placer '{placer}'; choose one of {', '.join(PLACERS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("netlist.json", "stat.json", "report.json", "placed.json", "design.config",
@@ -215,6 +222,8 @@ def implement(verilog: Path, top: str, io_pins: int, out_dir: Path, family: str 
         routed, bit = "design.asc", "design.bin"
     args += ["--json", "netlist.json", "--write", "placed.json", "--report", "report.json", "--seed", str(int(seed)),
              "--freq", f"{target:g}", "--timing-allow-fail", "--router", router, "-q", "-l", "nextpnr.log"]
+    if placer != "heap":
+        args += ["--placer", placer]
     t_pnr = run_yowasp(f"yowasp-nextpnr-{fam}", args, out, cache_dir, out / "nextpnr.out",
                        what=f"nextpnr-{fam} ({dev.part} {pkg})", expect=[routed, "report.json"])
     report = json.loads((out / "report.json").read_text())
