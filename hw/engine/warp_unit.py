@@ -84,34 +84,40 @@ class WarpUnit(wiring.Component):
         dx = self.mv.payload[:COORD_BITS].as_signed()
         dy = self.mv.payload[COORD_BITS:].as_signed()
         m.d.comb += self.mv.ready.eq(busy & ~in_block & ~finished)
+        nx0 = Signal(signed(COORD_BITS + 2))
+        ny0 = Signal(signed(COORD_BITS + 2))
+        m.d.comb += [nx0.eq(bx + Mux(chroma, dx >> 3, dx >> 2)), ny0.eq(by + Mux(chroma, dy >> 3, dy >> 2))]
         with m.If(self.mv.valid & self.mv.ready):
             m.d.sync += [
                 in_block.eq(1),
-                x0.eq(bx + Mux(chroma, dx >> 3, dx >> 2)),
-                y0.eq(by + Mux(chroma, dy >> 3, dy >> 2)),
+                x0.eq(nx0),
+                y0.eq(ny0),
                 fx.eq(Mux(chroma, dx[:3], dx[:2])),
                 fy.eq(Mux(chroma, dy[:3], dy[:2])),
             ]
 
-        # ---- requests: (span+1)^2 clamped coordinates
+        # ---- requests: (span+1)^2 clamped coordinates. The coordinate of a request is a register, computed when
+        # the previous one is taken (the block's first when its vector is), so the reader's address arithmetic
+        # starts from a register, not from an adder and a clamp; the request order and timing are unchanged.
         rr, rc = Signal(5), Signal(5)
         req_left = Signal()
+        cx, cy = Signal(COORD_BITS), Signal(COORD_BITS)
+
+        def clamp(v, n):
+            return Mux(v < 0, 0, Mux(v > n - 1, n - 1, v))[:COORD_BITS]
+
         with m.If(self.mv.valid & self.mv.ready):
-            m.d.sync += [rr.eq(0), rc.eq(0), req_left.eq(1)]
-        ry = y0 + rr
-        rx = x0 + rc
-        cy = Mux(ry < 0, 0, Mux(ry > H - 1, H - 1, ry))
-        cx = Mux(rx < 0, 0, Mux(rx > W - 1, W - 1, rx))
-        m.d.comb += [self.req.valid.eq(req_left), self.req.payload.eq(Cat(cx[:COORD_BITS], cy[:COORD_BITS]))]
+            m.d.sync += [rr.eq(0), rc.eq(0), req_left.eq(1), cx.eq(clamp(nx0, W)), cy.eq(clamp(ny0, H))]
+        m.d.comb += [self.req.valid.eq(req_left), self.req.payload.eq(Cat(cx, cy))]
         with m.If(self.req.valid & self.req.ready):
             with m.If(rc == span):
-                m.d.sync += rc.eq(0)
+                m.d.sync += [rc.eq(0), cx.eq(clamp(x0, W))]
                 with m.If(rr == span):
                     m.d.sync += req_left.eq(0)
                 with m.Else():
-                    m.d.sync += rr.eq(rr + 1)
+                    m.d.sync += [rr.eq(rr + 1), cy.eq(clamp(y0 + rr + 1, H))]
             with m.Else():
-                m.d.sync += rc.eq(rc + 1)
+                m.d.sync += [rc.eq(rc + 1), cx.eq(clamp(x0 + rc + 1, W))]
 
         # ---- datapath: responses in window raster order
         D = Mux(chroma, 8, 4)
