@@ -2,8 +2,8 @@
 only the AXI4-Lite register port, the interrupt, clock and reset (about 100 pins; the 128- to 512-bit AXI4 port
 would need 300-1 100 pins).
 
-The stand-in (`AxiRamStandIn`) is a block RAM behind a plain AXI4 slave (one beat every two cycles, one burst at a
-time): it exists so that synthesis keeps the engine whole and timing sees every path from and to the memory port
+The stand-in (`AxiRamStandIn`) is a block RAM behind a plain AXI4 slave (one read beat every three cycles, one burst at a
+time; its read word registered): it exists so that synthesis keeps the engine whole and timing sees every path from and to the memory port
 registered as it would be in front of a memory controller. Its depth is small (default 2 048 words); a board puts
 the engine's port on its DDR controller instead (docs/engine.md, "Taking the engine to a board")."""
 
@@ -21,7 +21,8 @@ from hw.engine.regs import axil_signature
 
 
 class AxiRamStandIn(wiring.Component):
-    """`depth` words of `data_bits` behind an AXI4 slave port (INCR bursts; the address wraps at the depth)."""
+    """`depth` words of `data_bits` behind an AXI4 slave port (INCR bursts; the address wraps at the depth; a read
+    beat every three cycles: address, block RAM read, its registered word)."""
 
     def __init__(self, addr_bits: int, data_bits: int, depth: int = 2048):
         if depth < 2 or depth & (depth - 1):
@@ -37,7 +38,8 @@ class AxiRamStandIn(wiring.Component):
         rd = mem.read_port()
         wr = mem.write_port(granularity=8)
         r_addr, r_left, w_addr = Signal(width), Signal(8), Signal(width)
-        m.d.comb += [rd.addr.eq(r_addr), a.rdata.eq(rd.data), a.rlast.eq(r_left == 0), a.rresp.eq(0),
+        r_data = Signal(self.data_bits)          # the block RAM's read word, registered (as a memory port's would be)
+        m.d.comb += [rd.addr.eq(r_addr), a.rdata.eq(r_data), a.rlast.eq(r_left == 0), a.rresp.eq(0),
                      a.rid.eq(0), a.bid.eq(0), a.bresp.eq(0)]
         with m.FSM(name="read"):
             with m.State("IDLE"):
@@ -47,6 +49,9 @@ class AxiRamStandIn(wiring.Component):
                     m.next = "FETCH"
             with m.State("FETCH"):
                 m.d.comb += rd.en.eq(1)
+                m.next = "HOLD"
+            with m.State("HOLD"):
+                m.d.sync += r_data.eq(rd.data)
                 m.next = "SEND"
             with m.State("SEND"):
                 m.d.comb += a.rvalid.eq(1)
@@ -58,7 +63,7 @@ class AxiRamStandIn(wiring.Component):
                     m.next = "IDLE"
                 with m.Else():
                     m.d.comb += rd.en.eq(1)
-                    m.next = "SEND"
+                    m.next = "HOLD"
         with m.FSM(name="write"):
             with m.State("IDLE"):
                 m.d.comb += a.awready.eq(1)
