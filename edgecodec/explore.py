@@ -303,6 +303,9 @@ def sweep(points: list[dict], opts: Options, ray: str | None = None, workers: in
     def on_row(r):
         r["cached"] = False
         rows[r["key"]] = r
+        if r["status"] == "ok" or r.get("failure") in FINAL_FAILURES:   # also here: a remote worker's disk is not ours
+            write_json_atomic(cache / f"{r['key']}.json", {k: v for k, v in r.items() if k != "cached"}, indent=1,
+                              sort_keys=True)
         log(f"explore: {_brief(r)}")
 
     if todo:
