@@ -43,6 +43,44 @@ def cmd_flow(args) -> None:
     print(json.dumps(brief, indent=2))
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in str(text).split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of integers") from None
+
+
+def _str_list(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in str(text).split(",") if v.strip())
+
+
+EXPLORE_AXES = ("pe", "simd", "dw_parallel", "act_bits", "weight_bits", "channels", "devices", "libraries")
+
+
+def cmd_explore(args) -> int:
+    import dataclasses
+    from edgecodec.explore import explore
+    cfg = _cfg(args)
+    over = {k: getattr(args, k) for k in EXPLORE_AXES if getattr(args, k) is not None}
+    for k in ("resolution", "sample", "seed", "out", "clock_mhz"):
+        if getattr(args, k) is not None:
+            over[k] = getattr(args, k)
+    if args.point_timeout is not None:
+        over["point_timeout_s"] = args.point_timeout
+    ex = dataclasses.replace(cfg.explore, **over)
+    if args.device and "devices" not in over and args.device.split("-")[0] in ("ecp5", "ice40", "xilinx"):
+        ex = dataclasses.replace(ex, devices=(args.device,))   # --device alone: sweep that device
+    res = explore(cfg, ex, synth=not args.no_synth, pnr=args.pnr, asic=args.asic, ray=args.ray,
+                  workers=args.workers, target_fps=args.target_fps, device=args.device,
+                  log=(lambda *a: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
+    brief = {k: res[k] for k in ("evaluated", "cached", "failed", "seconds", "scheduler")}
+    brief["out"] = str(Path(res["options"]["out"]) / "explore.json")
+    if res.get("best"):
+        brief["best"] = res["best"]["statement"]
+    print(json.dumps(brief, indent=2))
+    return 0
+
+
 def cmd_train_proxy(args) -> None:
     from edgecodec.flow.proxy import train
     ck = train(_cfg(args), progress=not args.quiet)
@@ -396,6 +434,29 @@ def build_parser() -> argparse.ArgumentParser:
             ssp.add_argument("--table", default=None, help="default: <stae.out>/stae_eval.json")
         else:
             ssp.add_argument("--quiet", action="store_true")
+    sp = add("explore", cmd_explore, "design-space exploration: sweep folding, bit widths, channels, FPGA devices "
+             "and ASIC libraries (grid or random sample) on Ray or a local process pool; table, Pareto fronts, "
+             "the best point for a frame rate")
+    for k in EXPLORE_AXES:
+        conv = _str_list if k in ("devices", "libraries") else _int_list
+        sp.add_argument(f"--{k.replace('_', '-')}", dest=k, type=conv, default=None,
+                        help=f"comma-separated (default: explore.{k})")
+    sp.add_argument("--resolution", default=None, help="frame WIDTHxHEIGHT (default: explore.resolution)")
+    sp.add_argument("--sample", type=int, default=None, help="N random points of the grid (0 = all)")
+    sp.add_argument("--seed", type=int, default=None, help="seed of --sample")
+    sp.add_argument("--clock-mhz", type=float, default=None, help="fps clock without --pnr (0 = family default)")
+    sp.add_argument("--no-synth", action="store_true", help="cycles only: no synthesis or fit check")
+    sp.add_argument("--pnr", action="store_true", help="also place and route (nextpnr): Fmax -> fps")
+    sp.add_argument("--asic", action="store_true", help="also the ASIC estimate on each explore.libraries entry")
+    sp.add_argument("--ray", default=None, help="run on Ray: 'auto' (`ray start` on this machine), 'local' "
+                    "(a new instance) or HOST:PORT of a cluster's head; default: a local process pool")
+    sp.add_argument("--workers", type=int, default=0, help="local pool size (default 0 = one per CPU)")
+    sp.add_argument("--point-timeout", type=float, default=None, help="seconds per point (0 = no limit)")
+    sp.add_argument("--target-fps", type=float, default=None, help="report the least-LUT point reaching it")
+    sp.add_argument("--device", default=None, help="for --target-fps: ecp5-85k, ice40-up5k, ... or an ASIC "
+                    "library (least area); alone, it also sets --devices")
+    sp.add_argument("--out", default=None, help="default: explore.out (build/explore)")
+    sp.add_argument("--quiet", action="store_true")
     sp = add("engine-plan", cmd_engine_plan, "the decoder engine's PE array for a target frame rate and resolution "
              "(cycle model), and whether a device can reach it")
     sp.add_argument("--resolution", required=True, help="WIDTHxHEIGHT, e.g. 1920x1080")

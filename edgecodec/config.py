@@ -318,6 +318,64 @@ class PruneConfig:
         parse_resolution(self.resolution)
 
 
+EXPLORE_DEVICES = ("ecp5-25k", "ecp5-45k", "ecp5-85k", "ice40-up5k", "xilinx-xc7")
+ASIC_LIBRARIES = ("sky130hd", "gf180mcu", "sg13g2")   # = hw.asic.LIBRARIES (not imported: config stays light)
+
+
+@dataclass(frozen=True)
+class ExploreConfig:
+    """Design-space exploration (`edgecodec explore`, README "Design-space exploration"): the grid of cells swept.
+
+    Parameters
+    ----------
+    pe, simd, dw_parallel : folding values (each must divide every swept channel count).
+    act_bits, weight_bits : activation / weight code widths (4..12).
+    channels : cell widths C.
+    devices : FPGA targets: ecp5-25k, ecp5-45k, ecp5-85k, ice40-up5k, xilinx-xc7 (a yosys estimate, no fit check).
+    libraries : ASIC libraries for `--asic` (sky130hd, gf180mcu, sg13g2).
+    resolution : frame WIDTHxHEIGHT; the cell runs on the frame / model.downsample.
+    clock_mhz : clock for fps without place and route (0 = nextpnr's default target: ECP5 50, iCE40 24, xc7 100).
+    sample : 0 = the whole grid; N = N points drawn from it with `seed`.
+    point_timeout_s : seconds a point may take before it is recorded as failed (0 = no limit).
+    out : folder of the table, plots and cache.
+    """
+
+    pe: tuple[int, ...] = (2, 4)
+    simd: tuple[int, ...] = (4,)
+    dw_parallel: tuple[int, ...] = (4,)
+    act_bits: tuple[int, ...] = (8,)
+    weight_bits: tuple[int, ...] = (8,)
+    channels: tuple[int, ...] = (16,)
+    devices: tuple[str, ...] = ("ecp5-85k",)
+    libraries: tuple[str, ...] = ("sky130hd",)
+    resolution: str = "320x192"
+    clock_mhz: float = 0.0
+    sample: int = 0
+    seed: int = 0
+    point_timeout_s: float = 3600.0
+    out: str = "build/explore"
+
+    def validate(self) -> None:
+        for name in ("pe", "simd", "dw_parallel", "act_bits", "weight_bits", "channels", "devices", "libraries"):
+            _check(len(getattr(self, name)) >= 1, f"explore.{name} must list at least one value")
+        for name in ("pe", "simd", "dw_parallel", "channels"):
+            _check(all(v >= 1 for v in getattr(self, name)), f"explore.{name} values must be >= 1")
+        for name in ("act_bits", "weight_bits"):
+            _check(all(4 <= v <= 12 for v in getattr(self, name)), f"explore.{name} values must be in [4, 12]")
+        for c in self.channels:
+            for name in ("pe", "simd", "dw_parallel"):
+                bad = [v for v in getattr(self, name) if c % v]
+                _check(not bad, f"explore.{name} {bad} must divide every explore.channels value (C={c})")
+        bad = [d for d in self.devices if d not in EXPLORE_DEVICES]
+        _check(not bad, f"explore.devices: unknown {bad}; choose from {', '.join(EXPLORE_DEVICES)}")
+        bad = [lib for lib in self.libraries if lib not in ASIC_LIBRARIES]
+        _check(not bad, f"explore.libraries: unknown {bad}; choose from {', '.join(ASIC_LIBRARIES)}")
+        parse_resolution(self.resolution)
+        _check(self.clock_mhz >= 0, "explore.clock_mhz must be >= 0")
+        _check(self.sample >= 0, "explore.sample must be >= 0 (0 = the whole grid)")
+        _check(self.point_timeout_s >= 0, "explore.point_timeout_s must be >= 0 (0 = no limit)")
+
+
 @dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -333,6 +391,7 @@ class Config:
     stae: StaeConfig = field(default_factory=StaeConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
+    explore: ExploreConfig = field(default_factory=ExploreConfig)
 
     def validate(self) -> "Config":
         self.model.validate()
@@ -348,6 +407,7 @@ class Config:
         self.stae.validate()
         self.engine.validate()
         self.prune.validate()
+        self.explore.validate()
         _check(self.engine.quality <= len(self.codec.lambdas),
                f"engine.quality must be one of the codec's qualities 1..{len(self.codec.lambdas)}")
         return self
@@ -359,7 +419,7 @@ class Config:
 _SECTIONS = {"model": ModelConfig, "quant": QuantConfig, "hw": HwConfig, "train": TrainConfig, "flow": FlowConfig,
              "fpga": FpgaConfig, "asic": AsicConfig, "baseline": BaselineConfig,
              "codec": CodecConfig, "codec_train": CodecTrainConfig, "stae": StaeConfig,
-             "engine": EngineConfig, "prune": PruneConfig}
+             "engine": EngineConfig, "prune": PruneConfig, "explore": ExploreConfig}
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -396,6 +456,13 @@ def from_dict(data: dict) -> Config:
                         isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
                     raise EdgecodecError(f"invalid config: {name}.{key} must be a list of numbers, got {value!r}")
                 value = tuple(float(v) for v in value)
+            elif isinstance(default, tuple) and default and isinstance(default[0], int):
+                if isinstance(value, int) and not isinstance(value, bool):
+                    value = [value]
+                if not isinstance(value, (list, tuple)) or not all(
+                        isinstance(v, int) and not isinstance(v, bool) for v in value):
+                    raise EdgecodecError(f"invalid config: {name}.{key} must be a list of integers, got {value!r}")
+                value = tuple(value)
             elif isinstance(default, tuple):
                 if isinstance(value, str):
                     value = [value]

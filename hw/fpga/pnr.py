@@ -152,8 +152,9 @@ def _check_args(family, device, package, speed, freq_mhz, dsp, constraints, rout
 def build_fpga(params: CellParams, height: int, width: int, hw: HwConfig, out_dir: Path, family: str = "ecp5",
                device: str = "85k", package: str | None = None, speed=None, freq_mhz: float | None = None,
                seed: int = 1, cache_dir: Path = YOWASP_CACHE, bus_bits: int = 8, dsp: str = "on",
-               constraints: Path | None = None, router: str = "router2") -> dict:
+               constraints: Path | None = None, router: str = "router2", place: bool = True) -> dict:
     """Synthesise, fit-check, place and route the cell on an FPGA and write its bitstream (see the module doc).
+    `place=False` stops after the fit check (see `implement`).
 
     Returns {family, device, part, package, speed, lut, ff, dsp, bram, lutram, carry, io_pins, capacity,
     utilisation, pnr_utilisation, fmax_mhz, clocks, target_mhz, timing_met, bitstream, pins, seconds:{synth, pnr,
@@ -164,18 +165,20 @@ def build_fpga(params: CellParams, height: int, width: int, hw: HwConfig, out_di
     out.mkdir(parents=True, exist_ok=True)
     write_fpga_verilog(params, height, width, hw, out / "design.v", bus_bits)  # checks bus_bits
     return implement(out / "design.v", TOP_NAME, io_bits(bus_bits), out, family, device, package, speed, freq_mhz,
-                     seed, cache_dir, dsp, constraints, router, per_block=True, extra={"bus_bits": bus_bits})
+                     seed, cache_dir, dsp, constraints, router, per_block=True, extra={"bus_bits": bus_bits},
+                     place=place)
 
 
 def implement(verilog: Path, top: str, io_pins: int, out_dir: Path, family: str = "ecp5", device: str = "85k",
               package: str | None = None, speed=None, freq_mhz: float | None = None, seed: int = 1,
               cache_dir: Path = YOWASP_CACHE, dsp: str = "on", constraints: Path | None = None,
               router: str = "router2", per_block: bool = False, extra: dict | None = None,
-              lut_mapper: str = "abc9", placer: str = "heap") -> dict:
+              lut_mapper: str = "abc9", placer: str = "heap", place: bool = True) -> dict:
     """Steps 2-5 of the module doc on any design: `verilog` (module `top`, `io_pins` I/O bits besides the clock)
     is copied to out_dir/design.v, synthesised, fit-checked, placed, routed and packed. `per_block` splits the
     resources by the cell's blocks (the cell's wrapper only). Returns the dict of `build_fpga` (without per_block
-    unless asked), `extra` merged in; also written to out_dir/fpga_report.json."""
+    unless asked), `extra` merged in; also written to out_dir/fpga_report.json. `place=False` stops after the fit
+    check: the synthesis counts and utilisation, no Fmax and no bitstream (``fmax_mhz`` None, ``placed`` False)."""
     dev, pkg, spd, target = _check_args(family, device, package, speed, freq_mhz, dsp, constraints, router)
     fam = dev.family
     if lut_mapper not in LUT_MAPPERS or (lut_mapper == "abc" and fam != "ecp5"):
@@ -200,6 +203,14 @@ def implement(verilog: Path, top: str, io_pins: int, out_dir: Path, family: str 
 
     # 2. fit check before place and route
     util = check_fit(used, dev, pkg, io_pins)
+    if not place:
+        result = {"family": fam, "device": dev.name, "part": dev.part, "package": pkg, "speed": spd,
+                  **used, "io_pins": io_pins, **(extra or {}), "dsp_mode": dsp, "placed": False,
+                  "capacity": dict(dev.capacity, io=dev.packages[pkg]), "utilisation": util, "fmax_mhz": None,
+                  "target_mhz": target, "seconds": {"synth": round(t_synth, 1)},
+                  **({"per_block": blocks} if per_block else {})}
+        write_json_atomic(out / "fpga_report.json", result, indent=2, sort_keys=True)
+        return result
 
     # 3. place and route
     if fam == "ecp5":
@@ -243,7 +254,7 @@ def implement(verilog: Path, top: str, io_pins: int, out_dir: Path, family: str 
 
     result = {
         "family": fam, "device": dev.name, "part": dev.part, "package": pkg, "speed": spd,
-        **used, "io_pins": io_pins, **(extra or {}), "dsp_mode": dsp, "seed": int(seed),
+        **used, "io_pins": io_pins, **(extra or {}), "dsp_mode": dsp, "seed": int(seed), "placed": True,
         "capacity": dict(dev.capacity, io=dev.packages[pkg]), "utilisation": util, "pnr_utilisation": pnr_util,
         "fmax_mhz": round(fmax, 2) if fmax is not None else None, "clocks": clocks, "target_mhz": target,
         "timing_met": bool(fmax is not None and fmax >= target),
