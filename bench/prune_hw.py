@@ -21,6 +21,8 @@ import platform
 import tempfile
 import time
 
+import numpy as np
+
 from base.paths import resolve
 
 BUDGETS = (0.5, 0.65, 0.8)
@@ -52,7 +54,8 @@ def weight_bits(int_state: dict) -> dict:
     bits = int(int_state["weight_bits"])
     layers = [ly for names in STACKS.values() for n in names for ly in conv_layers(int_state["nets"][n]["layers"])]
     conv = sum(ly.weights.size for ly in layers) * bits
-    gru = sum(sum(v.size for k, v in c.items() if hasattr(v, "size") and k.endswith("_w")) for c in int_state["dec_cells"]) * bits
+    gru = sum(np.asarray(v).size for c in int_state["dec_cells"] for k in ("dw_w", "fc1_w", "fc2_w", "w", "u")
+              for v in (c[k].values() if isinstance(c[k], dict) else [c[k]])) * bits
     return {"conv": int(conv), "largest_layer": int(max(ly.weights.size for ly in layers) * bits),
             "gru_layers": int(gru)}
 
