@@ -192,17 +192,18 @@ def cmd_engine_verilog(args) -> None:
     from edgecodec.config import parse_resolution
     from edgecodec.engine_plan import padded, square_shape
     from hw.engine.engine import EngineTop
-    from hw.engine.frame_program import gru_specs
+    from hw.engine.frame_program import check_fold, gru_specs
     from hw.rtl.emit import write_component_verilog
     cfg = _cfg(args)
     width, height = parse_resolution(args.resolution)
     if args.pe not in (1, 2, 4, 8, 16) or args.gru_pe not in (0, 1, 2, 4, 8, 16):
         raise EdgecodecError(f"engine-verilog: --pe {args.pe} and --gru-pe {args.gru_pe} must be powers of two up to "
-                             "16 (they must divide the GRU's 16 channels; --gru-pe 0: the array's PE)")
+                             "16 (they must divide the GRU's hidden size; --gru-pe 0: the array's PE)")
     pw, ph = padded(width, height)
     payload = ckpt.load(_checkpoints(args, cfg), args.quality)
     shape = square_shape(args.pe, args.max_width, args.gru_pe)
     shape.check()
+    check_fold(payload["int"], shape, "engine-verilog")      # a pruned checkpoint's widths: before anything is written
     top = EngineTop(shape, grus=gru_specs(payload["int"], (ph // 16, pw // 16)))
     path = write_component_verilog(top, "engine_top", Path(args.output))
     print(json.dumps({"verilog": str(path), "module": "engine_top", "pe": args.pe, "gru_pe": shape.gru_fold,

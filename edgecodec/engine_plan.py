@@ -120,6 +120,7 @@ def plan(int_state: dict, width: int, height: int, target_fps: float, clock_mhz:
     """The plan for the checkpoint's integer decoder `int_state` (checkpoint["int"]) on `device`
     (hw.fpga.devices.Device)."""
     from hw.engine.conv_unit import ConvUnit
+    from hw.engine.frame_program import decoder_fold_problems
     clock_note = "given"
     if clock_mhz is None:
         clock_mhz, clock_note = measured_clock()
@@ -130,6 +131,12 @@ def plan(int_state: dict, width: int, height: int, target_fps: float, clock_mhz:
     pw, ph = padded(width, height)
     full = 1 << math.ceil(math.log2(pw // 2))                        # the widest map: the packed frame
     widths = [w for w in (full, 512, 256, 128, 64) if w <= full]
+    # a pruned checkpoint's widths fold onto the arrays whose PE divides them (docs/pruning.md); none above 1 x 1
+    # (an odd hidden size or context, pruned with prune.multiple = 1) is refused, naming the layers
+    folds = {pe: decoder_fold_problems(int_state, square_shape(pe, 64, min(GRU_FOLD, pe))) for pe in ARRAYS}
+    if all(folds[pe] for pe in ARRAYS if pe > 1):
+        raise EdgecodecError("engine-plan: the checkpoint's decoder folds onto no array above 1 x 1: " +
+                             "; ".join(folds[2]) + " (prune with prune.multiple = the array's PE, e.g. 4)")
     rows = []
     for pe in ARRAYS:
         # the widest unit whose buffers fit the device's block RAM (narrower ones run the maps as strips)
@@ -145,7 +152,7 @@ def plan(int_state: dict, width: int, height: int, target_fps: float, clock_mhz:
         cycles = frame_cycles(int_state, pw, ph, shape)
         mults = multipliers(pe, min(GRU_FOLD, pe))
         fps = clock_mhz * 1e6 / max(cycles.values())
-        fits = []
+        fits = list(folds[pe])
         if mults > device.capacity["dsp"]:
             fits.append(f"{mults} multipliers > {device.capacity['dsp']}")
         if ebr > device.capacity["bram"]:

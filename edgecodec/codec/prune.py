@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 import model.codec.data as ds
 from model.codec.motion import search_lambda
-from model.codec.prune import DISTILL_STAGES, GatedCodec, shrink_codec
+from model.codec.prune import DISTILL_STAGES, GatedCodec, keep_strongest, shrink_codec
 from model.codec.train import LossWeights, inter_loss, intra_loss
 from model.prune import check_budget, decay_beta
 from model.proxy.train import cosine_lr
@@ -176,6 +176,34 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
     ckpt.save(path, payload)
     state_path.unlink(missing_ok=True)
     return summary(path, ckpt.load(path))
+
+
+def structural(teacher_ck: dict, cfg: Config, fraction: float, multiple: int, calib: torch.Tensor,
+               groups: dict[str, int] | None = None) -> dict:
+    """An *untrained* structural prune of a codec checkpoint (for sizing the hardware of a pruned decoder, not
+    for its rate-distortion): every group keeps round(fraction x its channels) of its largest-norm channels (or
+    `groups[g]` channels where given), snapped up to `multiple` as training's masks are; the channels are removed
+    and the integer model calibrated on `calib` as `prune` does. Returns the checkpoint payload (`prune.method`
+    "structural", `steps` 0)."""
+    if not 0 < fraction <= 1:
+        raise EdgecodecError(f"prune: a kept fraction must be in (0, 1], got {fraction}")
+    student = copy.deepcopy(teacher_ck["codec"]).eval()
+    gated = GatedCodec(student, None, multiple)
+    kept = {g: max(1, round(fraction * grp.units)) for g, grp in gated.groups.items()}
+    kept.update(groups or {})
+    keep_strongest(gated, kept)
+    width, height = parse_resolution(cfg.prune.resolution)
+    gop = int(teacher_ck["gop"])
+    dense = gated.decoder_macs(gated.full(), height, width, gop)
+    narrow, widths = shrink_codec(gated)
+    got = gated.kept()
+    pruned = gated.decoder_macs(got, height, width, gop)
+    meta = {"teacher": teacher_ck["hash"], "budget": None, "method": "structural", "multiple": multiple,
+            "steps": 0, "fraction": fraction, "groups": got, "resolution": cfg.prune.resolution,
+            "decoder_macs": {"dense": _rounded(dense), "pruned": _rounded(pruned),
+                             "removed": round(1 - pruned["gop_mean"] / dense["gop_mean"], 4)}}
+    key = content_hash({"teacher": teacher_ck["hash"], "structural": kept, "multiple": multiple}).hex()
+    return export(narrow, cfg, teacher_ck, calib, key, {"stages": []}, widths, meta)
 
 
 def _rounded(m: dict) -> dict:

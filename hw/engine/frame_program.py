@@ -45,6 +45,43 @@ def cell_specs(cells: list, latent_hw: tuple[int, int]) -> tuple[GruSpec, ...]:
     return tuple(GruSpec(p, h, w, 0 if n == 0 else cells[n - 1].f_h - p.f_x) for n, p in enumerate(cells))
 
 
+def fold_problems(cells: list, context: int | None, shape: EngineShape) -> list[str]:
+    """What keeps an engine of `shape` from running a decoder whose ASE-GRU layers are `cells` (CellParams) and
+    whose context map has `context` channels (None: not checked), each naming the layer and the count ([] when it
+    folds). A pruned checkpoint's widths are multiples of `prune.multiple` (docs/pruning.md): with multiple = PE they
+    fold. The GRU units read and write C/PE map words a pixel (PE lanes, no padding lanes) and fold C by `gru_fold`;
+    p_synth reads h_t and the context map concatenated, each a whole number of SIMD words."""
+    out = []
+    for n, p in enumerate(cells):
+        c = p.channels
+        if c % shape.pe:
+            out.append(f"decoder ASE-GRU layer {n}: hidden size C = {c} is not a multiple of the array's PE {shape.pe} "
+                       "(the lanes of a map word)")
+        if c % shape.gru_fold:
+            out.append(f"decoder ASE-GRU layer {n}: hidden size C = {c} is not a multiple of the GRU units' folding "
+                       f"{shape.gru_fold} (--gru-pe)")
+    if context is not None and context % shape.simd:
+        out.append(f"p_synth: its second input, p_context's {context} output channels, is not a multiple of the "
+                   f"array's SIMD {shape.simd} (the concatenated input's words)")
+    return out
+
+
+def decoder_fold_problems(int_state: dict, shape: EngineShape) -> list[str]:
+    """`fold_problems` of a checkpoint's integer decoder (checkpoint["int"])."""
+    cells = [CellParams.from_json(c) for c in int_state["dec_cells"]]
+    synth = conv_layers(int_state["nets"]["p_synth"]["layers"])[0]
+    return fold_problems(cells, synth.cin - cells[-1].channels, shape)
+
+
+def check_fold(int_state: dict, shape: EngineShape, what: str = "engine") -> None:
+    """Raise EdgecodecError naming every layer of the checkpoint's decoder an engine of `shape` cannot fold."""
+    problems = decoder_fold_problems(int_state, shape)
+    if problems:
+        raise EdgecodecError(f"{what}: the checkpoint's decoder does not fold onto a PE {shape.pe} x {shape.simd} "
+                             f"array with GRU folding {shape.gru_fold}: " + "; ".join(problems) +
+                             " (prune with prune.multiple a multiple of both, or choose --pe / --gru-pe dividing them)")
+
+
 def p_frame_extra_cycles(int_state: dict, latent_hw: tuple[int, int], shape: EngineShape) -> dict:
     """Cycles of a P-frame program's descriptors that are not convolutions (the cycle model of
     `program.program_cycles`): the warp, the GRU layers, the two adds."""
@@ -107,6 +144,9 @@ def p_frame_program_from_parts(parts: dict, latent_hw: tuple[int, int], shape: E
     as `hw.engine.from_qonnx.p_frame_from_qonnx` compiles them from the decoder's QONNX graph."""
     shape.check()
     P = shape.pe
+    problems = fold_problems(parts["cells"], parts["p_synth"][0].cin - parts["cells"][-1].channels, shape)
+    if problems:
+        raise EdgecodecError("engine: the P-frame program does not fold onto the engine: " + "; ".join(problems))
     specs = cell_specs(parts["cells"], latent_hw)
     img = Image(shape.data_bits // 8)
     lh, lw = latent_hw

@@ -16,7 +16,7 @@ import numpy as np
 from onnx import numpy_helper
 
 from base.errors import EdgecodecError
-from hw.engine.layers import ConvLayer, pre_shifts
+from hw.engine.layers import ConvLayer, aligned_bias, pre_shifts
 from quant.fixed_point import srange
 
 
@@ -140,7 +140,8 @@ def _walk_stack(w: _Walker, first, stop: tuple[str, ...]) -> tuple[list[ConvLaye
                 shuffle = 2
             t = node.output[0]
             node = w.next(t)
-        layers.append(ConvLayer(weights=weights, pre=pre.astype(np.int64), bias=bias, stride=stride[0],
+        layers.append(ConvLayer(weights=weights, pre=pre.astype(np.int64), bias=aligned_bias(bias, acc_f - of),
+                                stride=stride[0],
                                 shift=int(shift), lo=olo, hi=ohi, out_bits=bits, shuffle=shuffle))
         f = of
     if not layers:

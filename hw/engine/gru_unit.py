@@ -7,7 +7,7 @@ One layer step (`quant.cell.golden.cell_step`, docs/numerics.md steps 1-8) over 
   block computes sigma from them, the pixels follow;
 - `x` and `h` take the engine's map words (`hw.engine.program`: a pixel is C/n words of n lanes of `lane_bits`,
   n = `lanes`); x is requantized on entry by `x_shift` (the grid step between the previous layer's h and this
-  layer's x, 0 when they match), goes through the depth-wise projector, and meets h_{t-1} of the same pixel at the
+  layer's x, 0 when they match, < 0 a left shift), goes through the depth-wise projector, and meets h_{t-1} of the same pixel at the
   gate datapath. h_{t-1} waits in a FIFO of one row and a few pixels, so a memory that sends x row r+1 after h row r
   (the projector needs row r+1 to finish row r) never stalls;
 - `o` gives h_t in the same word format (lanes sign-extended), raster order;
@@ -86,7 +86,9 @@ class GruUnit(wiring.Component):
     height, width : map size.
     lanes, lane_bits, word_bits : the engine's map words (lanes codes of lane_bits in the low bits of a word).
     pe, simd, dw_parallel : folding of the gate array and the projector (divisors of C).
-    x_shift : requantization of x on entry (>= 0).
+    x_shift : requantization of x on entry: round half to even and saturate (> 0), or an exact left shift and
+        saturate (< 0: the next layer's x on a finer grid than this one's h, as the calibration of a pruned
+        checkpoint can give; `fixed.requant`, the integer model's `fp.requant`).
     """
 
     def __init__(self, params: CellParams, height: int, width: int, *, lanes: int, lane_bits: int,
@@ -100,8 +102,6 @@ class GruUnit(wiring.Component):
         for name, v in (("pe", pe), ("simd", simd), ("dw_parallel", dw_parallel)):
             if v < 1 or c % v:
                 raise EdgecodecError(f"engine: GRU unit: {name}={v} must divide channels={c}")
-        if x_shift < 0:
-            raise EdgecodecError(f"engine: the GRU's input shift must be >= 0, got {x_shift}")
         self.params, self.height, self.width = params, height, width
         self.lanes, self.lane_bits, self.word_bits, self.x_shift = lanes, lane_bits, word_bits, x_shift
         try:

@@ -4,7 +4,7 @@
 8-bit weight codes on per-output-channel grids f_w. The unit needs, per convolution: the weight codes, a
 per-channel pre-shift ``max(f_w) - f_w[c]`` (so ``(w << pre) * x = (w * x) << pre``), the bias on the aligned grid,
 one requantisation shift >= 0 (a negative shift of the integer model is an exact left shift: it joins the
-pre-shifts), and one output clamp [lo, hi] that folds the saturation to ``bits`` and a following ReLU or
+pre-shifts, and the bias, added before it, moves left with it: `aligned_bias`), and one output clamp [lo, hi] that folds the saturation to ``bits`` and a following ReLU or
 Hardtanh. A PixelShuffle after the convolution is kept as the layer's ``shuffle`` factor (an output ordering).
 """
 
@@ -50,6 +50,14 @@ def pre_shifts(fw: np.ndarray, shift: int) -> tuple[np.ndarray, int]:
     return (pre - shift, 0) if shift < 0 else (pre, shift)
 
 
+def aligned_bias(bias: np.ndarray, shift: int) -> np.ndarray:
+    """The bias codes where the unit adds them, after the pre-shifts: the integer model adds the bias before its
+    requantisation, so when a negative `shift` joins the pre-shifts (`pre_shifts`) the bias moves left with it
+    (seen on pruned checkpoints, whose calibration can give a layer a coarser accumulator than its output grid)."""
+    bias = np.asarray(bias, dtype=np.int64)
+    return bias << -shift if shift < 0 else bias
+
+
 def conv_layers(layers: list[dict]) -> list[ConvLayer]:
     """The ConvLayers of an IntSequential layer list (its `layers`), activations folded into the clamps."""
     out: list[ConvLayer] = []
@@ -81,7 +89,7 @@ def conv_layers(layers: list[dict]) -> list[ConvLayer]:
             else:
                 raise EdgecodecError(f"engine: unknown layer kind {nxt['kind']!r}")
             i += 1
-        out.append(ConvLayer(weights=w, pre=pre, bias=np.asarray(layer["b"], dtype=np.int64),
+        out.append(ConvLayer(weights=w, pre=pre, bias=aligned_bias(layer["b"], int(layer["shift"])),
                              stride=int(layer["stride"]), shift=shift, lo=lo, hi=hi, out_bits=int(layer["bits"]),
                              shuffle=shuffle))
     return out

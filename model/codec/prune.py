@@ -320,3 +320,18 @@ def codec_from_state(shape: CodecShape, state: dict) -> VideoCodec:
     codec.load_state_dict(state)
     codec_structure(codec)          # the widths must chain: each layer reads what its producers make
     return codec.eval()
+
+
+def keep_strongest(gated: GatedCodec, kept: dict[str, int]) -> None:
+    """Set each named group's tau so that its hard mask keeps the `kept[group]` channels of largest norm (then
+    snapped up to the gate's multiple, as training's masks are): a structural prune without training, for sizing
+    the hardware of a pruned decoder. Groups not named keep every channel."""
+    with torch.no_grad():
+        for g, grp in gated.groups.items():
+            n = int(kept.get(g, grp.units))
+            if not 1 <= n <= grp.units:
+                raise EdgecodecError(f"prune: group {g} has {grp.units} channels, cannot keep {n}")
+            norms = torch.sort(gated.norms(g).detach(), descending=True).values
+            # tau between the n-th and the (n+1)-th norm: exactly n above it (ties: the stable order decides)
+            tau = -1.0 if n == grp.units else float(norms[n - 1] + norms[n]) / 2
+            gated.gate(g).tau.fill_(tau)
