@@ -91,6 +91,7 @@ def test_cli_encode_decode_eval_accept_a_pruned_checkpoint(setup, tmp_path, caps
     assert json.loads(capsys.readouterr().out)["reachable"] is True
 
 
+@pytest.mark.slow      # the resume test below already compares a second run's bytes with the fixture's
 def test_the_same_seed_gives_the_same_bytes(setup, tmp_path):
     cfg_path, teacher, out = setup
     assert main(["prune", str(teacher), "--config", str(cfg_path), "--quiet", "--out", str(tmp_path / "again")]) == 0
