@@ -381,7 +381,7 @@ def write_csv(rows: list[dict], path: Path) -> Path:
     w.writeheader()
     for r in rows:
         w.writerow(r)
-    return write_text_atomic(Path(path), buf.getvalue()) or Path(path)
+    return write_text_atomic(Path(path), buf.getvalue())
 
 
 def _svg_plot(rows: list[dict], front: list[dict], x: str, y: str, title: str) -> str:

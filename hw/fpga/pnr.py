@@ -203,12 +203,12 @@ def implement(verilog: Path, top: str, io_pins: int, out_dir: Path, family: str 
 
     # 2. fit check before place and route
     util = check_fit(used, dev, pkg, io_pins)
+    common = {"family": fam, "device": dev.name, "part": dev.part, "package": pkg, "speed": spd,
+              **used, "io_pins": io_pins, **(extra or {}), "dsp_mode": dsp,
+              "capacity": dict(dev.capacity, io=dev.packages[pkg]), "utilisation": util, "target_mhz": target,
+              **({"per_block": blocks} if per_block else {})}
     if not place:
-        result = {"family": fam, "device": dev.name, "part": dev.part, "package": pkg, "speed": spd,
-                  **used, "io_pins": io_pins, **(extra or {}), "dsp_mode": dsp, "placed": False,
-                  "capacity": dict(dev.capacity, io=dev.packages[pkg]), "utilisation": util, "fmax_mhz": None,
-                  "target_mhz": target, "seconds": {"synth": round(t_synth, 1)},
-                  **({"per_block": blocks} if per_block else {})}
+        result = {**common, "placed": False, "fmax_mhz": None, "seconds": {"synth": round(t_synth, 1)}}
         write_json_atomic(out / "fpga_report.json", result, indent=2, sort_keys=True)
         return result
 
@@ -253,14 +253,11 @@ def implement(verilog: Path, top: str, io_pins: int, out_dir: Path, family: str 
     (out / tmp_bit).replace(out / bit)
 
     result = {
-        "family": fam, "device": dev.name, "part": dev.part, "package": pkg, "speed": spd,
-        **used, "io_pins": io_pins, **(extra or {}), "dsp_mode": dsp, "seed": int(seed), "placed": True,
-        "capacity": dict(dev.capacity, io=dev.packages[pkg]), "utilisation": util, "pnr_utilisation": pnr_util,
-        "fmax_mhz": round(fmax, 2) if fmax is not None else None, "clocks": clocks, "target_mhz": target,
+        **common, "seed": int(seed), "placed": True, "pnr_utilisation": pnr_util,
+        "fmax_mhz": round(fmax, 2) if fmax is not None else None, "clocks": clocks,
         "timing_met": bool(fmax is not None and fmax >= target),
         "bitstream": str(out / bit), "pins": _placed_pins(out / "placed.json", fam),
         "seconds": {"synth": round(t_synth, 1), "pnr": round(t_pnr, 1), "pack": round(t_pack, 1)},
-        **({"per_block": blocks} if per_block else {}),
     }
     if fmax is None:
         raise EdgecodecError(f"nextpnr reported no clock Fmax; see {out / 'nextpnr.log'}")
