@@ -90,18 +90,21 @@ def cmd_train_proxy(args) -> None:
 def cmd_train(args) -> None:
     import dataclasses
     from edgecodec.codec.recipe import train
+    from model.distributed import is_main_process
     cfg = _cfg(args)
     if args.data:
         cfg = dataclasses.replace(cfg, codec_train=dataclasses.replace(cfg.codec_train, data=tuple(args.data)))
         cfg.validate()
     out = args.out or resolve(cfg.codec.checkpoints)
     paths = train(cfg, out, args.quality, progress=not args.quiet, retrain=args.retrain, device=args.device)
-    print(json.dumps([str(p) for p in paths], indent=2))
+    if is_main_process():
+        print(json.dumps([str(p) for p in paths], indent=2))
 
 
 def cmd_prune(args) -> None:
     import dataclasses
     from edgecodec.codec.prune import prune
+    from model.distributed import is_main_process
     cfg = _cfg(args)
     if args.data:
         cfg = dataclasses.replace(cfg, codec_train=dataclasses.replace(cfg.codec_train, data=tuple(args.data)))
@@ -109,8 +112,10 @@ def cmd_prune(args) -> None:
         cfg = dataclasses.replace(cfg, prune=dataclasses.replace(cfg.prune, steps=args.steps))
     if args.data or args.steps is not None:
         cfg.validate()
-    s = prune(cfg, args.teacher, args.out, args.budget, args.method, progress=not args.quiet, retrain=args.retrain)
-    print(json.dumps(s, indent=2))
+    s = prune(cfg, args.teacher, args.out, args.budget, args.method, progress=not args.quiet, retrain=args.retrain,
+              device=args.device)
+    if is_main_process():
+        print(json.dumps(s, indent=2))
 
 
 def _checkpoints(args, cfg) -> str:
@@ -362,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument(f"--no-{st}", action="store_true", help=f"skip {what}")
     sp.add_argument("--all-targets", action="store_true",
                     help="longer sweep: every ECP5 device and every liberty library")
-    sp = add("train", cmd_train, "train the video codec: one checkpoint per quality (resumable, seeded)")
+    sp = add("train", cmd_train, "train the video codec: one checkpoint per quality (resumable, seeded; "
+             "data-parallel under torchrun: `torchrun --nproc-per-node N -m edgecodec.cli train ...`)")
     sp.add_argument("--data", action="append", help="Y4M/MP4 file, folder of sequences or Vimeo-90K root "
                     "(repeatable; default: codec_train.data)")
     sp.add_argument("--out", default=None, help="checkpoint folder (default: codec.checkpoints)")
@@ -372,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="cpu (default, bit-reproducible) or cuda")
     sp.add_argument("--quiet", action="store_true")
     sp = add("prune", cmd_prune, "structured pruning of a codec checkpoint to a decoder-MAC budget (gradient decay, "
-             "layer-wise distillation; resumable, seeded) -> <out>/codec_q<N>.pt")
+             "layer-wise distillation; resumable, seeded; data-parallel under torchrun) -> <out>/codec_q<N>.pt")
     sp.add_argument("teacher", help="the dense teacher: a codec checkpoint file, e.g. checkpoints/codec_q1.pt")
     sp.add_argument("--out", default=None, help="folder of the pruned checkpoint (default: prune.out)")
     sp.add_argument("--budget", type=float, default=None,
@@ -382,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--steps", type=int, default=None, help="default: prune.steps")
     sp.add_argument("--data", action="append", help="training data (repeatable; default: codec_train.data)")
     sp.add_argument("--retrain", action="store_true", help="ignore a finished pruned checkpoint of the same recipe")
+    sp.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                    help="cpu (default, bit-reproducible) or cuda")
     sp.add_argument("--quiet", action="store_true")
     sp = add("train-proxy", cmd_train_proxy, "the flow's proxy model: train, calibrate, QAT fine-tune")
     sp.add_argument("--quiet", action="store_true")
@@ -526,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edgecodec: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if "model.distributed" in sys.modules:      # leave a torchrun process group (train, prune)
+            sys.modules["model.distributed"].finish()
     return rc if isinstance(rc, int) else 0
 
 

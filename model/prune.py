@@ -91,7 +91,7 @@ class ChannelGate(nn.Module):
         n = len(norms)
         above = int((norms > self.tau.detach()).sum())
         want = min(n, -(-max(1, above) // self.multiple) * self.multiple)
-        mask = torch.zeros(n)
+        mask = torch.zeros(n, device=norms.device)
         mask[torch.argsort(norms, descending=True, stable=True)[:want]] = 1.0
         return mask
 

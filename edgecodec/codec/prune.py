@@ -22,12 +22,14 @@ import json
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 import model.codec.data as ds
 from model.codec.motion import search_lambda
 from model.codec.prune import DISTILL_STAGES, GatedCodec, keep_strongest, shrink_codec
 from model.codec.train import LossWeights, inter_loss, intra_loss
+from model.distributed import World, current, rank_seed
 from model.prune import check_budget, decay_beta
 from model.proxy.train import cosine_lr
 from quant.codec.int_codec import build, nearest_rows
@@ -72,10 +74,38 @@ def prune_key(cfg: Config, teacher: dict, budget: float, method: str) -> str:
     return content_hash(teacher["hash"], p, train, loss, d["quant"], budget, method).hex()
 
 
+class PruneLoss(nn.Module):
+    """One pruning step's loss as a module (what DistributedDataParallel wraps): forward(frames, stage) ->
+    (loss, info with the soft MAC fraction and the stage's distillation distance)."""
+
+    def __init__(self, gated: GatedCodec, lw: LossWeights, dense_macs: float, resolution: tuple[int, int],
+                 gop: int, budget_weight: float, distill_weight: float, target: float):
+        super().__init__()
+        self.gated, self.lw, self.dense, self.resolution, self.gop = gated, lw, dense_macs, resolution, gop
+        self.budget_weight, self.distill_weight, self.target = budget_weight, distill_weight, target
+
+    def forward(self, frames: torch.Tensor, stage: str) -> tuple[torch.Tensor, dict]:
+        gated, student = self.gated, self.gated.codec
+        gated.recorder = []
+        li, ii = intra_loss(student, frames[:, 0], self.lw)
+        lp, ip = inter_loss(student, frames, self.lw)
+        dist = gated.distortions(stage)
+        gated.recorder = None
+        d = torch.stack(dist).mean() if dist else torch.zeros((), device=frames.device)
+        height, width = self.resolution
+        soft = gated.decoder_macs(gated.soft_kept(), height, width, self.gop)["gop_mean"] / self.dense
+        loss = li + lp + self.budget_weight * torch.relu(soft - self.target) + self.distill_weight * d
+        return loss, {"D_I": ii["D"], "D_P": ip["D"], "bpp_P": ip["bpp"], "soft": float(soft.detach()),
+                      "distill": float(d.detach())}
+
+
 def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = None, budget: float | None = None,
-          method: str | None = None, progress: bool = True, retrain: bool = False) -> dict:
+          method: str | None = None, progress: bool = True, retrain: bool = False, device: str = "cpu") -> dict:
     """Prune the teacher checkpoint to `budget` (default prune.budget) with `method` (default prune.method);
-    returns a summary (checkpoint path, widths, decoder MACs before/after)."""
+    returns a summary (checkpoint path, widths, decoder MACs before/after).
+
+    device "cuda" trains on a GPU (not bit-reproducible); the export runs on the CPU. Started by torchrun, every
+    process trains on its share of each batch (model/distributed.py) and rank 0 alone writes files."""
     p, t = cfg.prune, cfg.codec_train
     budget = check_budget(p.budget if budget is None else budget)
     method = p.method if method is None else method
@@ -87,6 +117,13 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
     path = ckpt.path_for(out_dir, quality)
     if Path(teacher_path).resolve() == path.resolve():
         raise EdgecodecError(f"prune: the output {path} would overwrite the teacher")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise EdgecodecError("--device cuda: no CUDA device is visible to torch")
+    world = current(device)
+    world.check_batch(t.batch, "codec_train.batch")
+    device = world.device(device)
     key = prune_key(cfg, teacher_ck, budget, method)
     if not retrain and path.is_file():
         try:
@@ -98,16 +135,18 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
     seqs = ds.list_sequences([resolve(d) for d in t.data])
     width, height = parse_resolution(p.resolution)
     gop = int(teacher_ck["gop"])
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=device != "cpu")
     torch.manual_seed(p.seed)
-    teacher = teacher_ck["codec"].eval()
+    teacher = teacher_ck["codec"].eval().to(device)
     for prm in teacher.parameters():
         prm.requires_grad_(False)
     student = copy.deepcopy(teacher)
     for prm in student.parameters():
         prm.requires_grad_(True)
-    gated = GatedCodec(student, teacher, p.multiple, p.temperature)
+    gated = GatedCodec(student, teacher, p.multiple, p.temperature).to(device)
     dense = gated.decoder_macs(gated.full(), height, width, gop)
+    if world.rank:                      # the same weights, its own noise
+        torch.manual_seed(rank_seed(p.seed, world.rank))
     weights = list(student.parameters())
     taus = list(gated.gates.parameters())
     opt = torch.optim.Adam([{"params": weights, "lr": p.lr}, {"params": taus, "lr": p.tau_lr}])
@@ -120,47 +159,50 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
         gated.load_state_dict(res["gated"])
         opt.load_state_dict(res["opt"])
         sampler.gen.set_state(res["sampler"])
-        torch.set_rng_state(res["rng"])
+        _restore_rng(res, world, p.seed)
         run = res["run"]
     target = 1.0 - budget
-    bar = tqdm(range(run["step"], p.steps), desc=f"prune q{quality} {method} {budget:g}", disable=not progress,
-               dynamic_ncols=True, initial=run["step"], total=p.steps)
+    step_loss = world.wrap(PruneLoss(gated, lw, dense["gop_mean"], (height, width), gop, p.budget_weight,
+                                     p.distill_weight, target))
+    bar = tqdm(range(run["step"], p.steps), desc=f"prune q{quality} {method} {budget:g}",
+               disable=not (progress and world.main), dynamic_ncols=True, initial=run["step"], total=p.steps)
     student.train()
     for step in bar:
         opt.param_groups[0]["lr"] = cosine_lr(p.lr, step, p.steps)
         gated.set_beta(beta_at(method, step, p.steps, p.decay_start, p.decay_end))
-        frames = sampler.batch(t.batch)
-        gated.recorder = []
-        li, ii = intra_loss(student, frames[:, 0], lw)
-        lp, ip = inter_loss(student, frames, lw)
+        frames = world.share(sampler.batch(t.batch)).to(device)
         stage = DISTILL_STAGES[run["stage"]]
-        dist = gated.distortions(stage)
-        gated.recorder = None
-        d = torch.stack(dist).mean() if dist else torch.zeros(())
-        soft = gated.decoder_macs(gated.soft_kept(), height, width, gop)["gop_mean"] / dense["gop_mean"]
-        loss = li + lp + p.budget_weight * torch.relu(soft - target) + p.distill_weight * d
+        loss, parts = step_loss(frames, stage)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(weights + taus, 5.0)
         opt.step()
         hard = gated.decoder_macs(gated.kept(), height, width, gop)["gop_mean"] / dense["gop_mean"]
-        dv = float(d.detach())
+        parts = world.mean({**parts, "loss": float(loss.detach())})     # every rank takes the same decisions
+        dv = parts["distill"]
         run["ema"] = dv if run["ema"] is None else EMA * run["ema"] + (1 - EMA) * dv
-        info = {"step": step, "stage": stage, "loss": round(float(loss.detach()), 4), "D_I": round(ii["D"], 3),
-                "D_P": round(ip["D"], 3), "bpp_P": round(ip["bpp"], 4), "macs": round(hard, 4),
-                "soft_macs": round(float(soft.detach()), 4), "distill": round(dv, 5)}
+        info = {"step": step, "stage": stage, "loss": round(parts["loss"], 4), "D_I": round(parts["D_I"], 3),
+                "D_P": round(parts["D_P"], 3), "bpp_P": round(parts["bpp_P"], 4), "macs": round(hard, 4),
+                "soft_macs": round(parts["soft"], 4), "distill": round(dv, 5)}
         run["log"] = (run["log"] + [info])[-50:]
         if run["stage"] + 1 < len(DISTILL_STAGES) and (
                 (hard <= target and run["ema"] < p.stage_threshold) or step + 1 - run["stage_start"] >= p.stage_steps):
             run.update(stage=run["stage"] + 1, stage_start=step + 1, ema=None)
-        bar.set_postfix(stage=stage, macs=f"{hard:.3f}", distill=f"{dv:.4f}", D_P=f"{ip['D']:.1f}")
+        bar.set_postfix(stage=stage, macs=f"{hard:.3f}", distill=f"{dv:.4f}", D_P=f"{parts['D_P']:.1f}")
         run["step"] = step + 1
         if run["step"] % p.save_every == 0 and run["step"] < p.steps:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_path(state_path) as tmp:
-                torch.save({"key": key, "gated": gated.state_dict(), "opt": opt.state_dict(),
-                            "sampler": sampler.gen.get_state(), "rng": torch.get_rng_state(), "run": run}, tmp)
+            rngs = world.gather(torch.get_rng_state())
+            if world.main:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                with atomic_path(state_path) as tmp:
+                    torch.save({"key": key, "gated": {k: v.cpu() for k, v in gated.state_dict().items()},
+                                "opt": _cpu(opt.state_dict()), "sampler": sampler.gen.get_state(), "rng": rngs[0],
+                                **({"rng_ranks": rngs} if world.parallel else {}), "run": run}, tmp)
     student.eval()
+    gated.cpu()
+    if not world.main:                  # rank 0 exports; the others wait for the file
+        world.barrier()
+        return summary(path, ckpt.load(path))
     narrow, widths = shrink_codec(gated)
     kept = gated.kept()
     pruned = gated.decoder_macs(kept, height, width, gop)
@@ -175,6 +217,7 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
     payload = export(narrow, cfg, teacher_ck, calib, key, log, widths, meta)
     ckpt.save(path, payload)
     state_path.unlink(missing_ok=True)
+    world.barrier()
     return summary(path, ckpt.load(path))
 
 
@@ -236,6 +279,29 @@ def summary(path: Path, ck: dict) -> dict:
     return {"checkpoint": str(path), "quality": int(ck["quality"]), "budget": meta.get("budget"),
             "method": meta.get("method"), "groups": meta.get("groups"), "resolution": meta.get("resolution"),
             "decoder_macs": meta.get("decoder_macs"), "hash": ck["hash"]}
+
+
+def _cpu(obj):
+    """An optimizer state with its tensors on the CPU (what a resume file holds, whatever the device)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_cpu(v) for v in obj]
+    return obj
+
+
+def _restore_rng(res: dict, world: World, seed: int) -> None:
+    """This rank's generator from a state file (one written by a different number of processes: ranks > 0
+    reseeded from the step; the run resumes, not to the bytes of an uninterrupted one)."""
+    ranks = res.get("rng_ranks") or [res["rng"]]
+    if len(ranks) == world.size:
+        torch.set_rng_state(ranks[world.rank])
+    elif world.rank == 0:
+        torch.set_rng_state(res["rng"])
+    else:
+        torch.manual_seed(rank_seed(seed + 7919 * res["run"]["step"], world.rank))
 
 
 def _load_state(path: Path, key: str) -> dict | None:

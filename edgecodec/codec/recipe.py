@@ -20,6 +20,7 @@ from model.codec.motion import search_lambda
 from model.codec.network import VideoCodec
 from model.codec.train import LossWeights, run_stage
 from model.codec.data import CropSampler, list_sequences
+from model.distributed import World, current, rank_seed
 from edgecodec.entropy import pmf_table, scale_table
 from quant.codec.int_codec import build, nearest_rows
 
@@ -106,7 +107,9 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
     """Train (or resume) the checkpoints of `qualities` (default: all lambdas) into out_dir.
 
     device "cuda" trains on a GPU (not bit-reproducible: some CUDA kernels have no deterministic version);
-    the export (calibration, integer model) always runs on the CPU."""
+    the export (calibration, integer model) always runs on the CPU. Started by torchrun, every process trains on
+    its share of each batch (model/distributed.py: gradients averaged by DistributedDataParallel, NCCL on GPUs,
+    gloo on CPUs) and rank 0 alone writes the checkpoints and resume states."""
     c, t = cfg.codec, cfg.codec_train
     n = len(c.lambdas)
     wanted = sorted(set(qualities or range(1, n + 1)))
@@ -119,10 +122,14 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise EdgecodecError("--device cuda: no CUDA device is visible to torch")
+    world = current(device)
+    world.check_batch(t.batch, "codec_train.batch")
+    device = world.device(device)
     torch.use_deterministic_algorithms(True, warn_only=device != "cpu")
     seqs = list_sequences([resolve(d) for d in t.data])
     written, prev_state = [], None
     for q in range(n, min(wanted) - 1, -1):
+        world.barrier()                 # every rank sees the files rank 0 wrote for the previous quality
         path = ckpt.path_for(out_dir, q)
         key = recipe_key(cfg, q)
         if not retrain and _existing(path, key):
@@ -134,6 +141,8 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
         codec = VideoCodec(ckpt.shape_of(cfg))
         if prev_state is not None:
             codec.load_state_dict(prev_state)
+        if world.rank:                  # the same weights, its own noise
+            torch.manual_seed(rank_seed(t.seed + q, world.rank))
         steps = {"intra": t.intra_steps, "inter": t.inter_steps} if q == n else \
             {"intra": t.finetune_intra_steps, "inter": t.finetune_steps}
         w = LossWeights(c.lambdas[q - 1], c.ssim_weight, c.motion_lambda, t.search_range,
@@ -143,7 +152,7 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
         ikey = intra_key(cfg, q)
         res = _load_resume(resume_path, key) or _load_intra(intra_path, ikey)
         sampler_q = CropSampler(seqs, t.seq_len, t.crop, t.seed + 1000 * q) if res is None else \
-            _restore(res, codec, seqs, t)
+            _restore(res, codec, seqs, t, world)
         log, t0 = {"stages": {}}, time.time()
         if res is not None:
             log = res["log"]
@@ -154,31 +163,37 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
             opt_state = res["opt"] if res is not None and res["stage"] == stage else None
 
             def save_resume(step, opt, stage=stage):
-                with atomic_path(resume_path) as tmp:
-                    torch.save({"recipe": key, "stage": stage, "step": step,
-                                "float": {k: v.cpu() for k, v in codec.state_dict().items()},
-                                "opt": opt.state_dict(), "sampler": sampler_q.gen.get_state(),
-                                "rng": torch.get_rng_state(), "log": log}, tmp)
+                rngs = _rngs(world)
+                if world.main:
+                    with atomic_path(resume_path) as tmp:
+                        torch.save({"recipe": key, "stage": stage, "step": step,
+                                    "float": {k: v.cpu() for k, v in codec.state_dict().items()},
+                                    "opt": opt.state_dict(), "sampler": sampler_q.gen.get_state(),
+                                    **rngs, "log": log}, tmp)
 
             codec.to(device)
             hist = run_stage(codec, stage, sampler_q, steps[stage], start, t.batch, t.lr, w, opt_state, progress,
-                             f"q{q} {stage}", save_resume, device=device)
+                             f"q{q} {stage}", save_resume, device=device, world=world)
             codec.cpu()
             log["stages"].setdefault(stage, []).extend(
                 {k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()} for h in hist[-20:])
             res = None
             if stage == "intra":
-                with atomic_path(intra_path) as tmp:
-                    torch.save({"intra_key": ikey, "float": {k: v.cpu() for k, v in codec.state_dict().items()},
-                                "sampler": sampler_q.gen.get_state(), "rng": torch.get_rng_state(), "log": log}, tmp)
+                rngs = _rngs(world)
+                if world.main:
+                    with atomic_path(intra_path) as tmp:
+                        torch.save({"intra_key": ikey, "float": {k: v.cpu() for k, v in codec.state_dict().items()},
+                                    "sampler": sampler_q.gen.get_state(), **rngs, "log": log}, tmp)
         log["seconds"] = round(time.time() - t0, 1)
-        calib = CropSampler(seqs, t.seq_len, t.crop, t.seed + 7).batch(4)
-        payload = export(codec, cfg, q, calib, log)
-        ckpt.save(path, payload)
-        resume_path.unlink(missing_ok=True)
+        if world.main:
+            calib = CropSampler(seqs, t.seq_len, t.crop, t.seed + 7).batch(4)
+            payload = export(codec, cfg, q, calib, log)
+            ckpt.save(path, payload)
+            resume_path.unlink(missing_ok=True)
         prev_state = codec.state_dict()
         if q in wanted:
             written.append(path)
+    world.barrier()                     # the last checkpoint is written before any rank returns
     return written[::-1]
 
 
@@ -205,9 +220,25 @@ def _load_intra(path: Path, key: str) -> dict | None:
     return {**snap, "stage": "inter", "step": 0, "opt": None}
 
 
-def _restore(res: dict, codec: VideoCodec, seqs, t) -> CropSampler:
+def _rngs(world: World) -> dict:
+    """The random generator states to keep (collective: called on every rank): rank 0's as "rng" (what one process
+    writes), all ranks' as "rng_ranks" under several processes."""
+    states = world.gather(torch.get_rng_state())
+    return {"rng": states[0], **({"rng_ranks": states} if world.parallel else {})}
+
+
+def _restore(res: dict, codec: VideoCodec, seqs, t, world: World) -> CropSampler:
+    """Weights, sampler and this rank's generator from a resume state. A state written by a different number of
+    processes resumes too (same weights, sampler and optimizer; ranks > 0 reseeded from the step), but not to the
+    bytes of an uninterrupted run."""
     codec.load_state_dict(res["float"])
-    torch.set_rng_state(res["rng"])
+    ranks = res.get("rng_ranks") or [res["rng"]]
+    if len(ranks) == world.size:
+        torch.set_rng_state(ranks[world.rank])
+    elif world.rank == 0:
+        torch.set_rng_state(res["rng"])
+    else:
+        torch.manual_seed(rank_seed(t.seed + 7919 * res["step"], world.rank))
     sampler = CropSampler(seqs, t.seq_len, t.crop, t.seed)
     sampler.gen.set_state(res["sampler"])
     return sampler

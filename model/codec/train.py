@@ -17,11 +17,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from pytorch_msssim import ssim
 from tqdm import tqdm
 
 from model.codec.motion import block_search, luma_codes, search_lambda
 from model.codec.network import VideoCodec
+from model.distributed import World
 from model.proxy.train import cosine_lr
 
 
@@ -84,11 +86,27 @@ def inter_loss(codec: VideoCodec, frames: torch.Tensor, w: LossWeights, rate_sca
     return total / steps, {"D": d_sum / steps, "bpp": bpp_sum / steps, "gain_db": gain_sum / steps}
 
 
+class StageLoss(nn.Module):
+    """One training step's loss of a stage as a module (what DistributedDataParallel wraps): forward(frames,
+    rate_scale) -> (loss, info)."""
+
+    def __init__(self, codec: VideoCodec, stage: str, w: LossWeights):
+        super().__init__()
+        self.codec, self.stage, self.w = codec, stage, w
+
+    def forward(self, frames: torch.Tensor, rate_scale: float = 1.0) -> tuple[torch.Tensor, dict]:
+        if self.stage == "intra":
+            return intra_loss(self.codec, frames[:, 0], self.w)
+        return inter_loss(self.codec, frames, self.w, rate_scale)
+
+
 def run_stage(codec: VideoCodec, stage: str, sampler, steps: int, start: int, batch: int, lr: float,
               w: LossWeights, opt_state: dict | None, progress: bool, desc: str, on_checkpoint=None,
-              every: int = 200, device: str = "cpu") -> list[dict]:
+              every: int = 200, device: str = "cpu", world: World = World()) -> list[dict]:
     """Adam (cosine schedule) over `steps`, resuming at `start`; `on_checkpoint(step, opt)` is called every
-    `every` steps so an interrupted run resumes where it stopped."""
+    `every` steps (on every rank) so an interrupted run resumes where it stopped. Under several processes
+    (`world`) each rank trains on its share of every batch and the gradients are averaged (model/distributed.py);
+    the log holds the ranks' mean."""
     module = codec.intra if stage == "intra" else codec.inter
     params = [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
@@ -97,24 +115,24 @@ def run_stage(codec: VideoCodec, stage: str, sampler, steps: int, start: int, ba
     log = []
     codec.train()
     codec.intra.train(stage == "intra")
-    bar = tqdm(range(start, steps), desc=desc, disable=not progress, dynamic_ncols=True, initial=start, total=steps)
+    step_loss = world.wrap(StageLoss(codec, stage, w))
+    bar = tqdm(range(start, steps), desc=desc, disable=not (progress and world.main), dynamic_ncols=True,
+               initial=start, total=steps)
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = cosine_lr(lr, step, steps)
-        frames = sampler.batch(batch).to(device)
-        if stage == "intra":
-            loss, info = intra_loss(codec, frames[:, 0], w)
-        else:
-            # warm-up: a P path trained under the full rate term from the start learns to send no latent at
-            # all (the decoder's context features give a free gain, y_t -> 0, and a decoder that only ever
-            # sees y_t = 0 passes no gradient to it); starting near lambda = 0 makes y_t carry the residual first
-            scale = min(1.0, (step + 1) / w.rate_warmup) if w.rate_warmup else 1.0
-            loss, info = inter_loss(codec, frames, w, scale)
+        frames = world.share(sampler.batch(batch)).to(device)
+        # warm-up (P stage): a P path trained under the full rate term from the start learns to send no latent
+        # at all (the decoder's context features give a free gain, y_t -> 0, and a decoder that only ever sees
+        # y_t = 0 passes no gradient to it); starting near lambda = 0 makes y_t carry the residual first
+        scale = min(1.0, (step + 1) / w.rate_warmup) if stage == "inter" and w.rate_warmup else 1.0
+        loss, info = step_loss(frames, scale)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
         info.update(step=step, loss=float(loss.detach()))
+        info = world.mean(info)
         log.append(info)
         bar.set_postfix(D=f"{info['D']:.1f}", bpp=f"{info['bpp']:.3f}",
                         **({"gain_dB": f"{info['gain_db']:.2f}"} if "gain_db" in info else {}))
