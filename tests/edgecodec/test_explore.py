@@ -101,3 +101,26 @@ def test_config_section_is_validated():
     with pytest.raises(EdgecodecError, match="explore.act_bits values must be in"):
         from_dict({"explore": {"act_bits": [3]}})
     assert from_dict({"explore": {"pe": 8}}).explore.pe == (8,)
+
+
+@pytest.mark.slow
+def test_pnr_and_asic_points(tmp_path, capsys):
+    """--pnr --asic on two real points: the 25k runs out of DSPs (recorded, with used / available), the 85k places
+    and routes (fps from its Fmax) and gets a sky130 area and energy per frame."""
+    out = tmp_path / "ex"
+    rc = main(["explore", "--channels", "4", "--pe", "2", "--simd", "2", "--dw-parallel", "2",
+               "--devices", "ecp5-25k,ecp5-85k", "--libraries", "sky130hd", "--resolution", "32x32", "--pnr",
+               "--asic", "--workers", "1", "--out", str(out), "--quiet", "--target-fps", "1000",
+               "--device", "ecp5-85k"])
+    assert rc == 0
+    brief = json.loads(capsys.readouterr().out)
+    rows = {r["device"]: r for r in json.loads((out / "explore.json").read_text())["rows"]}
+    small, big = rows["ecp5-25k"], rows["ecp5-85k"]
+    assert small["status"] == "failed" and small["failure"] == "does_not_fit" and "dsp" in small["reason"]
+    assert big["status"] == "ok" and big["fit"] == "fits" and big["fmax_mhz"] > 10
+    assert big["clock_mhz"] == big["fmax_mhz"] and "nextpnr Fmax" in big["fps_basis"]
+    assert big["fps"] == pytest.approx(big["fmax_mhz"] * 1e6 / big["cycles_per_step"])   # a step = a frame
+    assert big["area_um2"] > 0 and big["energy_per_frame_mj"] > 0 and big["power_mw"] > 0
+    assert big["lut"] > 0 and f"dsp {big['dsp']}/28" in small["reason"]
+    best = json.loads((out / "explore.json").read_text())["best"]
+    assert best["point"]["key"] == big["key"] and brief["best"] == best["statement"]
