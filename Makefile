@@ -31,7 +31,7 @@ flow: setup
 	$(VENV)/bin/edgecodec flow --config $(CONFIG)
 
 test: setup
-	$(PY) -m pytest -q -m "not slow" --durations=15
+	$(PY) -m pytest -q -m "not slow" -n $(JOBS) --dist loadfile --durations=15
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow --durations=15

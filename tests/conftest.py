@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from base.paths import CONFIG_DIR, REPO_ROOT, VIDEO_DIR
@@ -74,3 +76,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(1800))
+
+
+# ---------------------------------------------------------------- parallel workers
+# `make test` runs the suite on two pytest-xdist workers (a file's tests stay on one worker: --dist loadfile);
+# each worker's torch then takes one thread, so two workers do not thrash two cores (set before torch is imported).
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
