@@ -1,0 +1,171 @@
+"""The pruning study of issue 13: gradient decay (gd), the straight-through estimator (ste) and plain hard masking
+at several decoder-MAC budgets, on the same schedule, against the dense teacher and x264 medium on a held-out clip.
+
+For every method and budget, each quality of the teacher set (`--teachers`, default codec.checkpoints: codec_q1..
+q4.pt) is pruned with `edgecodec prune` (edgecodec.codec.prune.prune; `--steps`, `--batch` override prune.steps and
+codec_train.batch for every run alike) into <out>/<method>_<budget>/codec_q<N>.pt. Finished checkpoints of the same
+recipe are reused and an interrupted run continues from its state file, so the study resumes where it stopped.
+Each set (the teacher's and every pruned one) is then evaluated on the clip (`edgecodec eval`'s machinery, int
+mode, ANS, every stream decoded again and compared with the encoder's frames); x264 medium on the same frames.
+
+Per pruned set: BD-rate and BD-PSNR (YUV 6:1:1 and luma) against the teacher and against x264, the decoder MACs
+removed (1080p GOP mean, from the checkpoints), the kept ASE-GRU hidden size, and the CPU decode time of the clip
+against the teacher's (the speed-up; one thread, `--threads`). Writes <out>/prune_study.json and .md, and the
+JSON to `--json` (default bench/results/prune_study.json).
+
+    python bench/prune_study.py --steps 300 --batch 4          # hours on 2 cores: 4 qualities x methods x budgets
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import platform
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ("psnr_yuv611", "psnr_y")
+
+
+def compare(anchor: list[dict], test: list[dict]) -> dict:
+    """BD-rate (%) and BD-PSNR (dB) of `test` against `anchor` per metric, None with the reason where the curves
+    give no number."""
+    from base.errors import EdgecodecError
+    from edgecodec.codec.rd import bd_detail
+    out = {}
+    for metric in METRICS:
+        row = {}
+        for kind, key in (("rate", "bd_rate_pct"), ("psnr", "bd_psnr_db")):
+            try:
+                d = bd_detail(anchor, test, metric, kind)
+                row[key] = None if d["value"] is None else round(d["value"], 3)
+                if d["reason"]:
+                    row[key + "_reason"] = d["reason"]
+            except EdgecodecError as exc:
+                row[key], row[key + "_reason"] = None, str(exc)
+        out[metric] = row
+    return out
+
+
+def decode_seconds(points: list[dict], frames: int) -> float:
+    """Seconds to decode the clip, summed over the qualities (from the evaluation's decode fps)."""
+    return sum(frames / p["decode_fps"] for p in points)
+
+
+def prune_set(cfg, teachers: Path, out: Path, budget: float, method: str, progress: bool) -> list[dict]:
+    from edgecodec.codec import checkpoint as ckpt
+    from edgecodec.codec.prune import prune
+    return [prune(cfg, ckpt.path_for(teachers, q), out, budget, method, progress=progress)
+            for q in ckpt.available(teachers)]
+
+
+def evaluate_set(checkpoints: Path, clip: str, frames: int, gop: int, out: Path, x264: bool) -> dict:
+    from edgecodec.codec.evaluate import evaluate
+    return evaluate(clip, frames, gop, checkpoints, None, out, modes=("int",), baselines=("x264",) if x264 else (),
+                    progress=False)
+
+
+def study(cfg, teachers: Path, out: Path, methods, budgets, clip: str, frames: int, progress: bool = True) -> dict:
+    from edgecodec.codec import checkpoint as ckpt
+    gop = cfg.codec.gop
+    t0 = time.perf_counter()
+    dense = evaluate_set(teachers, clip, frames, gop, out / "eval_teacher", x264=True)
+    teacher, x264 = dense["curves"]["ours-int"], dense["curves"]["x264"]
+    rows = []
+    for method in methods:
+        for budget in budgets:
+            name = f"{method}_{budget:g}"
+            summaries = prune_set(cfg, teachers, out / name, budget, method, progress)
+            ev = evaluate_set(out / name, clip, frames, gop, out / f"eval_{name}", x264=False)
+            pts = ev["curves"]["ours-int"]
+            cks = [ckpt.load(s["checkpoint"]) for s in summaries]
+            rows.append({
+                "method": method, "budget": budget,
+                "decoder_macs_removed": [c["prune"]["decoder_macs"]["removed"] for c in cks],
+                "hidden_c": [int(c["shape"]["channels"]) for c in cks],
+                "vs_teacher": compare(teacher, pts), "vs_x264": compare(x264, pts),
+                "decode_speedup": round(decode_seconds(teacher, frames) / decode_seconds(pts, frames), 3),
+                "points": [{k: p[k] for k in ("quality", "bpp", *METRICS)} for p in pts]})
+            if progress:
+                r = rows[-1]
+                print(f"{name}: MACs removed {r['decoder_macs_removed']}, BD-rate vs teacher "
+                      f"{r['vs_teacher']['psnr_yuv611']['bd_rate_pct']} %, BD-PSNR "
+                      f"{r['vs_teacher']['psnr_yuv611']['bd_psnr_db']} dB, decode x{r['decode_speedup']}",
+                      flush=True)
+    return {"bench": "prune_study", "clip": clip, "frames": frames, "gop": gop, "teachers": str(teachers),
+            "steps": cfg.prune.steps, "batch": cfg.codec_train.batch, "methods": list(methods),
+            "budgets": list(budgets),
+            "colour": "8-bit YCbCr 4:2:0; PSNR YUV 6:1:1; whole-file bits per luma pixel; int mode, ANS",
+            "teacher": {"points": [{k: p[k] for k in ("quality", "bpp", *METRICS)} for p in teacher],
+                        "vs_x264": compare(x264, teacher)},
+            "rows": rows, "seconds": round(time.perf_counter() - t0, 1), "machine": platform.platform()}
+
+
+def markdown(r: dict) -> str:
+    lines = [f"Pruning study: {Path(r['clip']).name}, {r['frames']} frames, GOP {r['gop']}, int mode; prune "
+             f"{r['steps']} steps, batch {r['batch']} (`python bench/prune_study.py`)", "",
+             "| method | budget | decoder MACs removed (q1..q4) | C | BD-rate vs teacher | BD-PSNR vs teacher | "
+             "BD-rate vs x264 | decode speed-up |", "|---|---|---|---|---|---|---|---|"]
+    t = r["teacher"]["vs_x264"]["psnr_yuv611"]["bd_rate_pct"]
+    lines.append(f"| teacher | — | 0 | — | 0 | 0 | {_pct(t)} | 1 |")
+    for row in r["rows"]:
+        vt, vx = row["vs_teacher"]["psnr_yuv611"], row["vs_x264"]["psnr_yuv611"]
+        removed = ", ".join(f"{m:.0%}" for m in row["decoder_macs_removed"])
+        lines.append(f"| {row['method']} | {row['budget']:g} | {removed} | {sorted(set(row['hidden_c']))} | "
+                     f"{_pct(vt['bd_rate_pct'])} | {_db(vt['bd_psnr_db'])} | {_pct(vx['bd_rate_pct'])} | "
+                     f"{row['decode_speedup']:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{v:+.1f} %"
+
+
+def _db(v) -> str:
+    return "n/a" if v is None else f"{v:+.2f} dB"
+
+
+def main() -> None:
+    import torch
+
+    from base.files import write_json_atomic, write_text_atomic
+    from base.paths import DEFAULT_CONFIG, resolve
+    from edgecodec import config
+    from edgecodec.codec.evaluate import HELDOUT
+    from model.prune import check_budget
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default=str(DEFAULT_CONFIG))
+    ap.add_argument("--teachers", default=None, help="folder of the dense codec_q<N>.pt (default codec.checkpoints)")
+    ap.add_argument("--methods", default="gd,ste,hard")
+    ap.add_argument("--budgets", default="0.5,0.65,0.8")
+    ap.add_argument("--steps", type=int, default=None, help="default prune.steps")
+    ap.add_argument("--batch", type=int, default=None, help="default codec_train.batch")
+    ap.add_argument("--clip", default=HELDOUT[0][1], help="held-out clip (default carphone)")
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=str(ROOT / "build/prune_study"))
+    ap.add_argument("--json", default=str(ROOT / "bench/results/prune_study.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = config.load(args.config)
+    if args.steps is not None:
+        cfg = dataclasses.replace(cfg, prune=dataclasses.replace(cfg.prune, steps=args.steps))
+    if args.batch is not None:
+        cfg = dataclasses.replace(cfg, codec_train=dataclasses.replace(cfg.codec_train, batch=args.batch))
+    cfg.validate()
+    methods = [m for m in args.methods.split(",") if m]
+    budgets = [check_budget(float(b)) for b in args.budgets.split(",") if b]
+    teachers = Path(args.teachers) if args.teachers else resolve(cfg.codec.checkpoints)
+    out = Path(args.out)
+    r = study(cfg, teachers, out, methods, budgets, str(resolve(args.clip)), args.frames)
+    r["threads"] = args.threads
+    write_json_atomic(out / "prune_study.json", r, indent=1)
+    write_text_atomic(out / "prune_study.md", markdown(r))
+    write_json_atomic(Path(args.json), r, indent=1)
+    print(markdown(r))
+
+
+if __name__ == "__main__":
+    main()

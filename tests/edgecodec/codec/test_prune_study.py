@@ -1,0 +1,62 @@
+"""bench/prune_study.py: BD figures of a pruned set against its anchor (fast), and the whole study on a tiny
+four-quality teacher set, one method and budget (slow)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from tests.conftest import CLIP_160 as CLIP
+from tests.conftest import ROOT
+
+
+def _study():
+    spec = importlib.util.spec_from_file_location("prune_study_for_test", ROOT / "bench" / "prune_study.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _curve(shift_db: float, rate_scale: float = 1.0) -> list[dict]:
+    return [{"bpp": b * rate_scale, "psnr_yuv611": p + shift_db, "psnr_y": p + shift_db - 1}
+            for b, p in ((0.05, 28.0), (0.1, 30.5), (0.2, 33.0), (0.4, 35.5))]
+
+
+def test_compare_gives_bd_rate_and_psnr_or_the_reason():
+    s = _study()
+    same = s.compare(_curve(0), _curve(0))
+    assert same["psnr_yuv611"]["bd_rate_pct"] == pytest.approx(0, abs=1e-6)
+    assert same["psnr_y"]["bd_psnr_db"] == pytest.approx(0, abs=1e-6)
+    worse = s.compare(_curve(0), _curve(-0.5))["psnr_yuv611"]
+    assert worse["bd_psnr_db"] == pytest.approx(-0.5, abs=1e-6) and worse["bd_rate_pct"] > 0
+    more_bits = s.compare(_curve(0), _curve(0, 1.1))["psnr_yuv611"]
+    assert more_bits["bd_rate_pct"] == pytest.approx(10, abs=1e-3)
+    short = s.compare(_curve(0), _curve(0)[:3])["psnr_yuv611"]
+    assert short["bd_rate_pct"] is None and "at least 4" in short["bd_rate_pct_reason"]
+    far = s.compare(_curve(0), _curve(20))["psnr_yuv611"]
+    assert far["bd_rate_pct"] is None and "do not overlap" in far["bd_rate_pct_reason"]
+
+
+@pytest.mark.slow
+def test_the_study_on_a_tiny_teacher_set(tmp_path, ffmpeg):
+    from edgecodec import config
+    from edgecodec.codec.recipe import train
+    s = _study()
+    cfg = config.from_dict({
+        "codec": {"features": 8, "latent": 8, "hyper": 8, "context": 8, "lambdas": [512, 256, 128, 64], "gop": 3},
+        "codec_train": {"data": [str(CLIP)], "crop": 64, "seq_len": 2, "batch": 1, "intra_steps": 3,
+                        "inter_steps": 3, "finetune_intra_steps": 2, "finetune_steps": 2},
+        "prune": {"steps": 4, "save_every": 2, "stage_steps": 1, "tau_lr": 0.4, "multiple": 4}})
+    train(cfg, tmp_path / "teacher", progress=False)
+    r = s.study(cfg, tmp_path / "teacher", tmp_path / "study", ["gd"], [0.5], str(CLIP), 5, progress=False)
+    [row] = r["rows"]
+    assert len(row["points"]) == len(r["teacher"]["points"]) == 4
+    assert all(0 < m < 1 for m in row["decoder_macs_removed"]) and row["decode_speedup"] > 0
+    for against in ("vs_teacher", "vs_x264"):      # a number, or the reason there is none
+        for cell in row[against].values():
+            assert cell["bd_rate_pct"] is not None or cell["bd_rate_pct_reason"]
+    assert "| gd | 0.5 |" in s.markdown(r)
+    # resumed: the pruned checkpoints are reused, not trained again
+    again = s.study(cfg, tmp_path / "teacher", tmp_path / "study", ["gd"], [0.5], str(CLIP), 5, progress=False)
+    assert again["rows"][0]["points"] == row["points"]
