@@ -8,7 +8,9 @@ Per variant: decoder MACs per 1080p I / P frame; engine cycles per 1080p / 720p 
 (or, when none reaches it, its largest fitting array on an ECP5-85); fps at the measured Fmax
 (`engine_plan.measured_clock`); the ASE-GRU units' multipliers and cycles; weight bits; energy per frame scaled from
 the sky130 measurement (bench/results/engine_asic.json: its energy per cycle of the dense 4 x 4 engine at the same
-frame size and kind, times the variant's cycles; the energy a cycle hardly depends on the work, docs/engine.md).
+frame size and kind, times the variant's cycles; the energy a cycle hardly depends on the work, docs/engine.md);
+the CPU decode time of a held-out clip (Zhling, 1280x720, 8 frames) in float and int mode, one thread (the speed depends on the
+widths, not on whether the prune was trained).
 
     python bench/prune_hw.py            # -> bench/results/prune_hw.json (a few minutes)
 """
@@ -28,6 +30,7 @@ from base.paths import resolve
 BUDGETS = (0.5, 0.65, 0.8)
 MULTIPLE = 4
 RESOLUTIONS = ((1920, 1080), (1280, 720))
+DECODE_FRAMES = 8
 
 
 def snap(n: float, units: int, multiple: int) -> int:
@@ -58,6 +61,29 @@ def weight_bits(int_state: dict) -> dict:
               for v in (c[k].values() if isinstance(c[k], dict) else [c[k]])) * bits
     return {"conv": int(conv), "largest_layer": int(max(ly.weights.size for ly in layers) * bits),
             "gru_layers": int(gru)}
+
+
+def decode_seconds(ck: dict, folder, clip, gop: int, repeats: int = 3) -> dict:
+    """CPU seconds to decode the clip's stream (one thread, best of `repeats`) in float and int mode: the
+    checkpoint `ck` lies in `folder` (decode looks it up by the stream's quality)."""
+    import torch
+    from edgecodec.codec.coder import Coder, decode
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = {}
+        for mode in ("float", "int"):
+            data = Coder(ck, mode, "ans").encode(*clip, gop).data
+            best = None
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                decode(data, folder)
+                dt = time.perf_counter() - t0
+                best = dt if best is None else min(best, dt)
+            out[mode] = round(best, 3)
+        return out
+    finally:
+        torch.set_num_threads(threads)
 
 
 def variant(name: str, ck: dict, asic: dict, clock: float) -> dict:
@@ -118,7 +144,11 @@ def main(argv=None) -> dict:
     calib = ds.CropSampler(ds.list_sequences([resolve(cfg.codec_train.data[0])]), 2, 64, 7).batch(4)
     asic = json.loads(resolve("bench/results/engine_asic.json").read_text())
     clock, clock_note = measured_clock()
+    from edgecodec.codec.evaluate import HELDOUT, load_clip
+    name, path, _ = HELDOUT[2]
+    clip = load_clip(resolve(path), DECODE_FRAMES)[:3]
     rows = [variant("dense q1", teacher, asic, clock)]
+    rows[0]["decode_s"] = decode_seconds(teacher, resolve("checkpoints"), clip, cfg.codec.gop)
     gated = GatedCodec(copy.deepcopy(teacher["codec"]), None, MULTIPLE)
     for b in BUDGETS:
         r, _ = fraction_for(gated, b, MULTIPLE)
@@ -126,7 +156,9 @@ def main(argv=None) -> dict:
         with tempfile.TemporaryDirectory() as tmp:          # loaded as any checkpoint: the codec rebuilt
             ckpt.save(ckpt.path_for(tmp, 1), ck)
             ck = ckpt.load(tmp, 1)
+            decode_s = decode_seconds(ck, tmp, clip, cfg.codec.gop)
         row = variant(f"q1 -{b:.0%} MACs", ck, asic, clock)
+        row["decode_s"] = decode_s
         row.update(budget=b, kept_fraction=r, removed=ck["prune"]["decoder_macs"]["removed"])
         rows.append(row)
         print(json.dumps({k: row[k] for k in ("variant", "hidden_c", "decoder_macs_1080p")}), flush=True)
@@ -135,12 +167,15 @@ def main(argv=None) -> dict:
         row["vs_dense"] = {
             "macs_I": round(row["decoder_macs_1080p"]["I"] / dense["decoder_macs_1080p"]["I"], 3),
             "cycles_1080p_P_4x4": round(row["frames"]["1920x1080"]["4x4"]["cycles_P"] /
-                                        dense["frames"]["1920x1080"]["4x4"]["cycles_P"], 3)}
+                                        dense["frames"]["1920x1080"]["4x4"]["cycles_P"], 3),
+            "decode_speedup": {m: round(dense["decode_s"][m] / row["decode_s"][m], 2) for m in row["decode_s"]}}
     out = {"what": "dense shipped q1 against untrained structural prunes of it (largest-norm channels of every "
                    "group at one kept fraction, snapped to multiples of 4): hardware sizing only, not RD results",
            "clock_mhz": clock, "clock_note": clock_note,
            "energy_note": "sky130 energy a cycle of the dense 4x4 engine (bench/results/engine_asic.json, same "
                           "frame size and kind) times the variant's 4x4 cycles: scaled, not measured per variant",
+           "decode_note": f"CPU decode of the held-out {name} clip ({DECODE_FRAMES} frames of 1280x720, GOP "
+                          f"{cfg.codec.gop}), one thread, best of 3, float and int mode (edgecodec decode)",
            "multiple": MULTIPLE, "variants": rows, "machine": platform.node(), "seconds": round(time.time() - t0, 1)}
     path = resolve(args.out)
     path.write_text(json.dumps(out, indent=1) + "\n")
