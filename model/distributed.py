@@ -91,12 +91,43 @@ class World:
         dist.all_gather_object(out, obj)
         return out
 
+    def rng_states(self) -> dict:
+        """The torch generator states a resume file keeps (collective: call on every rank): rank 0's as "rng" (all a
+        single process writes), every rank's as "rng_ranks" under several processes."""
+        states = self.gather(torch.get_rng_state())
+        return {"rng": states[0], **({"rng_ranks": states} if self.parallel else {})}
+
+    def restore_rng(self, state: dict, seed: int, step: int) -> None:
+        """This rank's generator from `rng_states()` as a file kept them. A file written by a different number of
+        processes resumes too (rank 0 takes "rng", ranks > 0 are reseeded from `seed` and `step`), but not to the
+        bytes of an uninterrupted run."""
+        ranks = state.get("rng_ranks") or [state["rng"]]
+        if len(ranks) == self.size:
+            torch.set_rng_state(ranks[self.rank])
+        elif self.rank == 0:
+            torch.set_rng_state(state["rng"])
+        else:
+            torch.manual_seed(rank_seed(seed + 7919 * step, self.rank))
+
     def barrier(self) -> None:
         if self.parallel:
             dist.barrier()
 
     def _collective_device(self) -> str:
         return f"cuda:{self.local_rank}" if self.backend == "nccl" else "cpu"
+
+
+def join(device: str, batch: int, field: str) -> tuple[World, str]:
+    """A training command's World and device: `device` "auto" resolved (CUDA when torch sees it), "cuda" refused
+    when it does not, the global batch (config `field`) checked against the world size; under torchrun with CUDA
+    the device is this rank's GPU."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise EdgecodecError("--device cuda: no CUDA device is visible to torch")
+    world = current(device)
+    world.check_batch(batch, field)
+    return world, world.device(device)
 
 
 def current(device: str = "cpu") -> World:

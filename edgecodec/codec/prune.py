@@ -29,7 +29,7 @@ import model.codec.data as ds
 from model.codec.motion import search_lambda
 from model.codec.prune import DISTILL_STAGES, GatedCodec, keep_strongest, shrink_codec
 from model.codec.train import LossWeights, inter_loss, intra_loss
-from model.distributed import World, current, rank_seed
+from model.distributed import join, rank_seed
 from model.prune import check_budget, decay_beta
 from model.proxy.train import cosine_lr
 from quant.codec.int_codec import build, nearest_rows
@@ -117,13 +117,7 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
     path = ckpt.path_for(out_dir, quality)
     if Path(teacher_path).resolve() == path.resolve():
         raise EdgecodecError(f"prune: the output {path} would overwrite the teacher")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise EdgecodecError("--device cuda: no CUDA device is visible to torch")
-    world = current(device)
-    world.check_batch(t.batch, "codec_train.batch")
-    device = world.device(device)
+    world, device = join(device, t.batch, "codec_train.batch")
     key = prune_key(cfg, teacher_ck, budget, method)
     if not retrain and path.is_file():
         try:
@@ -159,7 +153,7 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
         gated.load_state_dict(res["gated"])
         opt.load_state_dict(res["opt"])
         sampler.gen.set_state(res["sampler"])
-        _restore_rng(res, world, p.seed)
+        world.restore_rng(res, p.seed, res["run"]["step"])
         run = res["run"]
     target = 1.0 - budget
     step_loss = world.wrap(PruneLoss(gated, lw, dense["gop_mean"], (height, width), gop, p.budget_weight,
@@ -191,13 +185,12 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
         bar.set_postfix(stage=stage, macs=f"{hard:.3f}", distill=f"{dv:.4f}", D_P=f"{parts['D_P']:.1f}")
         run["step"] = step + 1
         if run["step"] % p.save_every == 0 and run["step"] < p.steps:
-            rngs = world.gather(torch.get_rng_state())
-            if world.main:
+            rngs = world.rng_states()
+            if world.main:           # tensors on a GPU are read back with map_location="cpu" (_load_state)
                 out_dir.mkdir(parents=True, exist_ok=True)
                 with atomic_path(state_path) as tmp:
-                    torch.save({"key": key, "gated": {k: v.cpu() for k, v in gated.state_dict().items()},
-                                "opt": _cpu(opt.state_dict()), "sampler": sampler.gen.get_state(), "rng": rngs[0],
-                                **({"rng_ranks": rngs} if world.parallel else {}), "run": run}, tmp)
+                    torch.save({"key": key, "gated": gated.state_dict(), "opt": opt.state_dict(),
+                                "sampler": sampler.gen.get_state(), **rngs, "run": run}, tmp)
     student.eval()
     gated.cpu()
     if not world.main:                  # rank 0 exports; the others wait for the file
@@ -279,29 +272,6 @@ def summary(path: Path, ck: dict) -> dict:
     return {"checkpoint": str(path), "quality": int(ck["quality"]), "budget": meta.get("budget"),
             "method": meta.get("method"), "groups": meta.get("groups"), "resolution": meta.get("resolution"),
             "decoder_macs": meta.get("decoder_macs"), "hash": ck["hash"]}
-
-
-def _cpu(obj):
-    """An optimizer state with its tensors on the CPU (what a resume file holds, whatever the device)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.cpu()
-    if isinstance(obj, dict):
-        return {k: _cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_cpu(v) for v in obj]
-    return obj
-
-
-def _restore_rng(res: dict, world: World, seed: int) -> None:
-    """This rank's generator from a state file (one written by a different number of processes: ranks > 0
-    reseeded from the step; the run resumes, not to the bytes of an uninterrupted one)."""
-    ranks = res.get("rng_ranks") or [res["rng"]]
-    if len(ranks) == world.size:
-        torch.set_rng_state(ranks[world.rank])
-    elif world.rank == 0:
-        torch.set_rng_state(res["rng"])
-    else:
-        torch.manual_seed(rank_seed(seed + 7919 * res["run"]["step"], world.rank))
 
 
 def _load_state(path: Path, key: str) -> dict | None:

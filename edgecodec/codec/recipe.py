@@ -20,7 +20,7 @@ from model.codec.motion import search_lambda
 from model.codec.network import VideoCodec
 from model.codec.train import LossWeights, run_stage
 from model.codec.data import CropSampler, list_sequences
-from model.distributed import World, current, rank_seed
+from model.distributed import World, join, rank_seed
 from edgecodec.entropy import pmf_table, scale_table
 from quant.codec.int_codec import build, nearest_rows
 
@@ -118,13 +118,7 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
         raise EdgecodecError(f"quality {bad} does not exist: codec.lambdas defines qualities 1..{n}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise EdgecodecError("--device cuda: no CUDA device is visible to torch")
-    world = current(device)
-    world.check_batch(t.batch, "codec_train.batch")
-    device = world.device(device)
+    world, device = join(device, t.batch, "codec_train.batch")
     torch.use_deterministic_algorithms(True, warn_only=device != "cpu")
     seqs = list_sequences([resolve(d) for d in t.data])
     written, prev_state = [], None
@@ -163,7 +157,7 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
             opt_state = res["opt"] if res is not None and res["stage"] == stage else None
 
             def save_resume(step, opt, stage=stage):
-                rngs = _rngs(world)
+                rngs = world.rng_states()
                 if world.main:
                     with atomic_path(resume_path) as tmp:
                         torch.save({"recipe": key, "stage": stage, "step": step,
@@ -179,7 +173,7 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
                 {k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()} for h in hist[-20:])
             res = None
             if stage == "intra":
-                rngs = _rngs(world)
+                rngs = world.rng_states()
                 if world.main:
                     with atomic_path(intra_path) as tmp:
                         torch.save({"intra_key": ikey, "float": {k: v.cpu() for k, v in codec.state_dict().items()},
@@ -220,25 +214,12 @@ def _load_intra(path: Path, key: str) -> dict | None:
     return {**snap, "stage": "inter", "step": 0, "opt": None}
 
 
-def _rngs(world: World) -> dict:
-    """The random generator states to keep (collective: called on every rank): rank 0's as "rng" (what one process
-    writes), all ranks' as "rng_ranks" under several processes."""
-    states = world.gather(torch.get_rng_state())
-    return {"rng": states[0], **({"rng_ranks": states} if world.parallel else {})}
-
-
 def _restore(res: dict, codec: VideoCodec, seqs, t, world: World) -> CropSampler:
     """Weights, sampler and this rank's generator from a resume state. A state written by a different number of
     processes resumes too (same weights, sampler and optimizer; ranks > 0 reseeded from the step), but not to the
     bytes of an uninterrupted run."""
     codec.load_state_dict(res["float"])
-    ranks = res.get("rng_ranks") or [res["rng"]]
-    if len(ranks) == world.size:
-        torch.set_rng_state(ranks[world.rank])
-    elif world.rank == 0:
-        torch.set_rng_state(res["rng"])
-    else:
-        torch.manual_seed(rank_seed(t.seed + 7919 * res["step"], world.rank))
+    world.restore_rng(res, t.seed, res["step"])
     sampler = CropSampler(seqs, t.seq_len, t.crop, t.seed)
     sampler.gen.set_state(res["sampler"])
     return sampler
