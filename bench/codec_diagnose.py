@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import json
 import shlex
 import sys
@@ -46,10 +47,12 @@ from PIL import Image  # noqa: E402
 from edgecodec.codec import checkpoint as ckpt  # noqa: E402
 from edgecodec.codec.anchors import run_codec  # noqa: E402
 from edgecodec.codec.bitstream import parse_stream  # noqa: E402
+from edgecodec.codec.coder import PAD  # noqa: E402
 from edgecodec.codec.diagnose import (TracingCoder, block_match, crop_planes, motion_bits,  # noqa: E402
                                       motion_search_fn, padded_frame, warp_field)
 from edgecodec.codec.metrics import frame_metrics, psnr_yuv  # noqa: E402
 from model.video import read_video, write_y4m  # noqa: E402
+from model.yuv import pack420, pad_to_multiple  # noqa: E402
 from quant.codec.int_codec import unpack_planes  # noqa: E402
 
 # name, path, (x, y, w, h) crop or None, search radius (pels)
@@ -193,6 +196,24 @@ def motion_part(dec: TracingCoder, clip, t: int, rec_idx: int, radius: int) -> d
     return res, crop_planes(*warped, h, w)
 
 
+@torch.no_grad()
+def intra_ceiling(ck: dict, clip, t: int) -> dict:
+    """PSNR Y of frame t through the float intra transforms alone: g_s(g_a(x)) with the latent unquantized (what
+    no rate can beat: the transforms' ceiling) and rounded (the float codec's I-frame)."""
+    y, u, v = clip
+    h, w = y.shape[1:]
+    yp, up_, vp, _ = pad_to_multiple(y[t], u[t], v[t], PAD)
+    x = pack420(yp, up_, vp)[None]
+    intra = ck["codec"].intra.eval()
+    lat = intra.g_a(x - 0.5)
+    out = {}
+    for name, lt in (("continuous", lat), ("rounded", torch.round(lat))):
+        rec = ((intra.g_s(lt) + 0.5).clamp(0, 1) * 256).round().clamp(0, 255)
+        ry = torch.nn.functional.pixel_shuffle(rec[:, :4], 2)[0, 0, :h, :w].numpy()
+        out[name] = float(10 * np.log10(255.0 ** 2 / np.mean((ry - y[t].astype(np.float64)) ** 2)))
+    return out
+
+
 def run_quality(ck: dict, clip, gop: int, radius: int, whatif: bool) -> dict:
     y, u, v = clip
     t_all, h, w = y.shape
@@ -202,6 +223,8 @@ def run_quality(ck: dict, clip, gop: int, radius: int, whatif: bool) -> dict:
     for t in range(t_all):
         f = {"frame": t, "type": "I" if t % gop == 0 else "P", "bits": r.frame_bits[t],
              "bpp": r.frame_bits[t] / (h * w), "psnr_y": per[t]["psnr_y"], "psnr_yuv611": per[t]["psnr_yuv611"]}
+        if f["type"] == "I":
+            f["ceiling_psnr_y"] = intra_ceiling(ck, clip, t)
         if f["type"] == "P":
             mot, warped = motion_part(dec, clip, t, k, radius)
             k += 1
@@ -241,7 +264,9 @@ def summarize(res: dict, gop: int) -> dict:
     p_f = [f for f in fr if f["type"] == "P"]
     mean = lambda xs: float(np.mean(xs))  # noqa: E731
     intra = {"bpp": mean([f["bpp"] for f in i_f]), "psnr_y": mean([f["psnr_y"] for f in i_f]),
-             "psnr_yuv611": mean([f["psnr_yuv611"] for f in i_f])}
+             "psnr_yuv611": mean([f["psnr_yuv611"] for f in i_f]),
+             "ceiling_psnr_y": mean([f["ceiling_psnr_y"]["continuous"] for f in i_f]),
+             "float_rounded_psnr_y": mean([f["ceiling_psnr_y"]["rounded"] for f in i_f])}
     for a in ("jpeg", "x264_intra"):
         for m in ("psnr_y", "psnr_yuv611"):
             vals = [f["anchor"][a][f"{m}_at_rate"] for f in i_f]
@@ -292,13 +317,15 @@ def markdown(result: dict) -> str:
     lines = ["Intra (I-frames 0 and 8; anchors interpolated in log bpp to the codec's I-frame rate, '—' = the "
              "codec's rate is outside the anchor's range):", "",
              "| clip | q | I bpp | I PSNR Y / YUV611 | JPEG at same bpp, Y / YUV611 | x264 intra at same bpp, Y / YUV611 | "
-             "x264 intra bpp at same PSNR Y |", "|---|---|---|---|---|---|---|"]
+             "x264 intra bpp at same PSNR Y | transforms alone, latent unquantized / rounded (float), Y |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         i = r["intra"]
         lines.append(f"| {r['clip']} | q{r['quality']} | {i['bpp']:.3f} | {i['psnr_y']:.2f} / {i['psnr_yuv611']:.2f} | "
                      f"{_f(i['jpeg_psnr_y_at_rate'])} / {_f(i['jpeg_psnr_yuv611_at_rate'])} | "
                      f"{_f(i['x264_intra_psnr_y_at_rate'])} / {_f(i['x264_intra_psnr_yuv611_at_rate'])} | "
-                     f"{_f(i['x264_intra_bpp_at_psnr_y'], 3)} |")
+                     f"{_f(i['x264_intra_bpp_at_psnr_y'], 3)} | "
+                     f"{i['ceiling_psnr_y']:.2f} / {i['float_rounded_psnr_y']:.2f} |")
     lines += ["", "Motion (mean over the 14 P-frames; PSNR Y in dB of the previous reconstruction warped, against "
               "the current original; BM = full-search block matching, 16x16, quarter pel):", "",
               "| clip | q | coded Δ (encoder's search) | BM via codec warp | BM block-constant MC | zero motion | "
@@ -350,7 +377,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "codec_diagnosis.json"))
     a = ap.parse_args(argv)
     whatif = a.qualities if a.whatif is None else a.whatif
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     work = Path(a.work)
     rows, clips_info = [], []
     t_start = time.perf_counter()

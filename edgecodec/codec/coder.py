@@ -244,12 +244,11 @@ class Coder:
         p = self.net.inter
         m_hat = self._search(x, ref)
         warped = self._warp(ref, m_hat)
+        # the analysis (features, the encoder's ASE-GRU stack, to_latent, h_a) is float in both modes: it only
+        # chooses what to send, and the integer decoder side decodes whatever it chose identically everywhere
         feat = p.feat(p.encoder_input(x.float() / 256, warped.float() / 256))
-        if self.mode == "int":
-            h, state["enc"] = self.int.encoder_cells(feat, state["enc"])
-        else:
-            h, state["enc"] = p.enc_rnn(feat, state["enc"] or p.enc_rnn.init_state(feat))
-        y = p.to_latent(h.float())
+        h, state["enc"] = p.enc_rnn(feat, state["enc"] or p.enc_rnn.init_state(feat))
+        y = p.to_latent(h)
         z_hat = _clamp_round(p.hyper.h_a(y))
         y_hat = _clamp_round(y)
         self._write_motion(m_hat, enc)
@@ -267,7 +266,8 @@ class Coder:
     def symbols_per_frame(self, kind: int, hp: int, wp: int) -> int:
         """Symbols one frame of type `kind` codes at padded size `hp` x `wp` (motion for P, then z, then y)."""
         s = self.net.shape
-        n = 1 + s.hyper * (hp // 64) * (wp // 64) + s.latent * (hp // 16) * (wp // 16)   # z offset, z, y
+        latent = s.i_latent if kind == FRAME_I else s.latent
+        n = 1 + s.hyper * (hp // 64) * (wp // 64) + latent * (hp // 16) * (wp // 16)   # z offset, z, y
         return n + (2 + 2 * (hp // 16) * (wp // 16) if kind == FRAME_P else 0)   # P: 2 motion-row symbols
 
     def check_payload_sizes(self, header: StreamHeader, frames: list[tuple[int, bytes]]) -> None:

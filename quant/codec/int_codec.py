@@ -5,13 +5,13 @@
 - the synthesis, context and hyper-synthesis stacks: `quant.codec.intnet.IntSequential` (calibrated
   power-of-two grids); the P synthesis reads the decoder's ASE-GRU output and the context features of the warped
   frame, both on the cells' output grid, concatenated;
-- the decoder's (and, for the hardware, the encoder's) ASE-GRU layers: the integer golden model of the
-  vertical slice (`quant.cell.golden.cell_step`, the same codes as the RTL), parameters extracted from Brevitas QAT
+- the decoder's ASE-GRU layers: the integer golden model of the vertical slice (`quant.cell.golden.cell_step`, the same codes as the RTL), parameters extracted from Brevitas QAT
   cells built from the float cells with calibrated fractional bits;
 - the entropy model: integer probability tables (edgecodec/entropy.py) and integer thresholds that turn the
   hyper-synthesis output codes into table rows.
 
 The integer model is built once, when a checkpoint is exported, and stored in it; a decoder only reads ints.
+The encoder's analysis (its ASE-GRU stack included) stays float: it only chooses the symbols.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from model.codec.network import MOTION_STRIDE, MOTION_UNITS, SCALE_LEVELS, SCALE
 from quant import fixed_point as fp
 from quant.cell.calibrate import cells_fracs
 from quant.cell.golden import cell_step
-from quant.codec.intnet import IntSequential, convert, shift_round_t, to_codes
+from quant.codec.intnet import IntSequential, convert, shift_round_t
 from quant.cell.params import CellParams, extract
 from quant.cell.qat import from_float
 
@@ -116,7 +116,6 @@ class IntCodec:
     def __init__(self, state: dict):
         self.state = state
         self.nets = {k: IntSequential.from_state(v) for k, v in state["nets"].items()}
-        self.enc_cells = [CellParams.from_json(c) for c in state["enc_cells"]]
         self.dec_cells = [CellParams.from_json(c) for c in state["dec_cells"]]
         self.trace = None     # a list to record (cells, layer, x codes, h codes) of every golden step
 
@@ -133,12 +132,6 @@ class IntCodec:
             if i + 1 < len(cells):
                 inp = fp.requant(h, p.f_h - cells[i + 1].f_x, *fp.srange(cells[i + 1].act_bits))
         return torch.from_numpy(new[-1])[None], new
-
-    def encoder_cells(self, x: torch.Tensor, hs: list) -> tuple[torch.Tensor, list]:
-        """Float features -> the encoder stack on the golden model -> float h (for the analysis transform)."""
-        p0 = self.enc_cells[0]
-        h, new = self.run_cells(self.enc_cells, to_codes(x, p0.f_x, p0.act_bits), hs)
-        return h.double() * 2.0 ** -p0.f_h, new
 
     # --- decoder pieces
     def y_rows(self, prefix: str, z_hat: torch.Tensor) -> torch.Tensor:
@@ -181,17 +174,14 @@ def build(codec: VideoCodec, calib: torch.Tensor, q: QuantConfig, act_bits: int,
             out = codec.inter(calib[:, t], ref, state, motion)
             ref, state = out["recon"].clamp(0, 1), out["state"]
 
-    enc, dec = list(codec.inter.enc_rnn.cells), list(codec.inter.dec_rnn.cells)
     try:
-        fracs = cells_fracs(enc + dec, run, q.act_bits)
+        dec_fr = cells_fracs(list(codec.inter.dec_rnn.cells), run, q.act_bits)
     finally:
         for h in hooks:
             h.remove()
-    enc_fr, dec_fr = fracs[:len(enc)], fracs[len(enc):]
     a = act_bits
     red = codec.shape.reduction
     dec_cells = _qat_params(codec.inter.dec_rnn.cells, dec_fr, q, red)
-    enc_cells = _qat_params(codec.inter.enc_rnn.cells, enc_fr, q, red)
     nets = {
         "intra_h_s": convert(mods["intra_h_s"], captured["intra_h_s"], 0, LATENT_BITS, a, weight_bits),
         "intra_g_s": convert(mods["intra_g_s"], captured["intra_g_s"], 0, LATENT_BITS, a, weight_bits,
@@ -206,7 +196,7 @@ def build(codec: VideoCodec, calib: torch.Tensor, q: QuantConfig, act_bits: int,
     }
     return {
         "nets": {k: n.to_state() for k, n in nets.items()},
-        "enc_cells": enc_cells, "dec_cells": dec_cells,
+        "dec_cells": dec_cells,
         "thresholds": {"intra": row_thresholds(nets["intra_h_s"].f_out).tolist(),
                        "p": row_thresholds(nets["p_h_s"].f_out).tolist()},
         "act_bits": a, "weight_bits": weight_bits,
