@@ -23,7 +23,8 @@ def shape_of(cfg: Config) -> CodecShape:
     m, c = cfg.model, cfg.codec
     return CodecShape(channels=m.channels, layers=m.layers, reduction=m.se_reduction, gate_kernel=m.gate_kernel,
                       dw_kernel=m.dw_kernel, features=c.features, latent=c.latent, hyper=c.hyper,
-                      context=c.context, intra_latent=c.intra_latent)
+                      context=c.context, intra_features=c.intra_features,
+                      intra_latent=c.intra_latent)
 
 
 def to_torch(obj):

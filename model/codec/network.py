@@ -129,7 +129,12 @@ class CodecShape:
     latent: int = 32
     hyper: int = 32
     context: int = 16        # channels of the warped frame's context features (conditional P decoder)
+    intra_features: int = 0  # conv widths of the I-frame codec; 0: `features`
     intra_latent: int = 0    # latent channels of the I-frame codec; 0: `latent`
+
+    @property
+    def i_features(self) -> int:
+        return self.intra_features or self.features
 
     @property
     def i_latent(self) -> int:
@@ -194,5 +199,5 @@ class VideoCodec(nn.Module):
     def __init__(self, s: CodecShape):
         super().__init__()
         self.shape = s
-        self.intra = IntraCodec(s.features, s.i_latent, s.hyper)
+        self.intra = IntraCodec(s.i_features, s.i_latent, s.hyper)
         self.inter = PFrameCodec(s)

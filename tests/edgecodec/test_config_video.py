@@ -64,6 +64,7 @@ def test_valid_overrides_are_applied():
     ({"model": {"downsample": 3}}, ["model.downsample"]),
     ({"quant": {"act_bits": 1}}, ["quant.act_bits"]),
     ({"codec": {"intra_latent": -1}}, ["codec.intra_latent"]),
+    ({"codec": {"intra_features": -2}}, ["codec.intra_features"]),
     ({"quant": {"lut_frac": 8}}, ["quant.lut_frac"]),
     ({"flow": {"simulator": "vcs"}}, ["flow.simulator"]),
     ({"flow": {"layer": 2}}, ["flow.layer"]),
