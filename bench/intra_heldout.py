@@ -1,0 +1,118 @@
+"""I-frames of the held-out clips through the float intra codec of several models ->
+bench/results/intra_heldout.json (and a markdown table on stdout).
+
+A model is a finished codec checkpoint (`codec_q<N>.pt`) or a training state of the recipe (`codec_q<N>.intra.pt`
+at the end of the intra stage, `codec_q<N>.resume.pt` in the middle of one) read with the config that trained it
+(its shape). For each held-out clip (edgecodec.codec.evaluate.HELDOUT: carphone, the dog and office crops), the
+frames a GOP of 8 codes as I-frames (0 and 8) go through g_a, the hyperprior and g_s in float: PSNR Y of the
+decoded frame (latent rounded), of the transforms alone (latent not quantized: the ceiling), and the bits the
+hyperprior estimates for the rounded latents (z and y, the padded frame) per pixel of the clip. Frames are padded
+to a multiple of 64 as the coder pads them; PSNR on the original size.
+
+Usage: python bench/intra_heldout.py --model v4=checkpoints/codec_q4.pt \
+           --model v5=checkpoints/v5/codec_q4.intra.pt@configs/codec_v5.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from base.errors import EdgecodecError  # noqa: E402
+from base.files import write_json_atomic  # noqa: E402
+from base.paths import resolve  # noqa: E402
+from edgecodec.codec import checkpoint as ckpt  # noqa: E402
+from edgecodec.codec.coder import PAD  # noqa: E402
+from edgecodec.codec.evaluate import HELDOUT  # noqa: E402
+from edgecodec.config import load  # noqa: E402
+from model.codec.network import VideoCodec  # noqa: E402
+from model.codec.train import luma  # noqa: E402
+from model.video import read_video  # noqa: E402
+from model.yuv import pack420, pad_to_multiple  # noqa: E402
+
+I_FRAMES = (0, 8)
+
+
+def load_model(spec: str) -> tuple[str, VideoCodec]:
+    """NAME=PATH or NAME=PATH@CONFIG (a training state needs the config that gives its shape)."""
+    name, _, rest = spec.partition("=")
+    path, _, config = rest.partition("@")
+    if not name or not path:
+        raise EdgecodecError(f"--model {spec!r}: expected NAME=PATH or NAME=PATH@CONFIG")
+    path = resolve(path)
+    if not config:
+        return name, ckpt.load(path)["codec"]
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or "float" not in state:
+        raise EdgecodecError(f"{path}: not a codec training state (no 'float' weights)")
+    codec = VideoCodec(ckpt.shape_of(load(resolve(config))))
+    try:
+        codec.load_state_dict(state["float"])
+    except RuntimeError as exc:
+        raise EdgecodecError(f"{path} does not fit the shape of {config}: {exc}") from None
+    return name, codec.eval()
+
+
+def clip_frames(path: str, box) -> list:
+    y, u, v, _ = read_video(resolve(path), max(I_FRAMES) + 1)
+    if box is not None:
+        w, h, x0, y0 = box
+        y = y[:, y0:y0 + h, x0:x0 + w]
+        u, v = (c[:, y0 // 2:(y0 + h) // 2, x0 // 2:(x0 + w) // 2] for c in (u, v))
+    return [(y[t], u[t], v[t]) for t in I_FRAMES]
+
+
+@torch.no_grad()
+def intra_point(codec: VideoCodec, frame) -> dict:
+    y, u, v = frame
+    h, w = y.shape
+    x = pack420(*pad_to_multiple(y, u, v, PAD)[:3])[None]
+    target = torch.from_numpy(y.astype(np.float64))
+
+    def psnr(rec: torch.Tensor) -> float:
+        ry = (luma(rec.clamp(0, 1))[0, 0, :h, :w].double() * 256).round().clamp(0, 255)
+        return float(10 * torch.log10(255.0 ** 2 / torch.mean((ry - target) ** 2)))
+
+    intra = codec.intra
+    out = intra(x)
+    return {"psnr_y": psnr(out["recon"]), "ceiling_psnr_y": psnr(intra.g_s(intra.g_a(x - 0.5)) + 0.5),
+            "bpp": float(out["bits"]) / (h * w)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", action="append", required=True, help="NAME=PATH[@CONFIG] (repeatable)")
+    ap.add_argument("--json", default=str(ROOT / "bench/results/intra_heldout.json"))
+    a = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    models = [load_model(m) for m in a.model]
+    clips = {name: clip_frames(path, box) for name, path, box in HELDOUT}
+    rows = []
+    for mname, codec in models:
+        for cname, frames in clips.items():
+            pts = [intra_point(codec, f) for f in frames]
+            rows.append({"model": mname, "clip": cname, **{k: float(np.mean([p[k] for p in pts])) for k in pts[0]},
+                         "frames": pts})
+    lines = ["| model | clip | I bpp (estimated) | PSNR Y | transforms alone (latent unquantized), PSNR Y |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['clip']} | {r['bpp']:.3f} | {r['psnr_y']:.2f} | {r['ceiling_psnr_y']:.2f} |"
+              for r in rows]
+    print("\n".join(lines))
+    write_json_atomic(a.json, {"command": "python bench/intra_heldout.py " + shlex.join(sys.argv[1:]),
+                               "models": a.model, "i_frames": list(I_FRAMES), "pad": PAD,
+                               "colour": "8-bit YCbCr 4:2:0 as decoded; PSNR Y on the original size",
+                               "rate": "hyperprior estimate of z and y bits (float, rounded latents) per pixel",
+                               "rows": rows, "markdown": "\n".join(lines)})
+
+
+if __name__ == "__main__":
+    main()
