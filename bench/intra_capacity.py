@@ -1,8 +1,8 @@
 """What limits the I-frame codec: short from-scratch trainings of intra variants at one lambda ->
 bench/results/intra_capacity.json.
 
-Each variant is an `IntraCodec` (model/codec/network.py) of `features` conv channels and `latent` latent
-channels ("deep": one more 3x3 conv + ReLU after the first two stages of g_a and g_s), trained from the same seed on
+Each variant is an `IntraCodec` (model/codec/network.py) of `features` conv channels ("A/S": g_a A, g_s S wide)
+and `latent` latent channels ("deep": one more 3x3 conv + ReLU after the first two stages of g_a and g_s), trained from the same seed on
 the same crops as the recipe's intra stage (codec_train.data, 128 x 128, batch 8, Adam with a cosine schedule,
 L = L_D + lambda R of model/codec/train.py). Every 500 steps: the mean training D and bpp of those steps, and the
 carphone I-frames 0 and 8 (held out; padded to a multiple of 64) through the float model: PSNR Y with the latent
@@ -41,8 +41,12 @@ DEFAULT_VARIANTS = ["64,64,plain,0.001", "64,192,plain,0.001", "128,192,plain,0.
                     "64,64,plain,0.003"]
 
 
-def make(features: int, latent: int, depth: str) -> IntraCodec:
+def make(features: int, latent: int, depth: str, analysis: int = 0) -> IntraCodec:
+    """`analysis` > 0: g_a this wide instead (the encoder side: no decoder hardware pays for it)."""
     m = IntraCodec(features, latent, 32)
+    if analysis:
+        fa = analysis
+        m.g_a = nn.Sequential(conv(6, fa, 5, 2), nn.ReLU(), conv(fa, fa, 5, 2), nn.ReLU(), conv(fa, latent, 5, 2))
     if depth == "deep":
         f = features
         m.g_a = nn.Sequential(conv(6, f, 5, 2), nn.ReLU(), conv(f, f, 3), nn.ReLU(), conv(f, f, 5, 2), nn.ReLU(),
@@ -84,9 +88,10 @@ def held_out(m: IntraCodec, x: torch.Tensor) -> dict:
 
 def run(variant: str, steps: int, lam: float, cfg) -> dict:
     f, lat, depth, lr = variant.split(",")
-    f, lat, lr = int(f), int(lat), float(lr)
+    fa, _, f = f.rpartition("/")            # "A/S": g_a A wide, g_s S wide
+    f, lat, lr, fa = int(f), int(lat), float(lr), int(fa or 0)
     torch.manual_seed(0)
-    m = make(f, lat, depth)
+    m = make(f, lat, depth, fa)
     sampler = CropSampler(list_sequences([resolve(d) for d in cfg.codec_train.data]), 1, 128, seed=5)
     opt = torch.optim.Adam(m.parameters(), lr=lr)
     w = LossWeights(lam, cfg.codec.ssim_weight)
@@ -111,7 +116,8 @@ def run(variant: str, steps: int, lam: float, cfg) -> dict:
             points.append({"step": st + 1, "seconds": round(time.time() - t0, 1), "train_D": float(dd[0]),
                            "train_bpp": float(dd[1]), **held_out(m, x_eval)})
             print(variant, points[-1], flush=True)
-    return {"features": f, "latent": lat, "depth": depth, "lr": lr, "decoder_macs_per_px": decoder_macs(m),
+    return {"features": f, "analysis_features": fa or f, "latent": lat, "depth": depth, "lr": lr,
+            "decoder_macs_per_px": decoder_macs(m),
             "points": points}
 
 
@@ -120,7 +126,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--lam", type=float, default=16.0, help="lambda (16: the shipped q4)")
     ap.add_argument("--variant", action="append", default=None,
-                    help="features,latent,plain|deep,lr (repeatable; default: the five of the study)")
+                    help="features[/synthesis features],latent,plain|deep,lr (repeatable; default: the study's five)")
     ap.add_argument("--config", default=str(ROOT / "configs/default.yaml"))
     ap.add_argument("--json", default=str(ROOT / "bench/results/intra_capacity.json"))
     a = ap.parse_args()
