@@ -93,6 +93,8 @@ class CodecConfig:
         warped frame's context features (conditional P decoder).
     intra_features, intra_latent : conv widths and latent y channels of the I-frame codec; 0 = `features`,
         `latent` (docs/codec.md: the I-frame's ceiling).
+    intra_analysis : conv widths of the I-frame analysis g_a alone (the encoder side: no decoder MACs); 0 = the
+        I-frame codec's width.
     lambdas : lambda of L = L_D + lambda R per quality, quality 1 first (lowest rate); L_D is
         255^2 MSE + ssim_weight (1 - SSIM_Y) on 0..1 frames and R is bits per luma pixel.
     motion_lambda : the encoder's block search weighs a vector bit as motion_lambda * lambda luma SSE (code units).
@@ -110,6 +112,7 @@ class CodecConfig:
     context: int = 16
     intra_features: int = 0
     intra_latent: int = 0
+    intra_analysis: int = 0
     lambdas: tuple[float, ...] = (1024.0, 512.0, 256.0, 128.0)
     motion_lambda: float = 1.0
     search_range: int = 16
@@ -124,8 +127,8 @@ class CodecConfig:
     def validate(self) -> None:
         for k in ("features", "latent", "hyper", "context"):
             _check(getattr(self, k) >= 1, f"codec.{k} must be >= 1")
-        for k in ("intra_features", "intra_latent"):
-            _check(getattr(self, k) >= 0, f"codec.{k} must be >= 0 (0: the same as codec.{k[6:]})")
+        for k in ("intra_features", "intra_latent", "intra_analysis"):
+            _check(getattr(self, k) >= 0, f"codec.{k} must be >= 0 (0: the default width)")
         _check(1 <= len(self.lambdas) <= 16 and all(v > 0 for v in self.lambdas),
                "codec.lambdas must list 1..16 positive values (one per quality)")
         _check(self.motion_lambda > 0 and self.ssim_weight >= 0, "codec.motion_lambda must be > 0 and "

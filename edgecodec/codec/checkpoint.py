@@ -24,7 +24,7 @@ def shape_of(cfg: Config) -> CodecShape:
     return CodecShape(channels=m.channels, layers=m.layers, reduction=m.se_reduction, gate_kernel=m.gate_kernel,
                       dw_kernel=m.dw_kernel, features=c.features, latent=c.latent, hyper=c.hyper,
                       context=c.context, intra_features=c.intra_features,
-                      intra_latent=c.intra_latent)
+                      intra_latent=c.intra_latent, intra_analysis=c.intra_analysis)
 
 
 def to_torch(obj):

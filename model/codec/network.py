@@ -101,12 +101,13 @@ class Hyperprior(nn.Module):
 
 
 class IntraCodec(nn.Module):
-    """I-frame codec on packed frames: g_a -> y (1/16 luma) -> hyperprior -> g_s."""
+    """I-frame codec on packed frames: g_a -> y (1/16 luma) -> hyperprior -> g_s. `analysis` > 0 widens g_a alone
+    (the encoder side, which no decoder pays for)."""
 
-    def __init__(self, features: int, latent: int, hyper: int):
+    def __init__(self, features: int, latent: int, hyper: int, analysis: int = 0):
         super().__init__()
-        f = features
-        self.g_a = nn.Sequential(conv(6, f, 5, 2), nn.ReLU(), conv(f, f, 5, 2), nn.ReLU(), conv(f, latent, 5, 2))
+        f, fa = features, analysis or features
+        self.g_a = nn.Sequential(conv(6, fa, 5, 2), nn.ReLU(), conv(fa, fa, 5, 2), nn.ReLU(), conv(fa, latent, 5, 2))
         self.g_s = nn.Sequential(*up(latent, f), nn.ReLU(), *up(f, f), nn.ReLU(), *up(f, 6))
         self.hyper = Hyperprior(latent, hyper)
 
@@ -131,6 +132,7 @@ class CodecShape:
     context: int = 16        # channels of the warped frame's context features (conditional P decoder)
     intra_features: int = 0  # conv widths of the I-frame codec; 0: `features`
     intra_latent: int = 0    # latent channels of the I-frame codec; 0: `latent`
+    intra_analysis: int = 0  # conv widths of the I-frame analysis g_a (encoder side); 0: the I-frame codec's
 
     @property
     def i_features(self) -> int:
@@ -199,5 +201,5 @@ class VideoCodec(nn.Module):
     def __init__(self, s: CodecShape):
         super().__init__()
         self.shape = s
-        self.intra = IntraCodec(s.i_features, s.i_latent, s.hyper)
+        self.intra = IntraCodec(s.i_features, s.i_latent, s.hyper, s.intra_analysis)
         self.inter = PFrameCodec(s)

@@ -65,6 +65,7 @@ def test_valid_overrides_are_applied():
     ({"quant": {"act_bits": 1}}, ["quant.act_bits"]),
     ({"codec": {"intra_latent": -1}}, ["codec.intra_latent"]),
     ({"codec": {"intra_features": -2}}, ["codec.intra_features"]),
+    ({"codec": {"intra_analysis": -1}}, ["codec.intra_analysis"]),
     ({"quant": {"lut_frac": 8}}, ["quant.lut_frac"]),
     ({"flow": {"simulator": "vcs"}}, ["flow.simulator"]),
     ({"flow": {"layer": 2}}, ["flow.layer"]),

@@ -27,7 +27,8 @@ from quant.codec.intnet import convert, requant_t
 
 from tests.conftest import CLIP_160 as CLIP
 from tests.conftest import ROOT
-TINY = {"codec": {"features": 8, "latent": 8, "intra_features": 10, "intra_latent": 12, "hyper": 8, "context": 8,
+TINY = {"codec": {"features": 8, "latent": 8, "intra_features": 10, "intra_latent": 12, "intra_analysis": 14,
+                  "hyper": 8, "context": 8,
                   "lambdas": [512, 256, 128, 64],
                   "gop": 4},
         "codec_train": {"data": [str(CLIP)], "crop": 64, "seq_len": 3, "batch": 2, "intra_steps": 4,
@@ -58,11 +59,13 @@ def test_seed_hidden_size_512_runs():
 
 
 def test_intra_widths_are_their_own(tiny, clip):
-    """codec.intra_features / intra_latent widen the I-frame codec only; the stream's payload check counts them."""
+    """codec.intra_features / intra_latent / intra_analysis widen the I-frame codec only (intra_analysis: g_a alone);
+    the stream's payload check counts the latent."""
     cfg, out = tiny
     ck = ckpt.load(out, 1)
     assert ck["codec"].intra.g_a[-1].out_channels == 12 and ck["codec"].inter.to_latent.out_channels == 8
-    assert ck["codec"].intra.g_a[0].out_channels == 10 and ck["codec"].inter.feat[0].out_channels == 8
+    assert ck["codec"].intra.g_a[0].out_channels == 14 and ck["codec"].intra.g_s[0].out_channels == 4 * 10
+    assert ck["codec"].inter.feat[0].out_channels == 8
     coder = Coder(ck, mode="int")
     assert coder.symbols_per_frame(0, 64, 64) - coder.symbols_per_frame(1, 64, 64) == (12 - 8) * 16 - 2 - 2 * 16
 
