@@ -47,12 +47,10 @@ from PIL import Image  # noqa: E402
 from edgecodec.codec import checkpoint as ckpt  # noqa: E402
 from edgecodec.codec.anchors import run_codec  # noqa: E402
 from edgecodec.codec.bitstream import parse_stream  # noqa: E402
-from edgecodec.codec.coder import PAD  # noqa: E402
-from edgecodec.codec.diagnose import (TracingCoder, block_match, crop_planes, motion_bits,  # noqa: E402
-                                      motion_search_fn, padded_frame, warp_field)
+from edgecodec.codec.diagnose import (TracingCoder, block_match, crop_planes, intra_transforms,  # noqa: E402
+                                      motion_bits, motion_search_fn, padded_frame, warp_field)
 from edgecodec.codec.metrics import frame_metrics, psnr_yuv  # noqa: E402
 from model.video import read_video, write_y4m  # noqa: E402
-from model.yuv import pack420, pad_to_multiple  # noqa: E402
 from quant.codec.int_codec import unpack_planes  # noqa: E402
 
 # name, path, (x, y, w, h) crop or None, search radius (pels)
@@ -196,22 +194,11 @@ def motion_part(dec: TracingCoder, clip, t: int, rec_idx: int, radius: int) -> d
     return res, crop_planes(*warped, h, w)
 
 
-@torch.no_grad()
 def intra_ceiling(ck: dict, clip, t: int) -> dict:
-    """PSNR Y of frame t through the float intra transforms alone: g_s(g_a(x)) with the latent unquantized (what
-    no rate can beat: the transforms' ceiling) and rounded (the float codec's I-frame)."""
-    y, u, v = clip
-    h, w = y.shape[1:]
-    yp, up_, vp, _ = pad_to_multiple(y[t], u[t], v[t], PAD)
-    x = pack420(yp, up_, vp)[None]
-    intra = ck["codec"].intra.eval()
-    lat = intra.g_a(x - 0.5)
-    out = {}
-    for name, lt in (("continuous", lat), ("rounded", torch.round(lat))):
-        rec = ((intra.g_s(lt) + 0.5).clamp(0, 1) * 256).round().clamp(0, 255)
-        ry = torch.nn.functional.pixel_shuffle(rec[:, :4], 2)[0, 0, :h, :w].numpy()
-        out[name] = float(10 * np.log10(255.0 ** 2 / np.mean((ry - y[t].astype(np.float64)) ** 2)))
-    return out
+    """PSNR Y of frame t through the float intra transforms alone: the latent unquantized (the transforms'
+    ceiling) and rounded (the float codec's I-frame)."""
+    r = intra_transforms(ck["codec"].intra, *(p[t] for p in clip[:3]))
+    return {"continuous": r["ceiling_psnr_y"], "rounded": r["psnr_y"]}
 
 
 def run_quality(ck: dict, clip, gop: int, radius: int, whatif: bool) -> dict:

@@ -32,12 +32,10 @@ from base.files import write_json_atomic  # noqa: E402
 from base.paths import resolve  # noqa: E402
 from edgecodec.codec import checkpoint as ckpt  # noqa: E402
 from edgecodec.codec.coder import PAD  # noqa: E402
-from edgecodec.codec.evaluate import HELDOUT  # noqa: E402
+from edgecodec.codec.diagnose import intra_transforms  # noqa: E402
+from edgecodec.codec.evaluate import HELDOUT, load_clip  # noqa: E402
 from edgecodec.config import load  # noqa: E402
 from model.codec.network import VideoCodec  # noqa: E402
-from model.codec.train import luma  # noqa: E402
-from model.video import read_video  # noqa: E402
-from model.yuv import pack420, pad_to_multiple  # noqa: E402
 
 I_FRAMES = (0, 8)
 
@@ -63,29 +61,8 @@ def load_model(spec: str) -> tuple[str, VideoCodec]:
 
 
 def clip_frames(path: str, box) -> list:
-    y, u, v, _ = read_video(resolve(path), max(I_FRAMES) + 1)
-    if box is not None:
-        w, h, x0, y0 = box
-        y = y[:, y0:y0 + h, x0:x0 + w]
-        u, v = (c[:, y0 // 2:(y0 + h) // 2, x0 // 2:(x0 + w) // 2] for c in (u, v))
+    y, u, v, _ = load_clip(resolve(path), max(I_FRAMES) + 1, box)
     return [(y[t], u[t], v[t]) for t in I_FRAMES]
-
-
-@torch.no_grad()
-def intra_point(codec: VideoCodec, frame) -> dict:
-    y, u, v = frame
-    h, w = y.shape
-    x = pack420(*pad_to_multiple(y, u, v, PAD)[:3])[None]
-    target = torch.from_numpy(y.astype(np.float64))
-
-    def psnr(rec: torch.Tensor) -> float:
-        ry = (luma(rec.clamp(0, 1))[0, 0, :h, :w].double() * 256).round().clamp(0, 255)
-        return float(10 * torch.log10(255.0 ** 2 / torch.mean((ry - target) ** 2)))
-
-    intra = codec.intra
-    out = intra(x)
-    return {"psnr_y": psnr(out["recon"]), "ceiling_psnr_y": psnr(intra.g_s(intra.g_a(x - 0.5)) + 0.5),
-            "bpp": float(out["bits"]) / (h * w)}
 
 
 def main() -> None:
@@ -99,7 +76,7 @@ def main() -> None:
     rows = []
     for mname, codec in models:
         for cname, frames in clips.items():
-            pts = [intra_point(codec, f) for f in frames]
+            pts = [intra_transforms(codec.intra, *f) for f in frames]
             rows.append({"model": mname, "clip": cname, **{k: float(np.mean([p[k] for p in pts])) for k in pts[0]},
                          "frames": pts})
     lines = ["| model | clip | I bpp (estimated) | PSNR Y | transforms alone (latent unquantized), PSNR Y |",

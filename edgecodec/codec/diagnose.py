@@ -11,7 +11,8 @@ Measuring functions:
   16x16 grid), then half- and quarter-pel refinement with the codec's own bilinear sampler; vectors in the
   codec's units (quarter luma pels), clamped to the coded symbol range;
 - `warp_field`: the codec's warp (`quant.codec.int_codec.warp_int`, block-constant since stream version 3);
-- `motion_bits` / `symbol_bits`: ideal code lengths (-log2 p) of symbols under the checkpoint's integer tables.
+- `motion_bits` / `symbol_bits`: ideal code lengths (-log2 p) of symbols under the checkpoint's integer tables;
+- `intra_transforms`: an I-frame through the float intra codec, with the latent rounded and not quantized at all.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import numpy as np
 import torch
 
 from model.codec.motion import predict_median
-from model.codec.network import MOTION_STRIDE, MOTION_UNITS
-from model.yuv import pad_to_multiple
+from model.codec.network import MOTION_STRIDE, MOTION_UNITS, IntraCodec
+from model.yuv import pack420, pad_to_multiple
 from quant.codec.int_codec import pack_planes, sample_int, unpack_planes, warp_int
 
 from edgecodec.codec.coder import MAX_SYMBOL, PAD, Coder
@@ -168,3 +169,24 @@ def motion_bits(coder: Coder, motion: torch.Tensor) -> float:
 
 __all__ = ["TracingCoder", "padded_frame", "crop_planes", "warp_field", "block_match",
            "motion_search_fn", "motion_bits", "symbol_bits", "pack_planes"]
+
+
+# ------------------------------------------------------------------------------------------- intra ----
+
+@torch.no_grad()
+def intra_transforms(intra: IntraCodec, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> dict:
+    """One frame (uint8 planes) through the float intra codec, padded as the coder pads it: PSNR Y on the original
+    size of the decoded frame (latent rounded), of the transforms alone (g_s(g_a(x)), latent not quantized: what
+    no rate can beat) and the bits the hyperprior estimates for the rounded latents (z and y) per pixel."""
+    h, w = y.shape
+    x = pack420(*pad_to_multiple(y, u, v, PAD)[:3])[None]
+    target = torch.from_numpy(y.astype(np.float64))
+
+    def psnr(rec: torch.Tensor) -> float:
+        ry = torch.nn.functional.pixel_shuffle(rec[:, :4].clamp(0, 1), 2)[0, 0, :h, :w].double()
+        ry = (ry * 256).round().clamp(0, 255)
+        return float(10 * torch.log10(255.0 ** 2 / torch.mean((ry - target) ** 2)))
+
+    out = intra(x)
+    return {"psnr_y": psnr(out["recon"]), "ceiling_psnr_y": psnr(intra.g_s(intra.g_a(x - 0.5)) + 0.5),
+            "bpp": float(out["bits"]) / (h * w)}

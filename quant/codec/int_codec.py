@@ -5,8 +5,9 @@
 - the synthesis, context and hyper-synthesis stacks: `quant.codec.intnet.IntSequential` (calibrated
   power-of-two grids); the P synthesis reads the decoder's ASE-GRU output and the context features of the warped
   frame, both on the cells' output grid, concatenated;
-- the decoder's ASE-GRU layers: the integer golden model of the vertical slice (`quant.cell.golden.cell_step`, the same codes as the RTL), parameters extracted from Brevitas QAT
-  cells built from the float cells with calibrated fractional bits;
+- the decoder's ASE-GRU layers: the integer golden model of the vertical slice (`quant.cell.golden.cell_step`,
+  the same codes as the RTL), parameters extracted from Brevitas QAT cells built from the float cells with
+  calibrated fractional bits;
 - the entropy model: integer probability tables (edgecodec/entropy.py) and integer thresholds that turn the
   hyper-synthesis output codes into table rows.
 
