@@ -2,11 +2,14 @@
 bench/results/intra_capacity.json.
 
 Each variant is an `IntraCodec` (model/codec/network.py) of `features` conv channels ("A/S": g_a A, g_s S wide)
-and `latent` latent channels ("deep": one more 3x3 conv + ReLU after the first two stages of g_a and g_s), trained from the same seed on
+and `latent` latent channels ("deep": one more 3x3 conv + ReLU after the first two stages of g_a and g_s; "tail": g_s ends on TAIL
+channels at the packed resolution and one more 3x3 conv to the six planes), trained from the same seed on
 the same crops as the recipe's intra stage (codec_train.data, 128 x 128, batch 8, Adam with a cosine schedule,
 L = L_D + lambda R of model/codec/train.py). Every 500 steps: the mean training D and bpp of those steps, and the
 carphone I-frames 0 and 8 (held out; padded to a multiple of 64) through the float model: PSNR Y with the latent
 unquantized (the transforms' ceiling) and rounded, and the estimated bits (hyperprior, rounded latents) per pixel.
+
+Optional fifth field of a variant: the training crops' scales (codec_train.scales, e.g. 1+2+4).
 
 Usage: python bench/intra_capacity.py [--steps 3000] [--lam 16] [--variant 64,64,plain,0.001 ...]
 (about 6 min a variant of 64 features and 20 min at 128 on 2 CPU cores)
@@ -15,6 +18,8 @@ Usage: python bench/intra_capacity.py [--steps 3000] [--lam 16] [--variant 64,64
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shlex
 import sys
 import time
@@ -37,6 +42,7 @@ from model.proxy.train import cosine_lr  # noqa: E402
 from model.yuv import pack420, pad_to_multiple  # noqa: E402
 
 CLIP = "data/video/carphone_176x144_qp10.mp4"
+TAIL = 32                                   # "tail": g_s's last sub-pixel conv gives TAIL channels, then a 3x3 conv
 DEFAULT_VARIANTS = ["64,64,plain,0.001", "64,192,plain,0.001", "128,192,plain,0.001", "64,64,deep,0.001",
                     "64,64,plain,0.003"]
 
@@ -53,6 +59,10 @@ def make(features: int, latent: int, depth: str, analysis: int = 0) -> IntraCode
                               conv(f, f, 3), nn.ReLU(), conv(f, latent, 5, 2))
         m.g_s = nn.Sequential(*up(latent, f), nn.ReLU(), conv(f, f, 3), nn.ReLU(), *up(f, f), nn.ReLU(),
                               conv(f, f, 3), nn.ReLU(), *up(f, 6))
+    if depth == "tail":
+        f = features
+        m.g_s = nn.Sequential(*up(latent, f), nn.ReLU(), *up(f, f), nn.ReLU(), *up(f, TAIL), nn.ReLU(),
+                              conv(TAIL, 6))
     return m
 
 
@@ -87,12 +97,13 @@ def held_out(m: IntraCodec, x: torch.Tensor) -> dict:
 
 
 def run(variant: str, steps: int, lam: float, cfg) -> dict:
-    f, lat, depth, lr = variant.split(",")
+    f, lat, depth, lr, *scales = variant.split(",")
     fa, _, f = f.rpartition("/")            # "A/S": g_a A wide, g_s S wide
     f, lat, lr, fa = int(f), int(lat), float(lr), int(fa or 0)
+    scales = tuple(int(s) for s in scales[0].split("+")) if scales else (1,)
     torch.manual_seed(0)
     m = make(f, lat, depth, fa)
-    sampler = CropSampler(list_sequences([resolve(d) for d in cfg.codec_train.data]), 1, 128, seed=5)
+    sampler = CropSampler(list_sequences([resolve(d) for d in cfg.codec_train.data]), 1, 128, seed=5, scales=scales)
     opt = torch.optim.Adam(m.parameters(), lr=lr)
     w = LossWeights(lam, cfg.codec.ssim_weight)
     y, u, v = load_sequence(resolve(CLIP), 9)
@@ -116,8 +127,8 @@ def run(variant: str, steps: int, lam: float, cfg) -> dict:
             points.append({"step": st + 1, "seconds": round(time.time() - t0, 1), "train_D": float(dd[0]),
                            "train_bpp": float(dd[1]), **held_out(m, x_eval)})
             print(variant, points[-1], flush=True)
-    return {"features": f, "analysis_features": fa or f, "latent": lat, "depth": depth, "lr": lr,
-            "decoder_macs_per_px": decoder_macs(m),
+    return {"variant": variant, "features": f, "analysis_features": fa or f, "latent": lat, "depth": depth,
+            "lr": lr, "scales": list(scales), "decoder_macs_per_px": decoder_macs(m),
             "points": points}
 
 
@@ -126,15 +137,21 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--lam", type=float, default=16.0, help="lambda (16: the shipped q4)")
     ap.add_argument("--variant", action="append", default=None,
-                    help="features[/synthesis features],latent,plain|deep,lr (repeatable; default: the study's five)")
+                    help="[analysis features/]features,latent,plain|deep|tail,lr[,scales as 1+2+4] (repeatable; "
+                         "default: the study's five); rows join the JSON of the same steps and lambda")
     ap.add_argument("--config", default=str(ROOT / "configs/default.yaml"))
     ap.add_argument("--json", default=str(ROOT / "bench/results/intra_capacity.json"))
     a = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     cfg = load(a.config)
-    rows = [run(v, a.steps, a.lam, cfg) for v in (a.variant or DEFAULT_VARIANTS)]
-    write_json_atomic(a.json, {"command": "python bench/intra_capacity.py " + shlex.join(sys.argv[1:]),
-                               "steps": a.steps, "lambda": a.lam, "clip": CLIP, "frames": [0, 8],
+    command = "python bench/intra_capacity.py " + shlex.join(sys.argv[1:])
+    rows = [{**run(v, a.steps, a.lam, cfg), "command": command} for v in (a.variant or DEFAULT_VARIANTS)]
+    old = json.loads(Path(a.json).read_text()) if Path(a.json).is_file() else {}
+    if old.get("steps") == a.steps and old.get("lambda") == a.lam:     # the same study: new variants join it
+        new = {r["variant"] for r in rows}
+        rows = [r for r in old["variants"] if r["variant"] not in new] + rows
+    note = {k: old[k] for k in ("note",) if k in old}
+    write_json_atomic(a.json, {**note, "steps": a.steps, "lambda": a.lam, "clip": CLIP, "frames": [0, 8],
                                "colour": "8-bit YCbCr 4:2:0 as decoded; PSNR Y", "variants": rows})
 
 

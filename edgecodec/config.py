@@ -156,6 +156,8 @@ class CodecTrainConfig:
     search_range : the block search's range (luma pixels) on training crops.
     rate_warmup : steps over which lambda ramps up from 0 in the P stage of the highest quality (the P path
         collapses to sending nothing without it, docs/codec.md).
+    scales : training-data augmentation: a sample may be a crop of crop x s pixels box-averaged down by s, for s
+        in scales (the frame must hold it); (1,) = crops at the frames' own resolution.
     """
 
     data: tuple[str, ...] = ("data/video/CiscoVT2people_320x192_12fps.y4m",
@@ -169,11 +171,15 @@ class CodecTrainConfig:
     finetune_steps: int = 600
     search_range: int = 8
     rate_warmup: int = 0
+    scales: tuple[int, ...] = (1,)
     lr: float = 1e-3
     seed: int = 0
 
     def validate(self) -> None:
         _check(len(self.data) >= 1, "codec_train.data must name at least one file or folder")
+        _check(len(self.scales) >= 1 and len(set(self.scales)) == len(self.scales)
+               and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 8 for v in self.scales),
+               "codec_train.scales must be distinct integers in [1, 8]")
         _check(1 <= self.search_range <= 63, "codec_train.search_range must be in [1, 63] pixels")
         _check(self.rate_warmup >= 0, "codec_train.rate_warmup must be >= 0")
         _check(self.crop >= 64 and self.crop % 64 == 0, "codec_train.crop must be a multiple of 64")

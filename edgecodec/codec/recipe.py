@@ -35,6 +35,9 @@ STAGES = ("intra", "inter")
 NOT_TRAINING = ("gop", "checkpoints", "eval_clip", "eval_frames")   # codec fields the weights ignore
 _STEPS = ("intra_steps", "inter_steps", "finetune_intra_steps", "finetune_steps")
 _P_ONLY = ("rate_warmup",)        # codec_train fields only the P stage reads
+# fields added after checkpoints were trained: at these values they leave a recipe's key as it was without them
+_NEUTRAL = {"codec": {"intra_features": 0, "intra_latent": 0, "intra_analysis": 0},
+            "codec_train": {"scales": [1]}}
 
 
 def recipe_key(cfg: Config, quality: int) -> str:
@@ -55,6 +58,8 @@ def intra_key(cfg: Config, quality: int) -> str:
 
 def _key(cfg: Config, quality: int, intra_only: bool) -> str:
     d = cfg.to_dict()
+    for section, fields in _NEUTRAL.items():
+        d[section] = {k: v for k, v in d[section].items() if not (k in fields and _same(v, fields[k]))}
     lambdas = d["codec"]["lambdas"]
     n = len(lambdas)
     codec = {k: v for k, v in d["codec"].items() if k not in NOT_TRAINING + ("lambdas",)}
@@ -70,6 +75,10 @@ def _key(cfg: Config, quality: int, intra_only: bool) -> str:
     else:
         parts += [steps, parent]
     return content_hash(*parts).hex()
+
+
+def _same(a, b) -> bool:
+    return list(a) == list(b) if isinstance(a, (list, tuple)) else a == b
 
 
 def tables() -> dict:
@@ -145,7 +154,7 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
         intra_path = path.with_name(path.stem + ".intra.pt")
         ikey = intra_key(cfg, q)
         res = _load_resume(resume_path, key) or _load_intra(intra_path, ikey)
-        sampler_q = CropSampler(seqs, t.seq_len, t.crop, t.seed + 1000 * q) if res is None else \
+        sampler_q = CropSampler(seqs, t.seq_len, t.crop, t.seed + 1000 * q, scales=t.scales) if res is None else \
             _restore(res, codec, seqs, t, world)
         log, t0 = {"stages": {}}, time.time()
         if res is not None:
@@ -220,6 +229,6 @@ def _restore(res: dict, codec: VideoCodec, seqs, t, world: World) -> CropSampler
     bytes of an uninterrupted run."""
     codec.load_state_dict(res["float"])
     world.restore_rng(res, t.seed, res["step"])
-    sampler = CropSampler(seqs, t.seq_len, t.crop, t.seed)
+    sampler = CropSampler(seqs, t.seq_len, t.crop, t.seed, scales=t.scales)
     sampler.gen.set_state(res["sampler"])
     return sampler

@@ -145,8 +145,21 @@ def _probe(seq: Path) -> tuple[int | None, int, int]:
     return None, 1 << 30, 1 << 30                      # other containers: checked when loaded
 
 
+def box_down(planes: np.ndarray, s: int) -> np.ndarray:
+    """(T, H, W) uint8 -> (T, H/s, W/s): the mean of each s x s box, rounded half up (integer arithmetic)."""
+    if s == 1:
+        return planes
+    t, h, w = planes.shape
+    total = planes.reshape(t, h // s, s, w // s, s).sum(axis=(2, 4), dtype=np.int64)
+    return ((total + s * s // 2) // (s * s)).astype(np.uint8)
+
+
 class CropSampler:
     """Random (sequence, start, even crop position, horizontal flip) windows from a seeded torch.Generator.
+
+    `scales` > 1 (training-data augmentation): a window may instead be a crop of crop x s pixels averaged down by
+    s (box filter), which packs s times the detail into a crop; each draw picks the sequence, then one of the
+    scales its frame size allows. With the default (1,) the draws are those of a sampler without scales.
 
     `sequences`: paths (see list_sequences) and/or in-memory (y, u, v) uint8 tuples. Sequences shorter than
     seq_len or smaller than crop are skipped with a warning; an EdgecodecError names them when none is usable.
@@ -155,12 +168,17 @@ class CropSampler:
     """
 
     def __init__(self, sequences, seq_len: int, crop: int, seed: int, max_frames_per_seq: int | None = None,
-                 cache_size: int = 32, lazy: bool | None = None):
+                 cache_size: int = 32, lazy: bool | None = None, scales: tuple[int, ...] = (1,)):
         for name, val, low in (("seq_len", seq_len, 1), ("crop", crop, 2), ("cache_size", cache_size, 1)):
             if not isinstance(val, int) or isinstance(val, bool) or val < low:
                 raise EdgecodecError(f"CropSampler: {name}={val!r} must be an integer >= {low}")
         if crop % 2:
             raise EdgecodecError(f"CropSampler: crop={crop} must be even (4:2:0 chroma is half size)")
+        scales = tuple(scales)
+        if not scales or len(set(scales)) != len(scales) or \
+                any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in scales):
+            raise EdgecodecError(f"CropSampler: scales={scales!r} must be distinct positive integers")
+        self.scales = tuple(sorted(scales))
         self.items = list(sequences)
         if not self.items:
             raise EdgecodecError("CropSampler: no sequences given")
@@ -200,7 +218,7 @@ class CropSampler:
                       + ("; ..." if len(skipped) > 5 else ""), stacklevel=3)
 
     def _fits(self, shape) -> bool:
-        return shape[0] >= self.seq_len and min(shape[1], shape[2]) >= self.crop
+        return shape[0] >= self.seq_len and min(shape[1], shape[2]) >= self.crop * self.scales[0]
 
     def _load(self, i: int) -> tuple:
         item = self.items[i]
@@ -236,11 +254,16 @@ class CropSampler:
             if self._fits(y.shape):
                 break
             self._warn([self._describe(self.usable.pop(k), y.shape)])   # lazy mode: found short when loaded
-        L, c, (t, h, w) = self.seq_len, self.crop, y.shape
+        L, (t, h, w) = self.seq_len, y.shape
+        s = self.scales[0]
+        if len(self.scales) > 1:
+            fit = [v for v in self.scales if self.crop * v <= min(h, w)]
+            s = fit[self._int(len(fit))]
+        c = self.crop * s
         t0, r0, c0 = self._int(t - L + 1), 2 * self._int((h - c) // 2 + 1), 2 * self._int((w - c) // 2 + 1)
         flip = self._int(2) == 1
-        ys = y[t0:t0 + L, r0:r0 + c, c0:c0 + c]
-        us, vs = (p[t0:t0 + L, r0 // 2:(r0 + c) // 2, c0 // 2:(c0 + c) // 2] for p in (u, v))
+        ys = box_down(y[t0:t0 + L, r0:r0 + c, c0:c0 + c], s)
+        us, vs = (box_down(p[t0:t0 + L, r0 // 2:(r0 + c) // 2, c0 // 2:(c0 + c) // 2], s) for p in (u, v))
         if flip:
             ys, us, vs = ys[..., ::-1], us[..., ::-1], vs[..., ::-1]
         return pack420(ys, us, vs)

@@ -354,3 +354,36 @@ def test_sampler_skips_or_refuses_unusable_sequences(tmp_path):
         sampler.batch(0)
     with pytest.raises(EdgecodecError, match="array sequence 0"):
         CropSampler([(np.zeros((3, 8, 8), np.uint8),) * 3], seq_len=1, crop=2, seed=0)
+
+
+def test_scaled_windows_are_box_averaged_crops_and_default_draws_are_unchanged():
+    rng = np.random.default_rng(3)
+    big = tuple(rng.integers(0, 256, (4, h, w), dtype=np.uint8) for h, w in ((32, 48), (16, 24), (16, 24)))
+    small = tuple(rng.integers(0, 256, (4, h, w), dtype=np.uint8) for h, w in ((16, 16), (8, 8), (8, 8)))
+    plain = CropSampler([big, small], seq_len=2, crop=8, seed=4).batch(12)
+    assert torch.equal(CropSampler([big, small], seq_len=2, crop=8, seed=4, scales=(1,)).batch(12), plain)
+    scaled = CropSampler([big, small], seq_len=2, crop=8, seed=4, scales=(4, 1, 2))
+    assert scaled.scales == (1, 2, 4)
+    windows = scaled.batch(64)
+    assert windows.shape == (64, 2, 6, 4, 4)
+    assert torch.equal(CropSampler([big, small], seq_len=2, crop=8, seed=4, scales=(1, 2, 4)).batch(64), windows)
+    # every window is a crop of one sequence at some scale: find it among all even positions, both flips
+    y, u, v = (torch.from_numpy(p.astype(np.int64)) for p in big)
+    found = set()
+    for s in (2, 4):
+        for t in range(3):
+            for r in range(0, 32 - 8 * s + 1, 2):
+                for c in range(0, 48 - 8 * s + 1, 2):
+                    cy = y[t:t + 2, r:r + 8 * s, c:c + 8 * s].reshape(2, 8, s, 8, s).sum((2, 4))
+                    ref = ((cy + s * s // 2) // (s * s)).to(torch.uint8)
+                    for k, w in enumerate(windows):
+                        wy = to_codes(unpack420(w)[0])
+                        if torch.equal(wy, ref) or torch.equal(wy, ref.flip(-1)):
+                            found.add((k, s))
+    assert {s for _, s in found} == {2, 4}                          # both scales drawn and exact box means
+    assert 4 <= len(found) < 64                                      # and scale 1 too
+    for bad in [(), (0,), (2, 2), (1.5,)]:
+        with pytest.raises(EdgecodecError, match="scales"):
+            CropSampler([big], seq_len=2, crop=8, seed=0, scales=bad)
+    with pytest.raises(EdgecodecError, match="no sequence has"):    # too small at the smallest scale
+        CropSampler([small], seq_len=2, crop=8, seed=0, scales=(4,))

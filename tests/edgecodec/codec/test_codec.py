@@ -379,3 +379,19 @@ def test_recipe_key_follows_what_each_quality_depends_on():
     assert changed[3] == k0[3] and changed[2] != k0[2] and changed[0] != k0[0]
     gop = config.from_dict({**TINY, "codec": {**TINY["codec"], "gop": 16}})
     assert [recipe_key(gop, q) for q in range(1, 5)] == k0
+    scaled = keys(scales=[1, 2])
+    assert keys(scales=[1]) == k0 and all(a != b for a, b in zip(scaled, k0))
+    for bad in ([], [0], [2, 2], [9]):
+        with pytest.raises(EdgecodecError, match="codec_train.scales"):
+            config.from_dict({**TINY, "codec_train": {**TINY["codec_train"], "scales": bad}})
+
+
+def test_the_shipped_checkpoints_are_what_the_default_recipe_trains():
+    """`edgecodec train` on the shipped config finds the shipped checkpoints up to date (a config field added since
+    they were trained, at its neutral value, does not make it train them again)."""
+    from edgecodec.codec.recipe import recipe_key
+    cfg = config.load(ROOT / "configs/default.yaml")
+    for q in range(1, len(cfg.codec.lambdas) + 1):
+        assert ckpt.load(ROOT / cfg.codec.checkpoints, q)["recipe"] == recipe_key(cfg, q), q
+    changed = config.from_dict({**cfg.to_dict(), "codec": {**cfg.to_dict()["codec"], "intra_analysis": 128}})
+    assert recipe_key(changed, 4) != recipe_key(cfg, 4)
