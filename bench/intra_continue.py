@@ -10,7 +10,7 @@ alone, estimated bits per pixel). Rows join the JSON under their `--name`.
 
 Usage: python bench/intra_continue.py --name more16k --steps 16000 --lr 1e-3
        python bench/intra_continue.py --name nossim --steps 1500 --lr 2e-4 --ssim 0
-(about 7 min per 1 000 steps on one core)
+(1.2–4 min per 1 000 steps on one core, depending on what shares the machine)
 """
 
 from __future__ import annotations
