@@ -21,7 +21,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,13 +31,9 @@ from base.files import write_json_atomic  # noqa: E402
 from base.paths import resolve  # noqa: E402
 from edgecodec.codec import checkpoint as ckpt  # noqa: E402
 from edgecodec.codec.coder import PAD  # noqa: E402
-from edgecodec.codec.diagnose import intra_transforms  # noqa: E402
-from edgecodec.codec.evaluate import HELDOUT, load_clip  # noqa: E402
+from edgecodec.codec.diagnose import HELDOUT_I_FRAMES, heldout_i_frames, heldout_intra  # noqa: E402
 from edgecodec.config import load  # noqa: E402
 from model.codec.network import VideoCodec  # noqa: E402
-
-I_FRAMES = (0, 8)
-
 
 def load_model(spec: str) -> tuple[str, VideoCodec]:
     """NAME=PATH or NAME=PATH@CONFIG (a training state needs the config that gives its shape)."""
@@ -60,11 +55,6 @@ def load_model(spec: str) -> tuple[str, VideoCodec]:
     return name, codec.eval()
 
 
-def clip_frames(path: str, box) -> list:
-    y, u, v, _ = load_clip(resolve(path), max(I_FRAMES) + 1, box)
-    return [(y[t], u[t], v[t]) for t in I_FRAMES]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", required=True, help="NAME=PATH[@CONFIG] (repeatable)")
@@ -72,20 +62,16 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     models = [load_model(m) for m in a.model]
-    clips = {name: clip_frames(path, box) for name, path, box in HELDOUT}
-    rows = []
-    for mname, codec in models:
-        for cname, frames in clips.items():
-            pts = [intra_transforms(codec.intra, *f) for f in frames]
-            rows.append({"model": mname, "clip": cname, **{k: float(np.mean([p[k] for p in pts])) for k in pts[0]},
-                         "frames": pts})
+    clips = heldout_i_frames()
+    rows = [{"model": mname, "clip": cname, **r} for mname, codec in models
+            for cname, r in heldout_intra(codec.intra, clips).items()]
     lines = ["| model | clip | I bpp (estimated) | PSNR Y | transforms alone (latent unquantized), PSNR Y |",
              "|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['clip']} | {r['bpp']:.3f} | {r['psnr_y']:.2f} | {r['ceiling_psnr_y']:.2f} |"
               for r in rows]
     print("\n".join(lines))
     write_json_atomic(a.json, {"command": "python bench/intra_heldout.py " + shlex.join(sys.argv[1:]),
-                               "models": a.model, "i_frames": list(I_FRAMES), "pad": PAD,
+                               "models": a.model, "i_frames": list(HELDOUT_I_FRAMES), "pad": PAD,
                                "colour": "8-bit YCbCr 4:2:0 as decoded; PSNR Y on the original size",
                                "rate": "hyperprior estimate of z and y bits (float, rounded latents) per pixel",
                                "rows": rows, "markdown": "\n".join(lines)})

@@ -190,3 +190,28 @@ def intra_transforms(intra: IntraCodec, y: np.ndarray, u: np.ndarray, v: np.ndar
     out = intra(x)
     return {"psnr_y": psnr(out["recon"]), "ceiling_psnr_y": psnr(intra.g_s(intra.g_a(x - 0.5)) + 0.5),
             "bpp": float(out["bits"]) / (h * w)}
+
+
+HELDOUT_I_FRAMES = (0, 8)      # the frames a GOP of 8 codes as I-frames
+
+
+def heldout_i_frames() -> dict[str, list]:
+    """{clip name: [(y, u, v) uint8 planes of each of HELDOUT_I_FRAMES]} of the held-out clips
+    (edgecodec.codec.evaluate.HELDOUT)."""
+    from base.paths import resolve
+    from edgecodec.codec.evaluate import HELDOUT, load_clip
+    out = {}
+    for name, path, box in HELDOUT:
+        y, u, v, _ = load_clip(resolve(path), max(HELDOUT_I_FRAMES) + 1, box)
+        out[name] = [(y[t], u[t], v[t]) for t in HELDOUT_I_FRAMES]
+    return out
+
+
+def heldout_intra(intra: IntraCodec, clips: dict[str, list]) -> dict[str, dict]:
+    """`intra_transforms` of every frame of `clips` (heldout_i_frames()): per clip the means over its frames and,
+    under "frames", each frame's values."""
+    res = {}
+    for name, frames in clips.items():
+        pts = [intra_transforms(intra, *f) for f in frames]
+        res[name] = {**{k: float(np.mean([p[k] for p in pts])) for k in pts[0]}, "frames": pts}
+    return res
