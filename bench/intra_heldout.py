@@ -9,8 +9,9 @@ decoded frame (latent rounded), of the transforms alone (latent not quantized: t
 hyperprior estimates for the rounded latents (z and y, the padded frame) per pixel of the clip. Frames are padded
 to a multiple of 64 as the coder pads them; PSNR on the original size.
 
-Usage: python bench/intra_heldout.py --model v4=checkpoints/codec_q4.pt \
-           --model v5=checkpoints/v5/codec_q4.intra.pt@configs/codec_v5.yaml
+Usage: python bench/intra_heldout.py --model v4=v4_q4.pt \
+           --model v5=checkpoints/codec_q4.intra.pt@configs/default.yaml
+(v4_q4.pt, the version-4 q4: `git show de4cb57:checkpoints/codec_q4.pt > v4_q4.pt`)
 """
 
 from __future__ import annotations

@@ -158,6 +158,9 @@ class CodecTrainConfig:
         collapses to sending nothing without it, docs/codec.md).
     scales : training-data augmentation: a sample may be a crop of crop x s pixels box-averaged down by s, for s
         in scales (the frame must hold it); (1,) = crops at the frames' own resolution.
+    p_seq_len : frames per sample of the P stages (1 I-frame, then p_seq_len - 1 P-frames, each coded from the
+        previous reconstruction); 0 = seq_len. A GOP's worth trains the P path on the references it meets late in
+        a GOP (the drift).
     """
 
     data: tuple[str, ...] = ("data/video/CiscoVT2people_320x192_12fps.y4m",
@@ -172,6 +175,7 @@ class CodecTrainConfig:
     search_range: int = 8
     rate_warmup: int = 0
     scales: tuple[int, ...] = (1,)
+    p_seq_len: int = 0
     lr: float = 1e-3
     seed: int = 0
 
@@ -184,6 +188,8 @@ class CodecTrainConfig:
         _check(self.rate_warmup >= 0, "codec_train.rate_warmup must be >= 0")
         _check(self.crop >= 64 and self.crop % 64 == 0, "codec_train.crop must be a multiple of 64")
         _check(self.seq_len >= 2, "codec_train.seq_len must be >= 2 (an I-frame and a P-frame)")
+        _check(self.p_seq_len == 0 or self.p_seq_len >= 2,
+               "codec_train.p_seq_len must be 0 (= seq_len) or >= 2 (an I-frame and a P-frame)")
         _check(self.batch >= 1, "codec_train.batch must be >= 1")
         _check(min(self.intra_steps, self.inter_steps, self.finetune_intra_steps, self.finetune_steps) >= 0,
                "codec_train steps must be >= 0")

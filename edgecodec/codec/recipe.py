@@ -34,10 +34,10 @@ from base.hashing import content_hash
 STAGES = ("intra", "inter")
 NOT_TRAINING = ("gop", "checkpoints", "eval_clip", "eval_frames")   # codec fields the weights ignore
 _STEPS = ("intra_steps", "inter_steps", "finetune_intra_steps", "finetune_steps")
-_P_ONLY = ("rate_warmup",)        # codec_train fields only the P stage reads
+_P_ONLY = ("rate_warmup", "p_seq_len")   # codec_train fields only the P stage reads
 # fields added after checkpoints were trained: at these values they leave a recipe's key as it was without them
 _NEUTRAL = {"codec": {"intra_features": 0, "intra_latent": 0, "intra_analysis": 0},
-            "codec_train": {"scales": [1]}}
+            "codec_train": {"scales": [1], "p_seq_len": 0}}
 
 
 def recipe_key(cfg: Config, quality: int) -> str:
@@ -174,6 +174,7 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
                                     "opt": opt.state_dict(), "sampler": sampler_q.gen.get_state(),
                                     **rngs, "log": log}, tmp)
 
+            sampler_q.seq_len = t.seq_len if stage == "intra" else t.p_seq_len or t.seq_len
             codec.to(device)
             hist = run_stage(codec, stage, sampler_q, steps[stage], start, t.batch, t.lr, w, opt_state, progress,
                              f"q{q} {stage}", save_resume, device=device, world=world)

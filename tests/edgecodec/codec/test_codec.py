@@ -384,6 +384,32 @@ def test_recipe_key_follows_what_each_quality_depends_on():
     for bad in ([], [0], [2, 2], [9]):
         with pytest.raises(EdgecodecError, match="codec_train.scales"):
             config.from_dict({**TINY, "codec_train": {**TINY["codec_train"], "scales": bad}})
+    from edgecodec.codec.recipe import intra_key
+    longer = config.from_dict({**TINY, "codec_train": {**TINY["codec_train"], "p_seq_len": 5}})
+    assert keys(p_seq_len=0) == k0 and all(a != b for a, b in zip(keys(p_seq_len=5), k0))
+    assert intra_key(longer, 4) == intra_key(base, 4)        # P stages only: the intra stage is kept
+    for bad in (1, -1):
+        with pytest.raises(EdgecodecError, match="codec_train.p_seq_len"):
+            config.from_dict({**TINY, "codec_train": {**TINY["codec_train"], "p_seq_len": bad}})
+
+
+def test_p_stages_train_on_p_seq_len_frames(tmp_path, monkeypatch):
+    """codec_train.p_seq_len: the P stages draw windows of that many frames (an I-frame and p_seq_len - 1
+    P-frames), the intra stage those of seq_len."""
+    import edgecodec.codec.recipe as ct
+    seen = []
+    real = ct.run_stage
+
+    def recording(codec, stage, sampler, *a, **kw):
+        seen.append((stage, sampler.batch(1).shape[1]))
+        return real(codec, stage, sampler, *a, **kw)
+
+    monkeypatch.setattr(ct, "run_stage", recording)
+    t = {**TINY, "codec": {**TINY["codec"], "lambdas": [256, 128]},
+         "codec_train": {**TINY["codec_train"], "intra_steps": 1, "inter_steps": 1, "finetune_intra_steps": 1,
+                         "finetune_steps": 1, "p_seq_len": 5}}
+    train(config.from_dict(t), tmp_path, progress=False)
+    assert seen == [("intra", 3), ("inter", 5)] * 2
 
 
 def test_the_shipped_checkpoints_are_what_the_default_recipe_trains():

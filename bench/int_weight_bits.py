@@ -1,0 +1,127 @@
+"""What the hardware-exact mode's bit widths cost the I-frame: carphone's I-frames decoded by the float synthesis
+g_s and by its integer model (docs/numerics.md, `IntSequential`) built at several activation / weight widths, the
+latent y_hat the same (the float analysis and its rounding). Also every layer alone at 8-bit weights (the others
+at 16), which says where the loss is.
+
+    python bench/int_weight_bits.py [--quality 4] [--frames 0 8] [--threads 1]   # -> bench/results/int_weight_bits.json
+
+PSNR of the luma plane (8-bit codes, the clip's own frames as reference) of the reconstructed I-frame; "loss" is
+float minus integer. The shipped model is codec.int_act_bits = 12, codec.int_weight_bits = 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from base.files import write_json_atomic  # noqa: E402
+from base.paths import resolve  # noqa: E402
+from edgecodec.codec import checkpoint as ckpt  # noqa: E402
+from edgecodec.config import load  # noqa: E402
+from model.codec.data import CropSampler, list_sequences  # noqa: E402
+from model.video import read_video  # noqa: E402
+from model.yuv import pack420, pad_to_multiple  # noqa: E402
+import quant.codec.intnet as intnet  # noqa: E402
+from quant.codec.int_codec import LATENT_BITS  # noqa: E402
+
+WIDTHS = ((12, 8), (14, 8), (16, 8), (12, 10), (16, 12))     # (activation bits, weight bits)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255 ** 2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default=str(ROOT / "configs/default.yaml"))
+    ap.add_argument("--quality", type=int, default=4)
+    ap.add_argument("--frames", type=int, nargs="+", default=[0, 8])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=str(ROOT / "bench/results/int_weight_bits.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    cfg = load(args.config)
+    c, t = cfg.codec, cfg.codec_train
+    ck = ckpt.load(resolve(c.checkpoints), args.quality)
+    codec = ck["codec"]
+    g_s = codec.intra.g_s
+    seqs = list_sequences([resolve(d) for d in t.data])
+    calib = CropSampler(seqs, t.seq_len, t.crop, t.seed + 7).batch(4)     # the export's calibration batch
+    captured = []
+    hook = g_s.register_forward_pre_hook(lambda _m, a: captured.append(a[0].detach().clone()))
+    with torch.no_grad():
+        codec.intra(calib[:, 0])
+    hook.remove()
+
+    y, u, v, _ = read_video(resolve(c.eval_clip), max(args.frames) + 1)
+    h, w = y.shape[1:]
+
+    def luma(packed_codes: torch.Tensor) -> np.ndarray:
+        return torch.nn.functional.pixel_shuffle(packed_codes[:, :4].double(), 2)[0, 0, :h, :w].numpy()
+
+    latents, refs = [], []
+    with torch.no_grad():
+        for i in args.frames:
+            py, pu, pv, _ = pad_to_multiple(y[i:i + 1], u[i:i + 1], v[i:i + 1], 64)
+            x = pack420(py, pu, pv)
+            latents.append(codec.intra.hyper(codec.intra.g_a(x - 0.5))["y_hat"])
+            refs.append(y[i])
+        flt = [psnr(luma((g_s(z) + 0.5).mul(256).round().clamp(0, 255)), r) for z, r in zip(latents, refs)]
+
+    def integer(net) -> list[float]:
+        return [psnr(luma((net.run(intnet.to_codes(z, 0, LATENT_BITS)) + 128).clamp(0, 255)), r)
+                for z, r in zip(latents, refs)]
+
+    def row(name: str, net) -> dict:
+        got = integer(net)
+        r = {"name": name, "psnr_y": [round(p, 3) for p in got],
+             "loss_db": [round(f - p, 3) for f, p in zip(flt, got)]}
+        print(r, flush=True)
+        return r
+
+    nets = {(a, wb): intnet.convert(g_s, captured, 0, LATENT_BITS, a, wb, out_frac=8, out_bits=10) for a, wb in WIDTHS}
+    shipped = intnet.IntSequential.from_state(ck["int"]["nets"]["intra_g_s"])
+    same = nets[(c.int_act_bits, c.int_weight_bits)].to_state()
+    if not all(np.array_equal(np.asarray(p["w"]), np.asarray(q["w"])) for p, q in
+               zip(same["layers"], shipped.to_state()["layers"]) if p["kind"] == "conv"):
+        raise SystemExit("the rebuilt integer g_s at the shipped widths differs from the checkpoint's")
+    rows = [row(f"act {a} / weight {wb} bits", net) for (a, wb), net in nets.items()]
+    real = intnet._weight_codes
+    n_conv = sum(isinstance(m, torch.nn.Conv2d) for m in g_s)
+    try:
+        for k in range(n_conv):
+            seen = {"i": 0}
+
+            def one_layer(wt, bits, k=k, seen=seen):
+                i, seen["i"] = seen["i"], seen["i"] + 1
+                return real(wt, bits if i == k else 16)
+
+            intnet._weight_codes = one_layer
+            rows.append(row(f"act {c.int_act_bits}, layer {k} alone at weight {c.int_weight_bits} bits (others 16)",
+                            intnet.convert(g_s, captured, 0, LATENT_BITS, c.int_act_bits, c.int_weight_bits,
+                                           out_frac=8, out_bits=10)))
+    finally:
+        intnet._weight_codes = real
+    write_json_atomic(Path(args.out), {
+        "command": "python bench/int_weight_bits.py " + " ".join(sys.argv[1:]),
+        "checkpoint": str(ck["path"].relative_to(ROOT)) if ck["path"].is_relative_to(ROOT) else str(ck["path"]),
+        "clip": c.eval_clip, "frames": args.frames, "float_psnr_y": [round(p, 3) for p in flt],
+        "shipped": {"act_bits": c.int_act_bits, "weight_bits": c.int_weight_bits},
+        "g_s_convs": [list(m.weight.shape) for m in g_s if isinstance(m, torch.nn.Conv2d)],
+        "rows": rows, "machine": f"{platform.machine()}, torch threads {args.threads}",
+        "seconds": round(time.perf_counter() - t0, 1)}, indent=1)
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
