@@ -12,6 +12,7 @@ float minus integer. The shipped model is codec.int_act_bits = 12, codec.int_wei
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import sys
 import time
@@ -38,6 +39,41 @@ WIDTHS = ((12, 8), (14, 8), (16, 8), (12, 10), (16, 12))     # (activation bits,
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255 ** 2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
+
+
+def mse_grid_codes(w: torch.Tensor, bits: int, extra: int = 2):
+    """Per-output-channel power-of-two codes whose grid (the max-covering one or up to `extra` finer, saturating
+    the largest weights) gives the least squared error."""
+    w = w.detach().double().cpu().numpy()
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    codes, fracs = [], []
+    for ch in w:
+        f0 = (bits - 1) - int(np.ceil(np.log2(max(float(np.abs(ch).max()), 1e-30))))
+        err, q, f = min((float(np.sum((np.clip(np.round(ch * 2.0 ** f), lo, hi) / 2.0 ** f - ch) ** 2)),
+                         np.clip(np.round(ch * 2.0 ** f), lo, hi), f) for f in range(f0, f0 + extra + 1))
+        codes.append(q)
+        fracs.append(f)
+    return np.stack(codes).astype(np.int64), fracs
+
+
+@torch.no_grad()
+def equalized(g_s: torch.nn.Sequential, target: float = 127 / 128) -> torch.nn.Sequential:
+    """g_s with every convolution but the last rescaled per group of output channels (the r^2 channels of one
+    PixelShuffle output) by s in [1, 2) so that the group's largest |w| sits at `target` x a power of two; the next
+    convolution's matching input channel divided by s (ReLU commutes with s > 0: the same function)."""
+    g = copy.deepcopy(g_s).double()
+    mods = list(g)
+    convs = [i for i, m in enumerate(mods) if isinstance(m, torch.nn.Conv2d)]
+    for a, b in zip(convs[:-1], convs[1:]):
+        conv, nxt = mods[a], mods[b]
+        r2 = conv.out_channels // nxt.in_channels
+        peak = conv.weight.abs().flatten(1).amax(1).view(-1, r2).amax(1).clamp_min(1e-30)
+        s = torch.pow(2.0, torch.ceil(torch.log2(peak))) * target / peak
+        s = torch.where(s < 1, s * 2, s)
+        conv.weight.mul_(s.repeat_interleave(r2).view(-1, 1, 1, 1))
+        conv.bias.mul_(s.repeat_interleave(r2))
+        nxt.weight.div_(s.view(1, -1, 1, 1))
+    return g.float()
 
 
 def main() -> None:
@@ -110,8 +146,19 @@ def main() -> None:
             rows.append(row(f"act {c.int_act_bits}, layer {k} alone at weight {c.int_weight_bits} bits (others 16)",
                             intnet.convert(g_s, captured, 0, LATENT_BITS, c.int_act_bits, c.int_weight_bits,
                                            out_frac=8, out_bits=10)))
+        # two post-training alternatives at the shipped widths: each channel's weight grid chosen for the least
+        # squared error (a few codes may saturate), and cross-layer equalization (every group of output channels
+        # that one PixelShuffle output takes scaled up to just below a power of two, the next convolution's input
+        # channel scaled down: the same float function, the 8-bit range better used)
+        intnet._weight_codes = mse_grid_codes
+        rows.append(row(f"act {c.int_act_bits} / weight {c.int_weight_bits} bits, least-squares weight grid",
+                        intnet.convert(g_s, captured, 0, LATENT_BITS, c.int_act_bits, c.int_weight_bits,
+                                       out_frac=8, out_bits=10)))
     finally:
         intnet._weight_codes = real
+    rows.append(row(f"act {c.int_act_bits} / weight {c.int_weight_bits} bits, cross-layer equalized",
+                    intnet.convert(equalized(g_s), captured, 0, LATENT_BITS, c.int_act_bits, c.int_weight_bits,
+                                   out_frac=8, out_bits=10)))
     write_json_atomic(Path(args.out), {
         "command": "python bench/int_weight_bits.py " + " ".join(sys.argv[1:]),
         "checkpoint": str(ck["path"].relative_to(ROOT)) if ck["path"].is_relative_to(ROOT) else str(ck["path"]),
