@@ -60,14 +60,19 @@ class IntSequential:
         return self._w[i]
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(torch.int64)
+        """Output codes (int64) of the input codes. The codes travel as integer-valued float64 tensors: the
+        convolution, its bias and the requantization (a product by 2^-shift, exact for a power of two, then
+        round half to even and the clamp) are exact below 2^53, which `_aligned` checks; so this equals the int64
+        arithmetic of the contract (`requant_t`, tested against it) without converting every tensor twice."""
+        x = x.to(torch.float64)
         for i, layer in enumerate(self.layers):
             kind = layer["kind"]
             if kind == "conv":
-                acc = torch.nn.functional.conv2d(x.double(), self._aligned(i, layer), None, layer["stride"],
+                acc = torch.nn.functional.conv2d(x, self._aligned(i, layer), self._bias(i, layer), layer["stride"],
                                                  layer["pad"])
-                acc = torch.round(acc).to(torch.int64) + torch.as_tensor(layer["b"], dtype=torch.int64)[None, :, None, None]
-                x = requant_t(acc, layer["shift"], layer["bits"])
+                lo, hi = fp.srange(layer["bits"])
+                scaled = acc.mul_(2.0 ** -layer["shift"])
+                x = (scaled.round_() if layer["shift"] > 0 else scaled).clamp_(lo, hi)
             elif kind == "relu":
                 x = x.clamp_min(0)
             elif kind == "hardtanh":
@@ -76,7 +81,16 @@ class IntSequential:
                 x = torch.nn.functional.pixel_shuffle(x, layer["r"])
             else:
                 raise EdgecodecError(f"integer model: unknown layer kind {kind!r}")
-        return x
+        return x.to(torch.int64)
+
+    def _bias(self, i: int, layer: dict) -> torch.Tensor:
+        key = ("b", i)
+        if key not in self._w:
+            b = np.asarray(layer["b"], dtype=np.int64)
+            if np.abs(b).max(initial=0) >= 2 ** 52:
+                raise EdgecodecError("integer conv bias exceeds 2^52")
+            self._w[key] = torch.from_numpy(b.astype(np.float64))
+        return self._w[key]
 
     def to_state(self) -> dict:
         return {"layers": self.layers, "f_in": self.f_in, "f_out": self.f_out}
