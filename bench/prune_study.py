@@ -5,12 +5,17 @@ For every method and budget, each quality of the teacher set (`--teachers`, defa
 q4.pt) is pruned with `edgecodec prune` (edgecodec.codec.prune.prune; `--steps`, `--batch` override prune.steps and
 codec_train.batch for every run alike) into <out>/<method>_<budget>/codec_q<N>.pt. Finished checkpoints of the same
 recipe are reused and an interrupted run continues from its state file, so the study resumes where it stopped.
+Across sessions (a fresh checkout has no build/): the JSON (`--json`, committed) is written after the teacher's
+evaluation and after every set, with `complete` false until the last; a later run whose key (`study_key`: the
+teachers' hashes, the prune and codec_train sections, GOP, clip, frames) is the JSON's takes its teacher evaluation
+and finished sets from it and runs only the rest (`--fresh`: ignore it).
 Each set (the teacher's and every pruned one) is then evaluated on the clip (`edgecodec eval`'s machinery, int
 mode, ANS, every stream decoded again and compared with the encoder's frames); x264 medium on the same frames.
 
 Per pruned set: BD-rate and BD-PSNR (YUV 6:1:1 and luma) against the teacher and against x264, the decoder MACs
 removed (1080p GOP mean, from the checkpoints), the kept ASE-GRU hidden size, and the CPU decode time of the clip
-against the teacher's (the speed-up; one thread, `--threads`). Writes <out>/prune_study.json and .md, and the
+against the teacher's (the speed-up; one thread, `--threads`; indicative only, from the evaluations' decode fps,
+possibly measured in different sessions: bench/prune_hw.py measures it best of 3 side by side). Writes <out>/prune_study.json and .md, and the
 JSON to `--json` (default bench/results/prune_study.json).
 
     python bench/prune_study.py --steps 300 --batch 4          # hours on 2 cores: 4 qualities x methods x budgets
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import platform
 import time
 from pathlib import Path
@@ -66,45 +72,82 @@ def evaluate_set(checkpoints: Path, clip: str, frames: int, gop: int, out: Path,
                     progress=False)
 
 
-def study(cfg, teachers: Path, out: Path, methods, budgets, clip: str, frames: int, progress: bool = True) -> dict:
+def study_key(cfg, teachers: Path, clip: str, frames: int) -> str:
+    """What every row of a study depends on: the teachers (their checkpoint hashes), the prune and codec_train
+    config sections, the GOP, the clip and the frame count (a row's method and budget are its own)."""
+    from base.hashing import content_hash
+    from edgecodec.codec import checkpoint as ckpt
+    d = cfg.to_dict()
+    prune = {k: v for k, v in d["prune"].items() if k not in ("budget", "method", "out")}
+    hashes = [ckpt.load(teachers, q)["hash"] for q in ckpt.available(teachers)]
+    return content_hash(hashes, prune, d["codec_train"], cfg.codec.gop, Path(clip).name, frames).hex()
+
+
+def study(cfg, teachers: Path, out: Path, methods, budgets, clip: str, frames: int, progress: bool = True,
+          previous: dict | None = None, on_row=None) -> dict:
+    """The study's result. `previous` (an earlier result, e.g. the committed JSON) lends its teacher evaluation
+    and its rows when its key is this study's, so a study spread over several sessions runs each set once;
+    `on_row(result)` is called with the partial result after the teacher's evaluation and after every set
+    (`complete` False until the last)."""
     from edgecodec.codec import checkpoint as ckpt
     gop = cfg.codec.gop
     t0 = time.perf_counter()
-    dense = evaluate_set(teachers, clip, frames, gop, out / "eval_teacher", x264=True)
-    teacher, x264 = dense["curves"]["ours-int"], dense["curves"]["x264"]
-    rows = []
+    key = study_key(cfg, teachers, clip, frames)
+    reuse = previous if previous and previous.get("key") == key else None
+    if reuse:
+        teacher_part = reuse["teacher"]
+        done = {(r["method"], r["budget"]): r for r in reuse["rows"]}
+    else:
+        dense = evaluate_set(teachers, clip, frames, gop, out / "eval_teacher", x264=True)
+        teacher, x264 = dense["curves"]["ours-int"], dense["curves"]["x264"]
+        teacher_part = {"points": [{k: p[k] for k in ("quality", "bpp", *METRICS, "decode_fps")} for p in teacher],
+                        "x264": [{k: p[k] for k in ("bpp", *METRICS)} for p in x264],
+                        "vs_x264": compare(x264, teacher)}
+        done = {}
+    teacher, x264 = teacher_part["points"], teacher_part["x264"]
+    result = {"bench": "prune_study", "key": key, "clip": clip, "frames": frames, "gop": gop,
+              "teachers": str(teachers), "steps": cfg.prune.steps, "batch": cfg.codec_train.batch,
+              "methods": list(methods), "budgets": list(budgets),
+              "colour": "8-bit YCbCr 4:2:0; PSNR YUV 6:1:1; whole-file bits per luma pixel; int mode, ANS",
+              "teacher": teacher_part, "rows": [], "complete": False, "machine": platform.platform()}
+    if on_row:
+        on_row(result)
     for method in methods:
         for budget in budgets:
             name = f"{method}_{budget:g}"
+            if (method, budget) in done:
+                result["rows"].append(done[(method, budget)])
+                continue
             summaries = prune_set(cfg, teachers, out / name, budget, method, progress)
             ev = evaluate_set(out / name, clip, frames, gop, out / f"eval_{name}", x264=False)
             pts = ev["curves"]["ours-int"]
             cks = [ckpt.load(s["checkpoint"]) for s in summaries]
-            rows.append({
+            result["rows"].append({
                 "method": method, "budget": budget,
                 "decoder_macs_removed": [c["prune"]["decoder_macs"]["removed"] for c in cks],
                 "hidden_c": [int(c["shape"]["channels"]) for c in cks],
                 "vs_teacher": compare(teacher, pts), "vs_x264": compare(x264, pts),
                 "decode_speedup": round(decode_seconds(teacher, frames) / decode_seconds(pts, frames), 3),
-                "points": [{k: p[k] for k in ("quality", "bpp", *METRICS)} for p in pts]})
+                "points": [{k: p[k] for k in ("quality", "bpp", *METRICS)} for p in pts],
+                "seconds": round(time.perf_counter() - t0, 1)})
+            t0 = time.perf_counter()
             if progress:
-                r = rows[-1]
+                r = result["rows"][-1]
                 print(f"{name}: MACs removed {r['decoder_macs_removed']}, BD-rate vs teacher "
                       f"{r['vs_teacher']['psnr_yuv611']['bd_rate_pct']} %, BD-PSNR "
                       f"{r['vs_teacher']['psnr_yuv611']['bd_psnr_db']} dB, decode x{r['decode_speedup']}",
                       flush=True)
-    return {"bench": "prune_study", "clip": clip, "frames": frames, "gop": gop, "teachers": str(teachers),
-            "steps": cfg.prune.steps, "batch": cfg.codec_train.batch, "methods": list(methods),
-            "budgets": list(budgets),
-            "colour": "8-bit YCbCr 4:2:0; PSNR YUV 6:1:1; whole-file bits per luma pixel; int mode, ANS",
-            "teacher": {"points": [{k: p[k] for k in ("quality", "bpp", *METRICS)} for p in teacher],
-                        "vs_x264": compare(x264, teacher)},
-            "rows": rows, "seconds": round(time.perf_counter() - t0, 1), "machine": platform.platform()}
+            if on_row:
+                on_row(result)
+    result["complete"] = True
+    return result
 
 
 def markdown(r: dict) -> str:
+    todo = len(r["methods"]) * len(r["budgets"]) - len(r["rows"])
     lines = [f"Pruning study: {Path(r['clip']).name}, {r['frames']} frames, GOP {r['gop']}, int mode; prune "
-             f"{r['steps']} steps, batch {r['batch']} (`python bench/prune_study.py`)", "",
+             f"{r['steps']} steps, batch {r['batch']} (`python bench/prune_study.py`)"
+             + ("" if r.get("complete") else f"; in progress: {todo} of the sets still to run"), "",
              "| method | budget | decoder MACs removed (q1..q4) | C | BD-rate vs teacher | BD-PSNR vs teacher | "
              "BD-rate vs x264 | decode speed-up |", "|---|---|---|---|---|---|---|---|"]
     t = r["teacher"]["vs_x264"]["psnr_yuv611"]["bd_rate_pct"]
@@ -147,6 +190,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "build/prune_study"))
     ap.add_argument("--json", default=str(ROOT / "bench/results/prune_study.json"))
+    ap.add_argument("--fresh", action="store_true", help="ignore the rows of an earlier run in --json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = config.load(args.config)
@@ -159,11 +203,20 @@ def main() -> None:
     budgets = [check_budget(float(b)) for b in args.budgets.split(",") if b]
     teachers = Path(args.teachers) if args.teachers else resolve(cfg.codec.checkpoints)
     out = Path(args.out)
-    r = study(cfg, teachers, out, methods, budgets, str(resolve(args.clip)), args.frames)
-    r["threads"] = args.threads
-    write_json_atomic(out / "prune_study.json", r, indent=1)
-    write_text_atomic(out / "prune_study.md", markdown(r))
-    write_json_atomic(Path(args.json), r, indent=1)
+    json_path = Path(args.json)
+    previous = None
+    if json_path.is_file() and not args.fresh:
+        previous = json.loads(json_path.read_text())
+
+    def save(r: dict) -> None:
+        r = {**r, "threads": args.threads}
+        write_json_atomic(out / "prune_study.json", r, indent=1)
+        write_text_atomic(out / "prune_study.md", markdown(r))
+        write_json_atomic(json_path, r, indent=1)
+
+    r = study(cfg, teachers, out, methods, budgets, str(resolve(args.clip)), args.frames, previous=previous,
+              on_row=save)
+    save(r)
     print(markdown(r))
 
 

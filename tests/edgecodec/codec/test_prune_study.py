@@ -60,3 +60,48 @@ def test_the_study_on_a_tiny_teacher_set(tmp_path, ffmpeg):
     # resumed: the pruned checkpoints are reused, not trained again
     again = s.study(cfg, tmp_path / "teacher", tmp_path / "study", ["gd"], [0.5], str(CLIP), 5, progress=False)
     assert again["rows"][0]["points"] == row["points"]
+
+
+def test_a_study_spread_over_sessions_runs_each_set_once(tmp_path, monkeypatch):
+    """The partial result is saved after every set; a later run with the same key reuses the teacher's
+    evaluation and the finished sets, a different key (here: more prune steps) starts again."""
+    import dataclasses
+    from edgecodec import config
+    s = _study()
+    calls = {"prune": [], "eval": []}
+    curve = [{"quality": q, "bpp": b, "psnr_yuv611": p, "psnr_y": p - 1, "decode_fps": 10.0}
+             for q, (b, p) in enumerate(((0.05, 28.0), (0.1, 30.5), (0.2, 33.0), (0.4, 35.5)), 1)]
+
+    def fake_prune(cfg, teachers, out, budget, method, progress):
+        calls["prune"].append((method, budget))
+        return []
+
+    def fake_eval(checkpoints, clip, frames, gop, out, x264):
+        calls["eval"].append(out.name)
+        return {"curves": {"ours-int": curve, **({"x264": curve} if x264 else {})}}
+
+    monkeypatch.setattr(s, "prune_set", fake_prune)
+    monkeypatch.setattr(s, "evaluate_set", fake_eval)
+    monkeypatch.setattr(s, "study_key", lambda cfg, *a: f"key-{cfg.prune.steps}")
+    cfg = config.from_dict({})
+    saved = []
+
+    def stop_after_first_set(r):
+        saved.append({**r, "rows": list(r["rows"])})
+        if len(r["rows"]) == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        s.study(cfg, tmp_path, tmp_path / "a", ["gd", "ste"], [0.5], "clip.y4m", 5, progress=False,
+                on_row=stop_after_first_set)
+    assert calls["prune"] == [("gd", 0.5)] and not saved[-1]["complete"]
+    assert "in progress: 1 of the sets" in s.markdown(saved[-1])
+    calls["prune"].clear(), calls["eval"].clear()
+    r = s.study(cfg, tmp_path, tmp_path / "b", ["gd", "ste"], [0.5], "clip.y4m", 5, progress=False,
+                previous=saved[-1])
+    assert calls == {"prune": [("ste", 0.5)], "eval": ["eval_ste_0.5"]} and r["complete"]
+    assert [(row["method"], row["budget"]) for row in r["rows"]] == [("gd", 0.5), ("ste", 0.5)]
+    calls["prune"].clear(), calls["eval"].clear()
+    longer = dataclasses.replace(cfg, prune=dataclasses.replace(cfg.prune, steps=cfg.prune.steps + 1))
+    s.study(longer, tmp_path, tmp_path / "c", ["gd"], [0.5], "clip.y4m", 5, progress=False, previous=r)
+    assert calls == {"prune": [("gd", 0.5)], "eval": ["eval_teacher", "eval_gd_0.5"]}
