@@ -76,12 +76,42 @@ def equalized(g_s: torch.nn.Sequential, target: float = 127 / 128) -> torch.nn.S
     return g.float()
 
 
+def codec_row(cfg, weight_bits: int, frames: int) -> dict:
+    """Every shipped quality exported again with `weight_bits`-bit weights (the export of `edgecodec train`: the
+    same calibration batch, the float weights unchanged) into build/int_weight_bits/w<bits>/, then `edgecodec eval`
+    (int and float, no anchors) on codec.eval_clip: BD-rate of int against float, and the int points."""
+    import dataclasses
+    from edgecodec.codec.evaluate import evaluate
+    from edgecodec.codec.recipe import export
+    c, t = cfg.codec, cfg.codec_train
+    wcfg = dataclasses.replace(cfg, codec=dataclasses.replace(c, int_weight_bits=weight_bits))
+    folder = ROOT / "build" / "int_weight_bits" / f"w{weight_bits}"
+    seqs = list_sequences([resolve(d) for d in t.data])
+    calib = CropSampler(seqs, t.seq_len, t.crop, t.seed + 7).batch(4)
+    for q in ckpt.available(resolve(c.checkpoints)):
+        ck = ckpt.load(resolve(c.checkpoints), q)
+        if export(ck["codec"], cfg, q, calib, ck["train_log"])["hash"] != ck["hash"]:
+            raise SystemExit(f"quality {q}: exported again at the shipped widths, the checkpoint differs")
+        ckpt.save(ckpt.path_for(folder, q), export(ck["codec"], wcfg, q, calib, ck["train_log"]))
+    r = evaluate(resolve(c.eval_clip), frames, c.gop, folder, None, folder / "eval", baselines=(), progress=False)
+    row = {"weight_bits": weight_bits, "act_bits": c.int_act_bits, "frames": frames,
+           "bd_rate_int_vs_float": r.get("bd_rate_int_vs_float"),
+           "int": [{k: p[k] for k in ("quality", "bpp", "psnr_yuv611", "psnr_y")} for p in r["curves"]["ours-int"]],
+           "float": [{k: p[k] for k in ("quality", "bpp", "psnr_yuv611", "psnr_y")} for p in r["curves"]["ours-float"]]}
+    print(row, flush=True)
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default=str(ROOT / "configs/default.yaml"))
     ap.add_argument("--quality", type=int, default=4)
     ap.add_argument("--frames", type=int, nargs="+", default=[0, 8])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--codec", type=int, nargs="*", default=[],
+                    help="weight widths at which every quality is exported again (its float weights as they are) "
+                         "and the whole codec evaluated int against float on codec.eval_clip (--codec-frames)")
+    ap.add_argument("--codec-frames", type=int, default=32)
     ap.add_argument("--out", default=str(ROOT / "bench/results/int_weight_bits.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -159,13 +189,14 @@ def main() -> None:
     rows.append(row(f"act {c.int_act_bits} / weight {c.int_weight_bits} bits, cross-layer equalized",
                     intnet.convert(equalized(g_s), captured, 0, LATENT_BITS, c.int_act_bits, c.int_weight_bits,
                                    out_frac=8, out_bits=10)))
+    codec_rows = [codec_row(cfg, wb, args.codec_frames) for wb in args.codec]
     write_json_atomic(Path(args.out), {
         "command": "python bench/int_weight_bits.py " + " ".join(sys.argv[1:]),
         "checkpoint": str(ck["path"].relative_to(ROOT)) if ck["path"].is_relative_to(ROOT) else str(ck["path"]),
         "clip": c.eval_clip, "frames": args.frames, "float_psnr_y": [round(p, 3) for p in flt],
         "shipped": {"act_bits": c.int_act_bits, "weight_bits": c.int_weight_bits},
         "g_s_convs": [list(m.weight.shape) for m in g_s if isinstance(m, torch.nn.Conv2d)],
-        "rows": rows, "machine": f"{platform.machine()}, torch threads {args.threads}",
+        "rows": rows, "codec_rows": codec_rows, "machine": f"{platform.machine()}, torch threads {args.threads}",
         "seconds": round(time.perf_counter() - t0, 1)}, indent=1)
     print(args.out)
 
