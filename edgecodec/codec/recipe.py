@@ -11,6 +11,7 @@ and the checkpoint is exported with its integer probability tables.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -102,6 +103,21 @@ def export(codec: VideoCodec, cfg: Config, quality: int, calib: torch.Tensor, lo
     return payload
 
 
+def _exported_at_other_widths(path: Path, cfg: Config, quality: int) -> dict | None:
+    """The checkpoint at `path` when the recipe trained it but exported its integer model at other widths than
+    codec.int_act_bits / int_weight_bits (training never reads them: the weights are those the new widths would
+    train), else None."""
+    if not path.is_file():
+        return None
+    try:
+        ck = ckpt.load(path)
+        widths = {"int_act_bits": int(ck["int"]["act_bits"]), "int_weight_bits": int(ck["int"]["weight_bits"])}
+    except (EdgecodecError, KeyError, TypeError):
+        return None
+    then = dataclasses.replace(cfg, codec=dataclasses.replace(cfg.codec, **widths))
+    return ck if ck.get("recipe") == recipe_key(then, quality) != recipe_key(cfg, quality) else None
+
+
 def _existing(path: Path, key: str) -> bool:
     if not path.is_file():
         return False
@@ -137,6 +153,15 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
         key = recipe_key(cfg, q)
         if not retrain and _existing(path, key):
             prev_state = ckpt.load(path)["float"]
+            if q in wanted:
+                written.append(path)
+            continue
+        old = None if retrain else _exported_at_other_widths(path, cfg, q)
+        if old is not None:             # trained by this recipe, exported at other integer widths: export again
+            if world.main:
+                calib = CropSampler(seqs, t.seq_len, t.crop, t.seed + 7).batch(4)
+                ckpt.save(path, export(old["codec"], cfg, q, calib, old["train_log"]))
+            prev_state = old["codec"].state_dict()
             if q in wanted:
                 written.append(path)
             continue

@@ -334,6 +334,40 @@ def test_a_new_p_schedule_starts_from_the_kept_intra_stage(tmp_path, monkeypatch
         config.from_dict({**t, "codec_train": {**TINY["codec_train"], "intra_steps": 4, "inter_steps": 2}}), 1)
 
 
+def test_other_integer_widths_export_again_without_training(tmp_path, monkeypatch):
+    """codec.int_act_bits / int_weight_bits shape only the export: a recipe that differs from a trained one in
+    them alone exports the checkpoints again (no training step) and gives the bytes a run from scratch gives."""
+    import edgecodec.codec.recipe as ct
+    t = {**TINY, "codec": {**TINY["codec"], "lambdas": [256, 128]},
+         "codec_train": {**TINY["codec_train"], "intra_steps": 2, "inter_steps": 2, "finetune_intra_steps": 1,
+                         "finetune_steps": 1}}
+
+    def cfg(weight_bits):
+        return config.from_dict({**t, "codec": {**t["codec"], "int_weight_bits": weight_bits}})
+
+    train(cfg(8), tmp_path / "a", progress=False)
+    stages = []
+    real = ct.run_stage
+
+    def counting(codec, stage, *a, **kw):
+        stages.append(stage)
+        return real(codec, stage, *a, **kw)
+
+    monkeypatch.setattr(ct, "run_stage", counting)
+    again = train(cfg(10), tmp_path / "a", progress=False)
+    assert stages == []
+    scratch = train(cfg(10), tmp_path / "b", progress=False)
+    assert stages == ["intra", "inter"] * 2
+    for a, b in zip(again, scratch):
+        ca, cb = ckpt.load(a), ckpt.load(b)
+        assert ca["hash"] == cb["hash"] and ca["recipe"] == cb["recipe"] and int(ca["int"]["weight_bits"]) == 10
+    stages.clear()
+    assert train(cfg(10), tmp_path / "a", progress=False) and stages == []          # up to date now
+    train(config.from_dict({**t, "codec": {**t["codec"], "int_weight_bits": 10, "ssim_weight": 50}}),
+          tmp_path / "a", progress=False)
+    assert stages == ["intra", "inter"] * 2                                         # a training field: trained
+
+
 def _every(fn, k):
     def wrapped(*a, **kw):
         kw["every"] = k
