@@ -97,7 +97,7 @@ def main() -> int:
     from edgecodec.codec.coder import Coder
     from edgecodec.config import load, parse_resolution
     from edgecodec.engine_host import frame_runs
-    from edgecodec.engine_plan import padded, square_shape
+    from edgecodec.engine_plan import padded, shape_for
     from hw.asic import power
     from hw.asic.engine_gatesim import load_regions, run_program, segment_activity, signature
     from hw.asic.gatesim import GateSim
@@ -121,7 +121,7 @@ def main() -> int:
     folder = ROOT / cfg.codec.checkpoints
     ck = ckpt.load(folder, args.quality)
     int_state = ck["int"]
-    shape = square_shape(args.pe, args.max_width, args.gru_pe)
+    shape = shape_for(int_state, args.pe, args.max_width, args.gru_pe)
     shape.check()
     wb = shape.data_bits // 8
     build = ROOT / args.build / args.library

@@ -36,7 +36,7 @@ def main() -> int:
     ap.add_argument("--out", default="bench/results/engine.json")
     args = ap.parse_args()
     from edgecodec.codec import checkpoint as ckpt
-    from edgecodec.engine_plan import STACKS, square_shape, stack_input
+    from edgecodec.engine_plan import STACKS, shape_for, stack_input
     from hw.engine.conv_unit import ConvUnit
     from hw.engine.frame_program import p_frame_extra_cycles
     from hw.engine.layers import conv_layers
@@ -45,7 +45,7 @@ def main() -> int:
     nets = ck["int"]["nets"]
     rows = []
     for pe in ARRAYS:
-        shape = square_shape(pe, 1024)
+        shape = shape_for(ck["int"], pe, 1024)
         unit = ConvUnit(pe=pe, simd=pe, max_width=shape.max_width, max_cin=shape.max_cin, max_cout=shape.max_cout)
         unit._MustUse__used = True          # built for its buffer sizes only, never elaborated
         line_bits = unit.line_words * pe * shape.act_bits

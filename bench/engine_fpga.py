@@ -56,7 +56,7 @@ def main() -> int:
     args = ap.parse_args()
     from edgecodec.codec import checkpoint as ckpt
     from edgecodec.config import parse_resolution
-    from edgecodec.engine_plan import frame_cycles, padded, square_shape
+    from edgecodec.engine_plan import frame_cycles, padded, shape_for
     from hw.engine.fpga_top import EngineFpgaTop, io_pins
     from hw.engine.frame_program import gru_specs
     from hw.fpga.pnr import implement
@@ -65,7 +65,7 @@ def main() -> int:
     ck = ckpt.load(ROOT / args.checkpoint)
     w, h = parse_resolution(args.resolution)
     pw, ph = padded(w, h)
-    shape = square_shape(args.pe, args.max_width, args.gru_pe)
+    shape = shape_for(ck["int"], args.pe, args.max_width, args.gru_pe)
     top = EngineFpgaTop(shape, grus=() if args.no_p_units else gru_specs(ck["int"], (ph // 16, pw // 16)))
     build = ROOT / args.build
     build.mkdir(parents=True, exist_ok=True)

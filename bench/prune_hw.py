@@ -87,7 +87,7 @@ def decode_seconds(ck: dict, folder, clip, gop: int, repeats: int = 3) -> dict:
 
 
 def variant(name: str, ck: dict, asic: dict, clock: float) -> dict:
-    from edgecodec.engine_plan import GRU_FOLD, frame_cycles, padded, plan, square_shape
+    from edgecodec.engine_plan import GRU_FOLD, frame_cycles, padded, plan, shape_for
     from hw.engine.frame_program import p_frame_extra_cycles
     from hw.fpga.devices import get_device
     from model.codec.prune import GatedCodec
@@ -102,7 +102,7 @@ def variant(name: str, ck: dict, asic: dict, clock: float) -> dict:
     for w, h in RESOLUTIONS:
         pw, ph = padded(w, h)
         res = f"{w}x{h}"
-        shape = square_shape(4, 64, GRU_FOLD)             # the ASIC's engine: 4 x 4, max_width 64, GRU PE 1
+        shape = shape_for(ist, 4, 64, GRU_FOLD)          # the ASIC's engine: 4 x 4, max_width 64, GRU PE 1
         cyc = frame_cycles(ist, pw, ph, shape)
         gru = p_frame_extra_cycles(ist, (ph // 16, pw // 16), shape)["gru"]
         p = plan(ist, w, h, 30.0, clock, get_device("ecp5", "85k"))

@@ -195,7 +195,7 @@ def cmd_engine_plan(args) -> None:
 def cmd_engine_verilog(args) -> None:
     from edgecodec.codec import checkpoint as ckpt
     from edgecodec.config import parse_resolution
-    from edgecodec.engine_plan import padded, square_shape
+    from edgecodec.engine_plan import padded, shape_for
     from hw.engine.engine import EngineTop
     from hw.engine.frame_program import check_fold, gru_specs
     from hw.rtl.emit import write_component_verilog
@@ -206,7 +206,7 @@ def cmd_engine_verilog(args) -> None:
                              "16 (they must divide the GRU's hidden size; --gru-pe 0: the array's PE)")
     pw, ph = padded(width, height)
     payload = ckpt.load(_checkpoints(args, cfg), args.quality)
-    shape = square_shape(args.pe, args.max_width, args.gru_pe)
+    shape = shape_for(payload["int"], args.pe, args.max_width, args.gru_pe)
     shape.check()
     check_fold(payload["int"], shape, "engine-verilog")      # a pruned checkpoint's widths: before anything is written
     top = EngineTop(shape, grus=gru_specs(payload["int"], (ph // 16, pw // 16)))

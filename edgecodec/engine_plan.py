@@ -46,16 +46,23 @@ def stack_input(name: str, width: int, height: int) -> tuple[int, int]:
     return height // 8, width // 8                  # p_synth: the GRU output and the context, 1/8
 
 
-def bus_bits(pe: int) -> int:
-    """The narrowest power-of-two bus (>= 64 bits) that carries a PE x PE array's weight and bias beats."""
-    return max(64, 1 << (pe * pe * 8 - 1).bit_length(), 1 << (pe * 27 - 1).bit_length())
+def bus_bits(pe: int, weight_bits: int = 8) -> int:
+    """The narrowest power-of-two bus (>= 64 bits) that carries a PE x PE array's weight beat (PE^2 codes of
+    `weight_bits`) and bias beat."""
+    return max(64, 1 << (pe * pe * weight_bits - 1).bit_length(), 1 << (pe * 27 - 1).bit_length())
 
 
-def square_shape(pe: int, max_width: int, gru_pe: int = 0):
-    """The engine a PE x PE array is generated as: its bus (`bus_bits`), 64 input / 256 output channels at most."""
+def square_shape(pe: int, max_width: int, gru_pe: int = 0, weight_bits: int = 8):
+    """The engine a PE x PE array is generated as: its bus (`bus_bits`), 64 input / 256 output channels at most,
+    convolution weights of `weight_bits` (a checkpoint's codec.int_weight_bits: `shape_for`)."""
     from hw.engine.program import EngineShape
-    return EngineShape(pe=pe, simd=pe, data_bits=bus_bits(pe), max_width=max_width, max_cin=64, max_cout=256,
-                       gru_pe=gru_pe)
+    return EngineShape(pe=pe, simd=pe, data_bits=bus_bits(pe, weight_bits), weight_bits=weight_bits,
+                       max_width=max_width, max_cin=64, max_cout=256, gru_pe=gru_pe)
+
+
+def shape_for(int_state: dict, pe: int, max_width: int, gru_pe: int = 0):
+    """`square_shape` for a checkpoint's integer decoder (checkpoint["int"]): its convolution weights' width."""
+    return square_shape(pe, max_width, gru_pe, int(int_state["weight_bits"]))
 
 
 def padded(width: int, height: int) -> tuple[int, int]:
@@ -133,7 +140,8 @@ def plan(int_state: dict, width: int, height: int, target_fps: float, clock_mhz:
     widths = [w for w in (full, 512, 256, 128, 64) if w <= full]
     # a pruned checkpoint's widths fold onto the arrays whose PE divides them (docs/pruning.md); none above 1 x 1
     # (an odd hidden size or context, pruned with prune.multiple = 1) is refused, naming the layers
-    folds = {pe: decoder_fold_problems(int_state, square_shape(pe, 64, min(GRU_FOLD, pe))) for pe in ARRAYS}
+    folds = {pe: decoder_fold_problems(int_state, shape_for(int_state, pe, 64, min(GRU_FOLD, pe))) for pe in ARRAYS}
+    wbits = int(int_state["weight_bits"])
     if all(folds[pe] for pe in ARRAYS if pe > 1):
         raise EdgecodecError("engine-plan: the checkpoint's decoder folds onto no array above 1 x 1: " +
                              "; ".join(folds[2]) + " (prune with prune.multiple = the array's PE, e.g. 4)")
@@ -143,12 +151,12 @@ def plan(int_state: dict, width: int, height: int, target_fps: float, clock_mhz:
         for max_width in widths:
             unit = ConvUnit(pe=pe, simd=pe, max_width=max_width, max_cin=64, max_cout=256)
             unit._MustUse__used = True          # built for its buffer sizes only, never elaborated
-            line_bits, weight_bits = unit.line_words * pe * 12, unit.weight_words * pe * pe * 8
+            line_bits, weight_bits = unit.line_words * pe * 12, unit.weight_words * pe * pe * wbits
             # at least this many DP16KD: each buffer's bits over 18 kbit (a lower bound; aspect ratios may need more)
             ebr = -(-line_bits // EBR_BITS) - (-weight_bits // EBR_BITS)
             if ebr <= device.capacity["bram"]:
                 break
-        shape = square_shape(pe, max_width, min(GRU_FOLD, pe))
+        shape = shape_for(int_state, pe, max_width, min(GRU_FOLD, pe))
         cycles = frame_cycles(int_state, pw, ph, shape)
         mults = multipliers(pe, min(GRU_FOLD, pe))
         fps = clock_mhz * 1e6 / max(cycles.values())

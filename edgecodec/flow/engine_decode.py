@@ -21,7 +21,7 @@ def engine_stage(cfg: Config, out: Path) -> dict:
     from edgecodec.codec import checkpoint as ckpt
     from edgecodec.codec.coder import Coder
     from edgecodec.engine_host import frame_runs
-    from edgecodec.engine_plan import measured_asic, square_shape
+    from edgecodec.engine_plan import measured_asic, shape_for
     from hw.engine.engine import EngineTop
     from hw.engine.program import Image, program_cycles
     from hw.rtl.emit import write_component_verilog
@@ -36,9 +36,10 @@ def engine_stage(cfg: Config, out: Path) -> dict:
     y, u, v, _ = read_video(resolve(c.eval_clip), e.frames)
     if y.shape[0] < e.frames:
         raise EdgecodecError(f"engine: {c.eval_clip} has {y.shape[0]} frames, engine.frames asks for {e.frames}")
-    stream = Coder(ckpt.load(folder, e.quality), "int", "ans").encode(y, u, v, c.gop).data
+    ck = ckpt.load(folder, e.quality)
+    stream = Coder(ck, "int", "ans").encode(y, u, v, c.gop).data
     (out / "stream.bin").write_bytes(stream)
-    shape = square_shape(e.pe, e.max_width)
+    shape = shape_for(ck["int"], e.pe, e.max_width)
     runs, specs = frame_runs(stream, folder, shape)
     verilog = write_component_verilog(EngineTop(shape, grus=specs), "engine_top", out / "engine_top.v")
     wb = shape.data_bits // 8

@@ -268,6 +268,10 @@ def stack_descriptors(img: Image, layers: list[ConvLayer], height: int, width: i
         bmin, bmax = -(1 << (shape.bias_bits - 1)), (1 << (shape.bias_bits - 1)) - 1
         if layer.bias.min() < bmin or layer.bias.max() > bmax:
             problems.append(f"bias beyond {shape.bias_bits} bits")
+        wmin, wmax = -(1 << (shape.weight_bits - 1)), (1 << (shape.weight_bits - 1)) - 1
+        if layer.weights.min() < wmin or layer.weights.max() > wmax:
+            problems.append(f"weights beyond {shape.weight_bits} bits (generate the engine for the checkpoint's "
+                            "codec.int_weight_bits: engine_plan.shape_for)")
         if problems:
             raise EdgecodecError(f"engine: layer {n} does not fit the generated engine: " + "; ".join(problems))
         lay = shuffle_order(layer) if layer.shuffle == 2 else layer

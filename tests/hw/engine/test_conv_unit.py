@@ -22,8 +22,8 @@ from tests.conftest import ROOT
 UNIT = dict(act_bits=12, weight_bits=8, bias_bits=24, pre_bits=3, max_shift=23)
 
 
-def random_layer(rng, cin: int, cout: int, stride: int, shift: int, relu: bool) -> ConvLayer:
-    lo, hi = srange(8)
+def random_layer(rng, cin: int, cout: int, stride: int, shift: int, relu: bool, weight_bits: int = 8) -> ConvLayer:
+    lo, hi = srange(weight_bits)
     w = rng.integers(lo, hi + 1, size=(cout, cin, 3, 3))
     pre = rng.integers(0, 4, size=cout)
     b = rng.integers(-(1 << 18), 1 << 18, size=cout)
@@ -102,6 +102,18 @@ def test_random_layers_bit_exact_under_stalls(tmp_path, pe, simd, simulator):
     rng = np.random.default_rng(pe * 10 + simd)
     layers, inputs = _sweep(rng, unit)
     run_unit(tmp_path, unit, layers, inputs, seed=pe + simd, idle=0.3, bp=0.4, simulator=simulator)
+
+
+def test_ten_bit_weights_bit_exact_under_stalls(tmp_path):
+    """The unit generated for 10-bit weight codes (codec.int_weight_bits 10: bench/int_weight_bits.py) on layers
+    whose codes use the whole 10-bit range, stride 1 and 2."""
+    unit = ConvUnit(pe=2, simd=2, max_width=12, max_cin=8, max_cout=8, **{**UNIT, "weight_bits": 10})
+    rng = np.random.default_rng(10)
+    layers = [random_layer(rng, 4, 6, 1, 12, True, weight_bits=10), random_layer(rng, 6, 4, 2, 13, False, 10)]
+    layers[0].weights[0, 0, 0, :2] = srange(10)
+    assert int(np.abs(layers[1].weights).max()) > 127
+    inputs = [rng.integers(*srange(12), size=(4, 5, 7)), rng.integers(*srange(12), size=(6, 6, 9))]
+    run_unit(tmp_path, unit, layers, inputs, seed=5, idle=0.3, bp=0.4, simulator="icarus")
 
 
 def test_cycles_match_the_model(tmp_path):

@@ -148,6 +148,16 @@ def test_a_layer_the_engine_was_not_generated_for_is_refused():
     bad = ConvLayer(**{**layer.__dict__, "bias": layer.bias * 0 + (1 << 30)})
     with pytest.raises(EdgecodecError, match="bias beyond 24 bits"):
         compile_stack([bad], 8, 8, SMALL)
+    wide = ConvLayer(**{**layer.__dict__, "weights": layer.weights * 4})     # 10-bit codes, an 8-bit engine
+    assert int(np.abs(wide.weights).max()) > 127
+    with pytest.raises(EdgecodecError, match="weights beyond 8 bits"):
+        compile_stack([wide], 8, 8, SMALL)
+    from edgecodec.engine_plan import shape_for, square_shape
+    ten = square_shape(4, 32, weight_bits=10)
+    assert ten.weight_bits == 10 and ten.data_bits == 256 and square_shape(4, 32).data_bits == 128
+    assert square_shape(8, 64, weight_bits=10).data_bits == 1024 and square_shape(8, 64).data_bits == 512
+    assert len(compile_stack([wide], 8, 8, ten).layers) == 1
+    assert shape_for({"weight_bits": 10}, 4, 32) == ten
 
 
 def test_cycle_model_matches_the_rtl_counter(tmp_path):
