@@ -334,10 +334,29 @@ def test_a_new_p_schedule_starts_from_the_kept_intra_stage(tmp_path, monkeypatch
         config.from_dict({**t, "codec_train": {**TINY["codec_train"], "intra_steps": 4, "inter_steps": 2}}), 1)
 
 
-def test_other_integer_widths_export_again_without_training(tmp_path, monkeypatch):
-    """codec.int_act_bits / int_weight_bits shape only the export: a recipe that differs from a trained one in
-    them alone exports the checkpoints again (no training step) and gives the bytes a run from scratch gives."""
+def test_other_integer_widths_export_again_without_training(tiny, tmp_path, monkeypatch):
+    """codec.int_act_bits / int_weight_bits shape only the export: a recipe that differs from the one that trained
+    the checkpoints in them alone exports them again, no training step, the float weights as they were."""
+    import shutil
     import edgecodec.codec.recipe as ct
+    cfg, out = tiny
+    shutil.copytree(out, tmp_path / "ck")
+    stages = []
+    monkeypatch.setattr(ct, "run_stage", lambda codec, stage, *a, **kw: stages.append(stage) or [])
+    ten = config.from_dict({**TINY, "codec": {**TINY["codec"], "int_weight_bits": 10}})
+    again = train(ten, tmp_path / "ck", progress=False)
+    assert stages == [] and len(again) == 4
+    for q, path in enumerate(again, 1):
+        old, new = ckpt.load(out, q), ckpt.load(path)
+        assert int(new["int"]["weight_bits"]) == 10 and new["recipe"] == ct.recipe_key(ten, q) != old["recipe"]
+        assert all(torch.equal(old["float"][k], new["float"][k]) for k in old["float"])
+    other = config.from_dict({**TINY, "codec": {**TINY["codec"], "int_weight_bits": 10, "ssim_weight": 50}})
+    assert all(ct._exported_at_other_widths(p, other, q) is None for q, p in enumerate(again, 1))   # trains
+
+
+@pytest.mark.slow       # three small trainings
+def test_a_run_from_scratch_at_other_widths_gives_the_exported_again_bytes(tmp_path):
+    """Training never reads the integer widths: exporting again equals training at the new widths."""
     t = {**TINY, "codec": {**TINY["codec"], "lambdas": [256, 128]},
          "codec_train": {**TINY["codec_train"], "intra_steps": 2, "inter_steps": 2, "finetune_intra_steps": 1,
                          "finetune_steps": 1}}
@@ -346,26 +365,9 @@ def test_other_integer_widths_export_again_without_training(tmp_path, monkeypatc
         return config.from_dict({**t, "codec": {**t["codec"], "int_weight_bits": weight_bits}})
 
     train(cfg(8), tmp_path / "a", progress=False)
-    stages = []
-    real = ct.run_stage
-
-    def counting(codec, stage, *a, **kw):
-        stages.append(stage)
-        return real(codec, stage, *a, **kw)
-
-    monkeypatch.setattr(ct, "run_stage", counting)
     again = train(cfg(10), tmp_path / "a", progress=False)
-    assert stages == []
     scratch = train(cfg(10), tmp_path / "b", progress=False)
-    assert stages == ["intra", "inter"] * 2
-    for a, b in zip(again, scratch):
-        ca, cb = ckpt.load(a), ckpt.load(b)
-        assert ca["hash"] == cb["hash"] and ca["recipe"] == cb["recipe"] and int(ca["int"]["weight_bits"]) == 10
-    stages.clear()
-    assert train(cfg(10), tmp_path / "a", progress=False) and stages == []          # up to date now
-    train(config.from_dict({**t, "codec": {**t["codec"], "int_weight_bits": 10, "ssim_weight": 50}}),
-          tmp_path / "a", progress=False)
-    assert stages == ["intra", "inter"] * 2                                         # a training field: trained
+    assert [ckpt.load(p)["hash"] for p in again] == [ckpt.load(p)["hash"] for p in scratch]
 
 
 def _every(fn, k):
