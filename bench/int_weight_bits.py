@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from base.files import write_json_atomic  # noqa: E402
 from base.paths import resolve  # noqa: E402
 from edgecodec.codec import checkpoint as ckpt  # noqa: E402
+from edgecodec.codec.metrics import psnr  # noqa: E402
 from edgecodec.config import load  # noqa: E402
 from model.codec.data import CropSampler, list_sequences  # noqa: E402
 from model.video import read_video  # noqa: E402
@@ -35,10 +36,6 @@ import quant.codec.intnet as intnet  # noqa: E402
 from quant.codec.int_codec import LATENT_BITS  # noqa: E402
 
 WIDTHS = ((12, 8), (14, 8), (16, 8), (12, 10), (16, 12))     # (activation bits, weight bits)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(255 ** 2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
 
 
 def mse_grid_codes(w: torch.Tensor, bits: int, extra: int = 2):
@@ -76,18 +73,16 @@ def equalized(g_s: torch.nn.Sequential, target: float = 127 / 128) -> torch.nn.S
     return g.float()
 
 
-def codec_row(cfg, weight_bits: int, frames: int) -> dict:
+def codec_row(cfg, calib: torch.Tensor, weight_bits: int, frames: int) -> dict:
     """Every shipped quality exported again with `weight_bits`-bit weights (the export of `edgecodec train`: the
     same calibration batch, the float weights unchanged) into build/int_weight_bits/w<bits>/, then `edgecodec eval`
     (int and float, no anchors) on codec.eval_clip: BD-rate of int against float, and the int points."""
     import dataclasses
     from edgecodec.codec.evaluate import evaluate
     from edgecodec.codec.recipe import export
-    c, t = cfg.codec, cfg.codec_train
+    c = cfg.codec
     wcfg = dataclasses.replace(cfg, codec=dataclasses.replace(c, int_weight_bits=weight_bits))
     folder = ROOT / "build" / "int_weight_bits" / f"w{weight_bits}"
-    seqs = list_sequences([resolve(d) for d in t.data])
-    calib = CropSampler(seqs, t.seq_len, t.crop, t.seed + 7).batch(4)
     for q in ckpt.available(resolve(c.checkpoints)):
         ck = ckpt.load(resolve(c.checkpoints), q)
         if export(ck["codec"], cfg, q, calib, ck["train_log"])["hash"] != ck["hash"]:
@@ -189,7 +184,7 @@ def main() -> None:
     rows.append(row(f"act {c.int_act_bits} / weight {c.int_weight_bits} bits, cross-layer equalized",
                     intnet.convert(equalized(g_s), captured, 0, LATENT_BITS, c.int_act_bits, c.int_weight_bits,
                                    out_frac=8, out_bits=10)))
-    codec_rows = [codec_row(cfg, wb, args.codec_frames) for wb in args.codec]
+    codec_rows = [codec_row(cfg, calib, wb, args.codec_frames) for wb in args.codec]
     write_json_atomic(Path(args.out), {
         "command": "python bench/int_weight_bits.py " + " ".join(sys.argv[1:]),
         "checkpoint": str(ck["path"].relative_to(ROOT)) if ck["path"].is_relative_to(ROOT) else str(ck["path"]),

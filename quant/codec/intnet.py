@@ -63,37 +63,32 @@ class IntSequential:
         """Output codes (int64) of the input codes. The codes travel as integer-valued float64 tensors: the
         convolution, its bias and the requantization (a product by 2^-shift, exact for a power of two, then
         round half to even and the clamp) are exact below 2^53, which `_aligned` checks; so this equals the int64
-        arithmetic of the contract (`requant_t`, tested against it) without converting every tensor twice."""
-        x = x.to(torch.float64)
-        for i, layer in enumerate(self.layers):
-            kind = layer["kind"]
-            if kind == "conv":
-                acc = torch.nn.functional.conv2d(x, self._aligned(i, layer), self._bias(i, layer), layer["stride"],
-                                                 layer["pad"])
-                lo, hi = fp.srange(layer["bits"])
-                scaled = acc.mul_(2.0 ** -layer["shift"])
-                x = (scaled.round_() if layer["shift"] > 0 else scaled).clamp_(lo, hi)
-            elif kind == "relu":
-                x = x.clamp_min(0)
-            elif kind == "hardtanh":
-                x = x.clamp(layer["lo"], layer["hi"])
-            elif kind == "shuffle":
-                x = torch.nn.functional.pixel_shuffle(x, layer["r"])
-            else:
-                raise EdgecodecError(f"integer model: unknown layer kind {kind!r}")
-        return x.to(torch.int64)
+        arithmetic of the contract (`run_int64`, tested against it) without converting every tensor twice."""
+        def conv(i: int, layer: dict, x: torch.Tensor) -> torch.Tensor:
+            acc = torch.nn.functional.conv2d(x, self._aligned(i, layer), self._bias(i, layer), layer["stride"],
+                                             layer["pad"])
+            lo, hi = fp.srange(layer["bits"])
+            scaled = acc.mul_(2.0 ** -layer["shift"])
+            return (scaled.round_() if layer["shift"] > 0 else scaled).clamp_(lo, hi)
+        return self._layers(x.to(torch.float64), conv).to(torch.int64)
 
     def run_int64(self, x: torch.Tensor) -> torch.Tensor:
         """The contract's arithmetic step by step in int64 (products and sums through float64, exact below
         2^53; then `requant_t`): the reference `run` is tested against, and bench/int_stack_speed.py times."""
-        x = x.to(torch.int64)
+        def conv(i: int, layer: dict, x: torch.Tensor) -> torch.Tensor:
+            acc = torch.nn.functional.conv2d(x.double(), self._aligned(i, layer), None, layer["stride"],
+                                             layer["pad"])
+            acc = acc.round().to(torch.int64) + torch.as_tensor(layer["b"], dtype=torch.int64)[None, :, None, None]
+            return requant_t(acc, layer["shift"], layer["bits"])
+        return self._layers(x.to(torch.int64), conv)
+
+    def _layers(self, x: torch.Tensor, conv) -> torch.Tensor:
+        """The layers in order, convolutions by `conv(i, layer, x)`; ReLU, Hardtanh and PixelShuffle are the
+        same on int64 codes and on integer-valued float64."""
         for i, layer in enumerate(self.layers):
             kind = layer["kind"]
             if kind == "conv":
-                acc = torch.nn.functional.conv2d(x.double(), self._aligned(i, layer), None, layer["stride"],
-                                                 layer["pad"])
-                acc = acc.round().to(torch.int64) + torch.as_tensor(layer["b"], dtype=torch.int64)[None, :, None, None]
-                x = requant_t(acc, layer["shift"], layer["bits"])
+                x = conv(i, layer, x)
             elif kind == "relu":
                 x = x.clamp_min(0)
             elif kind == "hardtanh":
