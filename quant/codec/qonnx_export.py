@@ -123,11 +123,12 @@ def export_stack(state: dict, height: int, width: int, weight_bits: int = 8, nam
     return model
 
 
-def export_p_frame(int_state: dict, latent_hw: tuple[int, int], weight_bits: int = 8):
+def export_p_frame(int_state: dict, latent_hw: tuple[int, int], weight_bits: int | None = None):
     """The P-frame decoder of an integer codec state (`quant.codec.int_codec.IntCodec.inter_residual`, the warp and
     the reconstruction) as one QONNX graph. Inputs (real values, float32): `y` (1, C_y, h, w) on p_from_latent's
     input grid, `vectors` (1, 2, H/16, W/16) quarter luma pixels, `ref` (1, 6, H/2, W/2) packed pixel codes,
     `h_prev_<n>` per ASE-GRU layer (grid f_h). Outputs: `recon` (the packed reconstruction, pixel codes) and `h_<n>`.
+    Weight codes of `weight_bits` (default: the state's own, codec.int_weight_bits).
 
         y -> p_from_latent -> AseGruLayer 0 -> Quant (requant to layer 1's f_x) -> AseGruLayer 1 -> h
         ref, vectors -> IntWarp -> warped;  warped - 128 -> p_context -> ctx
@@ -136,6 +137,7 @@ def export_p_frame(int_state: dict, latent_hw: tuple[int, int], weight_bits: int
     from quant.cell.params import CellParams
     from quant.codec.qonnx_ops import DOMAIN
     nets = int_state["nets"]
+    weight_bits = int(int_state["weight_bits"]) if weight_bits is None else weight_bits
     cells = [CellParams.from_json(c) for c in int_state["dec_cells"]]
     lh, lw = latent_hw
     mh, mw, fh, fw = 2 * lh, 2 * lw, 8 * lh, 8 * lw

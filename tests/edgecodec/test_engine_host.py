@@ -8,7 +8,8 @@ import numpy as np
 from edgecodec.codec import checkpoint as ckpt
 from edgecodec.codec.coder import Coder
 from edgecodec.engine_host import p_frame_runs
-from hw.engine.program import EngineShape, read_map
+from edgecodec.engine_plan import shape_for
+from hw.engine.program import read_map
 from model.codec.data import load_sequence
 from tests.conftest import CLIP_QCIF_MP4, ROOT
 
@@ -22,7 +23,7 @@ def test_the_host_fills_each_p_frames_memory():
                for i, p in enumerate((y, u, v)))
     folder = ROOT / "checkpoints"
     data = Coder(ckpt.load(folder, 1), "int", "ans").encode(y, u, v, 2).data
-    shape = EngineShape(pe=4, simd=4, data_bits=128, max_width=32, max_cin=64, max_cout=256)
+    shape = shape_for(ckpt.load(folder, 1)["int"], 4, 32)
     runs, specs = p_frame_runs(data, folder, shape)
     assert [r.frame for r in runs] == [1] and len(specs) == 2
     run = runs[0]
@@ -30,7 +31,7 @@ def test_the_host_fills_each_p_frames_memory():
     recon = run.expected[1][1]
     assert recon.shape == (8, 32, 32) and recon.min() >= 0 and recon.max() <= 255 and not recon[6:].any()
     warped_addr = run.expected[0][0]
-    assert not any(read_map(run.image, warped_addr, (8, 32, 32), 4, 12, 16).reshape(-1))   # the RTL writes it
+    assert not any(read_map(run.image, warped_addr, (8, 32, 32), 4, 12, shape.data_bits // 8).reshape(-1))   # the RTL writes it
 
 
 def test_a_crop_of_every_frame_decodes_as_a_small_video():
@@ -42,7 +43,7 @@ def test_a_crop_of_every_frame_decodes_as_a_small_video():
                for i, p in enumerate((y, u, v)))
     folder = ROOT / "checkpoints"
     data = Coder(ckpt.load(folder, 1), "int", "ans").encode(y, u, v, 8).data
-    shape = EngineShape(pe=4, simd=4, data_bits=128, max_width=32, max_cin=64, max_cout=256)
+    shape = shape_for(ckpt.load(folder, 1)["int"], 4, 32)
     full, _ = frame_runs(data, folder, shape)
     runs, specs = frame_runs(data, folder, shape, crop=(1, 1))
     assert [(r.frame, r.kind) for r in runs] == [(r.frame, r.kind) for r in full] == [
@@ -54,6 +55,6 @@ def test_a_crop_of_every_frame_decodes_as_a_small_video():
     assert recon.shape == (8, 8, 8) and 0 <= recon.min() and recon.max() <= 255 and recon[:6].std() > 0
     assert runs[3].expected[1][1].shape == (8, 8, 8)
     # the I-frame synthesis reads y cut from the full frame's y (4 x 4 latent): its first pixel
-    y_full = read_map(full[1].image, 0, (64, 4, 4), 4, 12, 16)
-    y_crop = read_map(runs[1].image, 0, (64, 1, 1), 4, 12, 16)
+    y_full = read_map(full[1].image, 0, (64, 4, 4), 4, 12, shape.data_bits // 8)
+    y_crop = read_map(runs[1].image, 0, (64, 1, 1), 4, 12, shape.data_bits // 8)
     assert np.array_equal(y_crop[:, 0, 0], y_full[:, 0, 0]) and y_full.std() > 0

@@ -53,9 +53,14 @@ def run_unit(tmp_path: Path, unit: ConvUnit, layers, inputs, seed=1, idle=0.2, b
     return json.loads(cycles.read_text())
 
 
-def shipped_stacks(quality: int = 1) -> dict:
+def shipped_int(quality: int = 1) -> dict:
+    """The integer model of a shipped checkpoint (its nets and widths: weight_bits is codec.int_weight_bits)."""
     from edgecodec.codec import checkpoint as ckpt
-    return ckpt.load(ROOT / "checkpoints" / f"codec_q{quality}.pt")["int"]["nets"]
+    return ckpt.load(ROOT / "checkpoints" / f"codec_q{quality}.pt")["int"]
+
+
+def shipped_stacks(quality: int = 1) -> dict:
+    return shipped_int(quality)["nets"]
 
 
 def test_layers_match_the_integer_model():
@@ -140,7 +145,8 @@ def test_real_context_layers_of_a_shipped_checkpoint(tmp_path, ffmpeg):
     layers = conv_layers(shipped_stacks()["p_context"]["layers"])
     y, u, v = (torch.from_numpy(p[0].astype(np.int64)) for p in load_sequence(CLIP_QCIF_MP4, 1))
     frame = (pack_planes(y, u, v)[0, :, 20:36, 30:54] - 128).numpy()
-    unit = ConvUnit(pe=8, simd=2, max_width=24, max_cin=64, max_cout=64, **UNIT)
+    unit = ConvUnit(pe=8, simd=2, max_width=24, max_cin=64, max_cout=64,
+                    **{**UNIT, "weight_bits": shipped_int()["weight_bits"]})
     first = reference(layers[0], frame)
     assert np.count_nonzero(first) > first.size // 4          # real activations, not a zero map
     run_unit(tmp_path, unit, layers, [frame, first], idle=0.2, bp=0.2)

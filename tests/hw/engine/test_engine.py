@@ -18,9 +18,15 @@ from hw.rtl.emit import write_component_verilog
 from quant.codec.intnet import IntSequential
 from sim.runner import run_bench
 from sim.tb.engine_maps import save_runs
-from tests.hw.engine.test_conv_unit import random_layer, shipped_stacks
+from tests.hw.engine.test_conv_unit import random_layer, shipped_int, shipped_stacks
 
 SMALL = EngineShape(pe=2, simd=2, data_bits=64, max_width=32, max_cin=64, max_cout=256)
+
+
+def shipped_small() -> EngineShape:
+    """SMALL generated for the shipped checkpoints' weight codes (codec.int_weight_bits)."""
+    import dataclasses
+    return dataclasses.replace(SMALL, weight_bits=int(shipped_int()["weight_bits"]))
 
 
 def run_engine(tmp_path: Path, shape: EngineShape, layers, x: np.ndarray, expected: np.ndarray, simulator: str,
@@ -78,11 +84,12 @@ def test_a_shipped_shuffle_layer_from_its_qonnx_export_twice(tmp_path):
     from quant.codec.qonnx_export import export_stack, run
     state = shipped_stacks()["p_from_latent"]
     x = np.random.default_rng(0).integers(-20, 21, size=(64, 2, 3))
-    model = export_stack(state, 2, 3, 8, "p_from_latent")
+    shape = shipped_small()
+    model = export_stack(state, 2, 3, shape.weight_bits, "p_from_latent")
     want = integer_model(state, x)
     assert np.array_equal(run(model, x, state["f_in"]), want)
     layers, _ = layers_from_qonnx(model)
-    cycles = run_engine(tmp_path, SMALL, layers, x, want, "icarus", runs=2)
+    cycles = run_engine(tmp_path, shape, layers, x, want, "icarus", runs=2)
     assert len(cycles) == 2 and all(c > 0 for c in cycles)
 
 
@@ -129,26 +136,29 @@ def test_intra_synthesis_of_a_real_frame_on_the_engine(tmp_path):
     codec.load_state_dict(ck["float"])
     with torch.no_grad():
         latent = torch.round(codec.intra.g_a(pack420(y, u, v) - 0.5)).clamp(-255, 255)[0].to(torch.int64).numpy()
-    shape = EngineShape(pe=4, simd=4, data_bits=128, max_width=32, max_cin=64, max_cout=256)
+    from edgecodec.engine_plan import shape_for
+    shape = shape_for(ck["int"], 4, 32)
     run_engine(tmp_path, shape, conv_layers(state["layers"]), latent, integer_model(state, latent), "verilator",
                idle=0.1)
 
 
 def test_a_layer_the_engine_was_not_generated_for_is_refused():
     layer = conv_layers(shipped_stacks()["p_context"]["layers"])[0]          # 6 -> 64 channels
+    small = shipped_small()
+    wb = small.weight_bits
     with pytest.raises(EdgecodecError, match="layer 0 does not fit.*C_out 64 \\(at most 32"):
-        compile_stack([layer], 8, 8, EngineShape(pe=4, simd=4, data_bits=128, max_cout=32))
-    assert len(compile_stack([layer], 8, 80, SMALL).layers) == 3       # wider than max_width 32: three strips
+        compile_stack([layer], 8, 8, EngineShape(pe=4, simd=4, data_bits=256, weight_bits=wb, max_cout=32))
+    assert len(compile_stack([layer], 8, 80, small).layers) == 3       # wider than max_width 32: three strips
     with pytest.raises(EdgecodecError, match="max_width 3"):
-        compile_stack([layer], 8, 8, EngineShape(pe=2, simd=2, max_width=3))
+        compile_stack([layer], 8, 8, EngineShape(pe=2, simd=2, weight_bits=wb, max_width=3))
     with pytest.raises(EdgecodecError, match="PE .* must equal SIMD"):
         compile_stack([layer], 8, 8, EngineShape(pe=2, simd=1))
     with pytest.raises(EdgecodecError, match="narrower than a weight beat"):
         compile_stack([layer], 8, 8, EngineShape(pe=4, simd=4, data_bits=64))
     bad = ConvLayer(**{**layer.__dict__, "bias": layer.bias * 0 + (1 << 30)})
     with pytest.raises(EdgecodecError, match="bias beyond 24 bits"):
-        compile_stack([bad], 8, 8, SMALL)
-    wide = ConvLayer(**{**layer.__dict__, "weights": layer.weights * 4})     # 10-bit codes, an 8-bit engine
+        compile_stack([bad], 8, 8, small)
+    wide = ConvLayer(**{**layer.__dict__, "weights": np.clip(layer.weights * 4, -512, 511)})  # 10-bit codes, an 8-bit engine
     assert int(np.abs(wide.weights).max()) > 127
     with pytest.raises(EdgecodecError, match="weights beyond 8 bits"):
         compile_stack([wide], 8, 8, SMALL)
@@ -239,7 +249,8 @@ def test_an_i_frame_of_a_real_stream_decoded_on_the_engine(tmp_path):
     s = coder.net.shape
     z_hat = coder._read_z(dec, coder.rows_z["intra"], (1, s.hyper, hp // 64, wp // 64))[0].numpy()
     nets = ck["int"]["nets"]
-    shape = EngineShape(pe=4, simd=4, data_bits=128, max_width=32, max_cin=64, max_cout=256)
+    from edgecodec.engine_plan import shape_for
+    shape = shape_for(ck["int"], 4, 32)
 
     def on_engine(name, layers, x, expected, sub):
         run_engine(tmp_path / sub, shape, layers, x, expected, "verilator", idle=0.1)

@@ -83,8 +83,9 @@ def test_whole_qcif_frames_of_real_streams_on_the_engine(tmp_path, quality):
     4: per frame the hyper-synthesis and the synthesis (I) or the P-frame program, every map equal to the integer
     decoder's, whose frames equal `edgecodec decode --mode int` (checked in frame_runs); pauses of 10 % on every
     AXI channel. About 4 min each on 2 cores."""
-    from edgecodec.engine_plan import square_shape
-    shape = square_shape(8, 64)
+    from edgecodec.engine_plan import shape_for
+    from tests.hw.engine.test_conv_unit import shipped_int
+    shape = shape_for(shipped_int(quality), 8, 64)
     runs, specs = qcif_frames(quality, 4, shape)
     assert [(r.frame, r.kind) for r in runs] == [(0, "intra_h_s"), (0, "intra_g_s")] + [
         (t, k) for t in (1, 2, 3) for k in ("p_h_s", "p_frame")]

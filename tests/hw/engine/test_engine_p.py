@@ -213,8 +213,10 @@ def p_frame_stimulus(quality: int, frames: int, shape: EngineShape):
     return [(r.image, r.program_addr, r.expected) for r in runs], specs
 
 
-def run_p_frames(tmp_path: Path, quality: int, frames: int, simulator: str, shape: EngineShape = SHAPE,
-                 idle: float = 0.1) -> list[int]:
+def run_p_frames(tmp_path: Path, quality: int, frames: int, simulator: str, idle: float = 0.1) -> list[int]:
+    from edgecodec.engine_plan import shape_for
+    from tests.hw.engine.test_conv_unit import shipped_int
+    shape = shape_for(shipped_int(quality), 4, 32)      # SHAPE for the checkpoint's weight codes
     stim, specs = p_frame_stimulus(quality, frames, shape)
     tmp_path.mkdir(parents=True, exist_ok=True)
     v = write_component_verilog(EngineTop(shape, grus=specs), "engine_top", tmp_path / "engine.v")

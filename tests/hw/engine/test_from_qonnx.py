@@ -11,7 +11,7 @@ from base.errors import EdgecodecError
 from hw.engine.from_qonnx import layers_from_qonnx
 from hw.engine.layers import conv_layers
 from quant.codec.qonnx_export import export_stack
-from tests.hw.engine.test_conv_unit import shipped_stacks
+from tests.hw.engine.test_conv_unit import shipped_int, shipped_stacks
 
 
 def same(a, b) -> bool:
@@ -21,8 +21,9 @@ def same(a, b) -> bool:
 
 
 def test_compiled_from_qonnx_equals_the_integer_model_on_every_stack():
+    wb = shipped_int()["weight_bits"]
     for name, state in shipped_stacks().items():
-        layers, f_in = layers_from_qonnx(export_stack(state, 6, 10, 8, name))
+        layers, f_in = layers_from_qonnx(export_stack(state, 6, 10, wb, name))
         want = conv_layers(state["layers"])
         assert f_in == state["f_in"] and len(layers) == len(want) and all(map(same, layers, want)), name
 
@@ -36,16 +37,16 @@ def _replace_init(model, stem: str, fn):
 
 
 def test_graphs_the_engine_cannot_run_exactly_are_refused():
-    state = shipped_stacks()["p_from_latent"]
-    model = export_stack(state, 4, 4, 8, "p")
+    state, wb = shipped_stacks()["p_from_latent"], shipped_int()["weight_bits"]
+    model = export_stack(state, 4, 4, wb, "p")
     _replace_init(model, "scale", lambda s: s * 3)                 # the input Quant's scale: not a power of two
     with pytest.raises(EdgecodecError, match="not a power of two"):
         layers_from_qonnx(model)
-    model = export_stack(state, 4, 4, 8, "p")
+    model = export_stack(state, 4, 4, wb, "p")
     _replace_init(model, "bias", lambda b: b + 2.0 ** -40)          # a bias off its grid
     with pytest.raises(EdgecodecError, match="not on their grid"):
         layers_from_qonnx(model)
-    model = export_stack(state, 4, 4, 8, "p")
+    model = export_stack(state, 4, 4, wb, "p")
     relu = next(n for n in model.graph.node if n.op_type == "Clip")
     relu.op_type = "Sigmoid"
     with pytest.raises(EdgecodecError, match="Sigmoid"):
@@ -66,9 +67,9 @@ def test_the_p_frame_program_compiled_from_qonnx_is_the_integer_models():
     program in tests/hw/engine/test_engine_harness.py and the flow stage `engine`."""
     from hw.engine.frame_program import p_frame_program, p_frame_program_from_parts
     from hw.engine.from_qonnx import p_frame_from_qonnx
-    from hw.engine.program import EngineShape
+    from edgecodec.engine_plan import shape_for
     state, model = _p_frame()
-    shape = EngineShape(pe=4, simd=4, data_bits=128, max_width=32, max_cin=64, max_cout=256)
+    shape = shape_for(state, 4, 32)
     parts = p_frame_from_qonnx(model)
     assert len(parts["cells"]) == 2 and [c.to_json() for c in parts["cells"]] == state["dec_cells"]
     a = p_frame_program(state, (2, 3), shape)
