@@ -6,12 +6,16 @@
 - MACs per luma pixel of the I- and P-frame encoders and decoders (forward hooks on every Conv2d / Linear);
 - the RD table and BD-rates of `edgecodec eval` on the default eval clip (int vs float included).
 
-Usage: python bench/codec_bench.py [--config configs/default.yaml] [--quality 2] [--no-eval]
+Usage: python bench/codec_bench.py [--config configs/default.yaml] [--quality 2] [--no-eval] [--no-speed]
+
+--no-speed keeps the speed section of the JSON at --out (and the machine it was measured on, and its checkpoints'
+hashes) and measures the rest: for a machine that is not idle, when only the RD figures changed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import time
@@ -60,16 +64,26 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "configs/default.yaml"))
     ap.add_argument("--quality", type=int, default=2)
     ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--no-speed", action="store_true", help="keep the speed section of the JSON at --out")
     ap.add_argument("--out", default=str(ROOT / "bench/results/codec.json"))
     args = ap.parse_args()
     cfg = load(args.config)
     ck_dir = resolve(cfg.codec.checkpoints)
     ck = ckpt.load(ck_dir, args.quality)
     src = read_video(resolve(cfg.codec.eval_clip), 8)[:3]
-    result = {"machine": f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",
-              "cuda": torch.cuda.is_available(), "quality": args.quality, "gop": cfg.codec.gop,
-              "macs_per_luma_pixel": macs_per_pixel(ck["codec"]), "speed": {}}
-    for name, (w, h, n) in SIZES.items():
+    machine = f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}"
+    result = {"machine": machine, "cuda": torch.cuda.is_available(), "quality": args.quality, "gop": cfg.codec.gop,
+              "macs_per_luma_pixel": macs_per_pixel(ck["codec"]), "speed": {}, "speed_checkpoint": ck["hash"]}
+    if args.no_speed:
+        before = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+        if not before.get("speed") or before.get("quality") != args.quality:
+            raise SystemExit(f"--no-speed: {args.out} holds no speed section at quality {args.quality} to keep")
+        result["speed"] = before["speed"]
+        result["speed_checkpoint"] = before.get("speed_checkpoint", "not recorded")
+        result["speed_machine"] = before.get("speed_machine", before.get("machine"))
+    else:
+        result["speed_machine"] = machine
+    for name, (w, h, n) in ({} if args.no_speed else SIZES).items():
         planes = [p[:n] for p in (src if (w, h) == (176, 144) else resize(src, w, h))]
         result["speed"][name] = {mode: speed(ck, planes, mode, cfg.codec.gop, ck_dir) for mode in ("int", "float")}
         print(name, result["speed"][name], flush=True)
