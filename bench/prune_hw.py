@@ -50,15 +50,17 @@ def fraction_for(gated, budget: float, multiple: int) -> tuple[float, dict]:
 
 
 def weight_bits(int_state: dict) -> dict:
-    """Decoder weight bits: every convolution's (I and P decoders) and the ASE-GRU layers', and the largest
-    layer's (the weight buffer an engine generated for this decoder needs)."""
+    """Decoder weight bits: every convolution's (I and P decoders, codec.int_weight_bits) and the ASE-GRU layers'
+    (their cells' quant.weight_bits), and the largest layer's (the weight buffer an engine generated for this
+    decoder needs)."""
     from edgecodec.engine_plan import STACKS
     from hw.engine.layers import conv_layers
     bits = int(int_state["weight_bits"])
     layers = [ly for names in STACKS.values() for n in names for ly in conv_layers(int_state["nets"][n]["layers"])]
     conv = sum(ly.weights.size for ly in layers) * bits
-    gru = sum(np.asarray(v).size for c in int_state["dec_cells"] for k in ("dw_w", "fc1_w", "fc2_w", "w", "u")
-              for v in (c[k].values() if isinstance(c[k], dict) else [c[k]])) * bits
+    gru = sum(np.asarray(v).size * int(c["weight_bits"]) for c in int_state["dec_cells"]      # the cells' own width
+              for k in ("dw_w", "fc1_w", "fc2_w", "w", "u")
+              for v in (c[k].values() if isinstance(c[k], dict) else [c[k]]))
     return {"conv": int(conv), "largest_layer": int(max(ly.weights.size for ly in layers) * bits),
             "gru_layers": int(gru)}
 

@@ -158,7 +158,8 @@ def test_a_layer_the_engine_was_not_generated_for_is_refused():
     bad = ConvLayer(**{**layer.__dict__, "bias": layer.bias * 0 + (1 << 30)})
     with pytest.raises(EdgecodecError, match="bias beyond 24 bits"):
         compile_stack([bad], 8, 8, small)
-    wide = ConvLayer(**{**layer.__dict__, "weights": np.clip(layer.weights * 4, -512, 511)})  # 10-bit codes, an 8-bit engine
+    # 10-bit codes on an 8-bit engine (SMALL)
+    wide = ConvLayer(**{**layer.__dict__, "weights": np.clip(layer.weights * 4, -512, 511)})
     assert int(np.abs(wide.weights).max()) > 127
     with pytest.raises(EdgecodecError, match="weights beyond 8 bits"):
         compile_stack([wide], 8, 8, SMALL)
