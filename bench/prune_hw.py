@@ -18,6 +18,7 @@ widths, not on whether the prune was trained).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import tempfile
@@ -141,8 +142,10 @@ def main(argv=None) -> dict:
     import copy
     t0 = time.time()
     torch.manual_seed(0)
-    cfg = config.from_dict({})
     teacher = ckpt.load(resolve("checkpoints"), 1)
+    cfg = config.from_dict({})      # the prunes are exported at the teacher's integer widths, as the dense one was
+    cfg = dataclasses.replace(cfg, codec=dataclasses.replace(
+        cfg.codec, int_act_bits=int(teacher["int"]["act_bits"]), int_weight_bits=int(teacher["int"]["weight_bits"])))
     calib = ds.CropSampler(ds.list_sequences([resolve(cfg.codec_train.data[0])]), 2, 64, 7).batch(4)
     asic = json.loads(resolve("bench/results/engine_asic.json").read_text())
     clock, clock_note = measured_clock()
