@@ -83,10 +83,11 @@ def main() -> None:
         result["speed_machine"] = before.get("speed_machine", before.get("machine"))
     else:
         result["speed_machine"] = machine
-    for name, (w, h, n) in ({} if args.no_speed else SIZES).items():
-        planes = [p[:n] for p in (src if (w, h) == (176, 144) else resize(src, w, h))]
-        result["speed"][name] = {mode: speed(ck, planes, mode, cfg.codec.gop, ck_dir) for mode in ("int", "float")}
-        print(name, result["speed"][name], flush=True)
+        for name, (w, h, n) in SIZES.items():
+            planes = [p[:n] for p in (src if (w, h) == (176, 144) else resize(src, w, h))]
+            result["speed"][name] = {mode: speed(ck, planes, mode, cfg.codec.gop, ck_dir)
+                                     for mode in ("int", "float")}
+            print(name, result["speed"][name], flush=True)
     if not args.no_eval:
         from edgecodec.codec.evaluate import evaluate
         r = evaluate(resolve(cfg.codec.eval_clip), cfg.codec.eval_frames, cfg.codec.gop, ck_dir, None,

@@ -22,8 +22,9 @@ def test_the_host_fills_each_p_frames_memory():
     y, u, v = (np.ascontiguousarray(p[:, 16:80, 40:104]) if i == 0 else np.ascontiguousarray(p[:, 8:40, 20:52])
                for i, p in enumerate((y, u, v)))
     folder = ROOT / "checkpoints"
-    data = Coder(ckpt.load(folder, 1), "int", "ans").encode(y, u, v, 2).data
-    shape = shape_for(ckpt.load(folder, 1)["int"], 4, 32)
+    ck = ckpt.load(folder, 1)
+    data = Coder(ck, "int", "ans").encode(y, u, v, 2).data
+    shape = shape_for(ck["int"], 4, 32)
     runs, specs = p_frame_runs(data, folder, shape)
     assert [r.frame for r in runs] == [1] and len(specs) == 2
     run = runs[0]
@@ -31,7 +32,8 @@ def test_the_host_fills_each_p_frames_memory():
     recon = run.expected[1][1]
     assert recon.shape == (8, 32, 32) and recon.min() >= 0 and recon.max() <= 255 and not recon[6:].any()
     warped_addr = run.expected[0][0]
-    assert not any(read_map(run.image, warped_addr, (8, 32, 32), 4, 12, shape.data_bits // 8).reshape(-1))   # the RTL writes it
+    wb = shape.data_bits // 8
+    assert not any(read_map(run.image, warped_addr, (8, 32, 32), 4, 12, wb).reshape(-1))   # the RTL writes it
 
 
 def test_a_crop_of_every_frame_decodes_as_a_small_video():
@@ -42,8 +44,9 @@ def test_a_crop_of_every_frame_decodes_as_a_small_video():
     y, u, v = (np.ascontiguousarray(p[:, :64, :64]) if i == 0 else np.ascontiguousarray(p[:, :32, :32])
                for i, p in enumerate((y, u, v)))
     folder = ROOT / "checkpoints"
-    data = Coder(ckpt.load(folder, 1), "int", "ans").encode(y, u, v, 8).data
-    shape = shape_for(ckpt.load(folder, 1)["int"], 4, 32)
+    ck = ckpt.load(folder, 1)
+    data = Coder(ck, "int", "ans").encode(y, u, v, 8).data
+    shape = shape_for(ck["int"], 4, 32)
     full, _ = frame_runs(data, folder, shape)
     runs, specs = frame_runs(data, folder, shape, crop=(1, 1))
     assert [(r.frame, r.kind) for r in runs] == [(r.frame, r.kind) for r in full] == [
@@ -55,6 +58,7 @@ def test_a_crop_of_every_frame_decodes_as_a_small_video():
     assert recon.shape == (8, 8, 8) and 0 <= recon.min() and recon.max() <= 255 and recon[:6].std() > 0
     assert runs[3].expected[1][1].shape == (8, 8, 8)
     # the I-frame synthesis reads y cut from the full frame's y (4 x 4 latent): its first pixel
-    y_full = read_map(full[1].image, 0, (64, 4, 4), 4, 12, shape.data_bits // 8)
-    y_crop = read_map(runs[1].image, 0, (64, 1, 1), 4, 12, shape.data_bits // 8)
+    wb = shape.data_bits // 8
+    y_full = read_map(full[1].image, 0, (64, 4, 4), 4, 12, wb)
+    y_crop = read_map(runs[1].image, 0, (64, 1, 1), 4, 12, wb)
     assert np.array_equal(y_crop[:, 0, 0], y_full[:, 0, 0]) and y_full.std() > 0

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from base.errors import EdgecodecError
+from edgecodec.engine_plan import shape_for, square_shape
 from hw.engine.engine import EngineTop
 from hw.engine.layers import ConvLayer, conv_layers
 from hw.engine.program import DESC_WORDS, EngineShape, compile_stack, load_input
@@ -136,7 +137,6 @@ def test_intra_synthesis_of_a_real_frame_on_the_engine(tmp_path):
     codec.load_state_dict(ck["float"])
     with torch.no_grad():
         latent = torch.round(codec.intra.g_a(pack420(y, u, v) - 0.5)).clamp(-255, 255)[0].to(torch.int64).numpy()
-    from edgecodec.engine_plan import shape_for
     shape = shape_for(ck["int"], 4, 32)
     run_engine(tmp_path, shape, conv_layers(state["layers"]), latent, integer_model(state, latent), "verilator",
                idle=0.1)
@@ -163,7 +163,6 @@ def test_a_layer_the_engine_was_not_generated_for_is_refused():
     assert int(np.abs(wide.weights).max()) > 127
     with pytest.raises(EdgecodecError, match="weights beyond 8 bits"):
         compile_stack([wide], 8, 8, SMALL)
-    from edgecodec.engine_plan import shape_for, square_shape
     ten = square_shape(4, 32, weight_bits=10)
     assert ten.weight_bits == 10 and ten.data_bits == 256 and square_shape(4, 32).data_bits == 128
     assert square_shape(8, 64, weight_bits=10).data_bits == 1024 and square_shape(8, 64).data_bits == 512
@@ -250,7 +249,6 @@ def test_an_i_frame_of_a_real_stream_decoded_on_the_engine(tmp_path):
     s = coder.net.shape
     z_hat = coder._read_z(dec, coder.rows_z["intra"], (1, s.hyper, hp // 64, wp // 64))[0].numpy()
     nets = ck["int"]["nets"]
-    from edgecodec.engine_plan import shape_for
     shape = shape_for(ck["int"], 4, 32)
 
     def on_engine(name, layers, x, expected, sub):
