@@ -52,17 +52,40 @@ def bus_bits(pe: int, weight_bits: int = 8) -> int:
     return max(64, 1 << (pe * pe * weight_bits - 1).bit_length(), 1 << (pe * 27 - 1).bit_length())
 
 
-def square_shape(pe: int, max_width: int, gru_pe: int = 0, weight_bits: int = 8):
+BIAS_BITS = 24          # the engine's bias lanes unless a checkpoint needs more (`bias_bits_for`)
+
+
+def square_shape(pe: int, max_width: int, gru_pe: int = 0, weight_bits: int = 8, bias_bits: int = BIAS_BITS):
     """The engine a PE x PE array is generated as: its bus (`bus_bits`), 64 input / 256 output channels at most,
-    convolution weights of `weight_bits` (a checkpoint's codec.int_weight_bits: `shape_for`)."""
+    convolution weights of `weight_bits` (a checkpoint's codec.int_weight_bits) and biases of `bias_bits`
+    (`shape_for` takes both from a checkpoint)."""
     from hw.engine.program import EngineShape
     return EngineShape(pe=pe, simd=pe, data_bits=bus_bits(pe, weight_bits), weight_bits=weight_bits,
-                       max_width=max_width, max_cin=64, max_cout=256, gru_pe=gru_pe)
+                       bias_bits=bias_bits, max_width=max_width, max_cin=64, max_cout=256, gru_pe=gru_pe)
+
+
+def bias_bits_for(int_state: dict) -> int:
+    """Bias lanes a checkpoint's integer decoder needs: BIAS_BITS, or more when a layer's bias codes (in its
+    accumulator's scale; the I-frame's last layer with the +128 of the reconstruction folded in, as the host
+    programs it) do not fit them. A pruned decoder can: its narrower layers calibrate to finer scales."""
+    from hw.engine.layers import conv_layers
+    from hw.engine.program import pixel_output
+    need = BIAS_BITS
+    for names in STACKS.values():
+        for n in names:
+            layers = conv_layers(int_state["nets"][n]["layers"])
+            if n == "intra_g_s":
+                layers[-1] = pixel_output(layers[-1])
+            for lay in layers:
+                lo, hi = int(lay.bias.min()), int(lay.bias.max())
+                need = max(need, max((-lo - 1).bit_length(), hi.bit_length()) + 1)
+    return need
 
 
 def shape_for(int_state: dict, pe: int, max_width: int, gru_pe: int = 0):
-    """`square_shape` for a checkpoint's integer decoder (checkpoint["int"]): its convolution weights' width."""
-    return square_shape(pe, max_width, gru_pe, int(int_state["weight_bits"]))
+    """`square_shape` for a checkpoint's integer decoder (checkpoint["int"]): its convolution weights' width and
+    the bias lanes it needs (`bias_bits_for`)."""
+    return square_shape(pe, max_width, gru_pe, int(int_state["weight_bits"]), bias_bits_for(int_state))
 
 
 def padded(width: int, height: int) -> tuple[int, int]:

@@ -121,6 +121,22 @@ def test_ten_bit_weights_bit_exact_under_stalls(tmp_path):
     run_unit(tmp_path, unit, layers, inputs, seed=5, idle=0.3, bp=0.4, simulator="icarus")
 
 
+def test_wider_bias_lanes_bit_exact_under_stalls(tmp_path):
+    """The unit generated with 26-bit bias lanes (engine_plan.bias_bits_for: what a pruned decoder can need) on
+    biases at both ends of the 26-bit range; the same layers' reference outputs differ from a 24-bit truncation."""
+    unit = ConvUnit(pe=2, simd=2, max_width=12, max_cin=8, max_cout=8, **{**UNIT, "weight_bits": 10,
+                                                                           "bias_bits": 26})
+    rng = np.random.default_rng(26)
+    layers = [random_layer(rng, 4, 6, 1, 21, False, weight_bits=10), random_layer(rng, 6, 4, 2, 20, True, 10)]
+    layers[0].bias[:2] = (-(1 << 25), (1 << 25) - 1)
+    layers[1].bias[:2] = ((1 << 25) - 1, -(1 << 24) - 5)
+    inputs = [rng.integers(*srange(12), size=(4, 5, 7)), rng.integers(*srange(12), size=(6, 6, 9))]
+    for layer, x in zip(layers, inputs):      # the top bias bits matter: cut to 24 bits, the outputs would change
+        cut = ConvLayer(**{**layer.__dict__, "bias": ((layer.bias + (1 << 23)) % (1 << 24)) - (1 << 23)})
+        assert not np.array_equal(reference(cut, x), reference(layer, x))
+    run_unit(tmp_path, unit, layers, inputs, seed=6, idle=0.3, bp=0.4, simulator="icarus")
+
+
 def test_cycles_match_the_model(tmp_path):
     """Without stalls the unit takes exactly `layer_cycles` cycles per layer (stride 1 and 2, odd sizes)."""
     from hw.engine.conv_unit import layer_cycles

@@ -167,7 +167,29 @@ def test_a_layer_the_engine_was_not_generated_for_is_refused():
     assert ten.weight_bits == 10 and ten.data_bits == 256 and square_shape(4, 32).data_bits == 128
     assert square_shape(8, 64, weight_bits=10).data_bits == 1024 and square_shape(8, 64).data_bits == 512
     assert len(compile_stack([wide], 8, 8, ten).layers) == 1
-    assert shape_for({"weight_bits": 10}, 4, 32) == ten
+    assert shape_for(shipped_int(4), 4, 32) == ten          # the shipped decoder's biases fit the 24-bit lanes
+
+
+def test_the_bias_lanes_grow_to_what_a_checkpoint_needs():
+    """A decoder whose bias codes pass 24 bits (a pruned one can: its narrower layers calibrate to finer accumulator
+    scales) gets an engine with wider bias lanes from `shape_for`; the 24-bit engine refuses it."""
+    import copy
+
+    from edgecodec.engine_plan import bias_bits_for
+    ist = copy.deepcopy(shipped_int(1))
+    assert bias_bits_for(ist) == 24
+    raw = ist["nets"]["p_h_s"]["layers"][0]
+    raw["b"] = np.asarray(raw["b"], dtype=np.int64).copy()
+    raw["b"][0] = -(1 << 25)
+    assert bias_bits_for(ist) == 26
+    shape = shape_for(ist, 4, 32)
+    assert shape.bias_bits == 26 and shape.data_bits >= 4 * (26 + shape.pre_bits)
+    layers = conv_layers(ist["nets"]["p_h_s"]["layers"])
+    assert len(compile_stack(layers, 4, 4, shape).layers) == len(layers)
+    with pytest.raises(EdgecodecError, match="bias beyond 24 bits"):
+        compile_stack(layers, 4, 4, square_shape(4, 32, weight_bits=10))
+    raw["b"][0] = (1 << 25) - 1                             # +2^25 - 1 also needs 26 bits, 2^25 would need 27
+    assert bias_bits_for(ist) == 26
 
 
 def test_cycle_model_matches_the_rtl_counter(tmp_path):
