@@ -26,7 +26,7 @@ from edgecodec.entropy import pmf_table, scale_table
 from quant.codec.int_codec import build, nearest_rows
 
 from edgecodec.codec import checkpoint as ckpt
-from edgecodec.config import Config
+from edgecodec.config import CodecConfig, Config
 from base.errors import EdgecodecError
 from base.files import atomic_path
 from base.paths import resolve
@@ -35,10 +35,10 @@ from base.hashing import content_hash
 STAGES = ("intra", "inter")
 NOT_TRAINING = ("gop", "checkpoints", "eval_clip", "eval_frames")   # codec fields the weights ignore
 _STEPS = ("intra_steps", "inter_steps", "finetune_intra_steps", "finetune_steps")
-_P_ONLY = ("rate_warmup", "p_seq_len")   # codec_train fields only the P stage reads
+_P_ONLY = ("rate_warmup", "p_seq_len", "ref_grad")   # codec_train fields only the P stage reads
 # fields added after checkpoints were trained: at these values they leave a recipe's key as it was without them
 _NEUTRAL = {"codec": {"intra_features": 0, "intra_latent": 0, "intra_analysis": 0},
-            "codec_train": {"scales": [1], "p_seq_len": 0}}
+            "codec_train": {"scales": [1], "p_seq_len": 0, "ref_grad": False}}
 
 
 def recipe_key(cfg: Config, quality: int) -> str:
@@ -53,8 +53,11 @@ def intra_key(cfg: Config, quality: int) -> str:
     """What the intra stage of this quality depends on: its recipe key without the P stage's schedule (P steps,
     lambda warm-up). The weights, random generators and log at the end of the intra stage are kept under this key
     (`codec_q<N>.intra.pt`), so a longer or shorter P stage starts from them instead of training intra again, with
-    the same bytes as a run from scratch."""
-    return _key(cfg, quality, intra_only=True)
+    the same bytes as a run from scratch. The integer widths (codec.int_act_bits, int_weight_bits) shape only the
+    export: the key takes them at their defaults, so an intra stage serves every width (the shipped ones were kept
+    when the widths were 12 / 8)."""
+    widths = {k: getattr(CodecConfig(), k) for k in ("int_act_bits", "int_weight_bits")}
+    return _key(dataclasses.replace(cfg, codec=dataclasses.replace(cfg.codec, **widths)), quality, intra_only=True)
 
 
 def _key(cfg: Config, quality: int, intra_only: bool) -> str:
@@ -174,7 +177,7 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
         steps = {"intra": t.intra_steps, "inter": t.inter_steps} if q == n else \
             {"intra": t.finetune_intra_steps, "inter": t.finetune_steps}
         w = LossWeights(c.lambdas[q - 1], c.ssim_weight, c.motion_lambda, t.search_range,
-                        t.rate_warmup if q == n else 0)
+                        t.rate_warmup if q == n else 0, t.ref_grad)
         resume_path = path.with_name(path.stem + ".resume.pt")
         intra_path = path.with_name(path.stem + ".intra.pt")
         ikey = intra_key(cfg, q)

@@ -427,6 +427,12 @@ def test_recipe_key_follows_what_each_quality_depends_on():
     for bad in (1, -1):
         with pytest.raises(EdgecodecError, match="codec_train.p_seq_len"):
             config.from_dict({**TINY, "codec_train": {**TINY["codec_train"], "p_seq_len": bad}})
+    grad = config.from_dict({**TINY, "codec_train": {**TINY["codec_train"], "ref_grad": True}})
+    assert keys(ref_grad=False) == k0 and all(a != b for a, b in zip(keys(ref_grad=True), k0))
+    assert intra_key(grad, 4) == intra_key(base, 4)
+    for bad in (1, "yes"):
+        with pytest.raises(EdgecodecError, match="codec_train.ref_grad must be true or false"):
+            config.from_dict({**TINY, "codec_train": {**TINY["codec_train"], "ref_grad": bad}})
 
 
 def test_p_stages_train_on_p_seq_len_frames(tmp_path, monkeypatch):
@@ -453,7 +459,14 @@ def test_the_shipped_checkpoints_are_what_the_default_recipe_trains():
     they were trained, at its neutral value, does not make it train them again)."""
     from edgecodec.codec.recipe import recipe_key
     cfg = config.load(ROOT / "configs/default.yaml")
+    from edgecodec.codec.recipe import intra_key
     for q in range(1, len(cfg.codec.lambdas) + 1):
         assert ckpt.load(ROOT / cfg.codec.checkpoints, q)["recipe"] == recipe_key(cfg, q), q
+        # the kept intra stages start a new P schedule (the integer widths, export only, leave their key alone)
+        snap = torch.load(ROOT / cfg.codec.checkpoints / f"codec_q{q}.intra.pt", map_location="cpu",
+                          weights_only=True)
+        assert snap["intra_key"] == intra_key(cfg, q), q
+    eight = config.from_dict({**cfg.to_dict(), "codec": {**cfg.to_dict()["codec"], "int_weight_bits": 8}})
+    assert intra_key(eight, 1) == intra_key(cfg, 1) and recipe_key(eight, 1) != recipe_key(cfg, 1)
     changed = config.from_dict({**cfg.to_dict(), "codec": {**cfg.to_dict()["codec"], "intra_analysis": 128}})
     assert recipe_key(changed, 4) != recipe_key(cfg, 4)
