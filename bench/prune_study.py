@@ -76,11 +76,19 @@ def study_key(cfg, teachers: Path, clip: str, frames: int) -> str:
     """What every row of a study depends on: the teachers (their checkpoint hashes), the prune and codec_train
     config sections, the GOP, the clip and the frame count (a row's method and budget are its own)."""
     from base.hashing import content_hash
-    from edgecodec.codec import checkpoint as ckpt
+    from edgecodec.codec.prune import BUDGET_RULE
     d = cfg.to_dict()
     prune = {k: v for k, v in d["prune"].items() if k not in ("budget", "method", "out")}
+    return content_hash(teacher_key(cfg, teachers, clip, frames), prune, d["codec_train"], BUDGET_RULE).hex()
+
+
+def teacher_key(cfg, teachers: Path, clip: str, frames: int) -> str:
+    """What the teacher's evaluation depends on: the teachers' checkpoint hashes, the GOP, the clip and the frame
+    count (a study with another prune schedule reuses it)."""
+    from base.hashing import content_hash
+    from edgecodec.codec import checkpoint as ckpt
     hashes = [ckpt.load(teachers, q)["hash"] for q in ckpt.available(teachers)]
-    return content_hash(hashes, prune, d["codec_train"], cfg.codec.gop, Path(clip).name, frames).hex()
+    return content_hash(hashes, cfg.codec.gop, Path(clip).name, frames).hex()
 
 
 def study(cfg, teachers: Path, out: Path, methods, budgets, clip: str, frames: int, progress: bool = True,
@@ -92,21 +100,21 @@ def study(cfg, teachers: Path, out: Path, methods, budgets, clip: str, frames: i
     from edgecodec.codec import checkpoint as ckpt
     gop = cfg.codec.gop
     t0 = time.perf_counter()
-    key = study_key(cfg, teachers, clip, frames)
-    reuse = previous if previous and previous.get("key") == key else None
-    if reuse:
-        teacher_part = reuse["teacher"]
-        done = {(r["method"], r["budget"]): r for r in reuse["rows"]}
+    key, tkey = study_key(cfg, teachers, clip, frames), teacher_key(cfg, teachers, clip, frames)
+    previous = previous or {}
+    done = {(r["method"], r["budget"]): r for r in previous["rows"]} if previous.get("key") == key else {}
+    if previous.get("key") == key or previous.get("teacher_key") == tkey:
+        teacher_part = previous["teacher"]
     else:
         dense = evaluate_set(teachers, clip, frames, gop, out / "eval_teacher", x264=True)
         teacher, x264 = dense["curves"]["ours-int"], dense["curves"]["x264"]
         teacher_part = {"points": [{k: p[k] for k in ("quality", "bpp", *METRICS, "decode_fps")} for p in teacher],
                         "x264": [{k: p[k] for k in ("bpp", *METRICS)} for p in x264],
                         "vs_x264": compare(x264, teacher)}
-        done = {}
     teacher, x264 = teacher_part["points"], teacher_part["x264"]
-    result = {"bench": "prune_study", "key": key, "clip": clip, "frames": frames, "gop": gop,
-              "teachers": str(teachers), "steps": cfg.prune.steps, "batch": cfg.codec_train.batch,
+    result = {"bench": "prune_study", "key": key, "teacher_key": tkey, "clip": clip, "frames": frames, "gop": gop,
+              "teachers": str(teachers), "steps": cfg.prune.steps, "stage_steps": cfg.prune.stage_steps,
+              "batch": cfg.codec_train.batch,
               "methods": list(methods), "budgets": list(budgets),
               "colour": "8-bit YCbCr 4:2:0; PSNR YUV 6:1:1; whole-file bits per luma pixel; int mode, ANS",
               "teacher": teacher_part, "rows": [], "complete": False, "machine": platform.platform()}
@@ -146,7 +154,8 @@ def study(cfg, teachers: Path, out: Path, methods, budgets, clip: str, frames: i
 def markdown(r: dict) -> str:
     todo = len(r["methods"]) * len(r["budgets"]) - len(r["rows"])
     lines = [f"Pruning study: {Path(r['clip']).name}, {r['frames']} frames, GOP {r['gop']}, int mode; prune "
-             f"{r['steps']} steps, batch {r['batch']} (`python bench/prune_study.py`)"
+             f"{r['steps']} steps (stages of at most {r.get('stage_steps', 500)}), batch {r['batch']} "
+             "(`python bench/prune_study.py`)"
              + ("" if r.get("complete") else f"; in progress: {todo} of the sets still to run"), "",
              "| method | budget | decoder MACs removed (q1..q4) | C | BD-rate vs teacher | BD-PSNR vs teacher | "
              "BD-rate vs x264 | decode speed-up |", "|---|---|---|---|---|---|---|---|"]
@@ -184,6 +193,7 @@ def main() -> None:
     ap.add_argument("--methods", default="gd,ste,hard")
     ap.add_argument("--budgets", default="0.5,0.65,0.8")
     ap.add_argument("--steps", type=int, default=None, help="default prune.steps")
+    ap.add_argument("--stage-steps", type=int, default=None, help="default prune.stage_steps")
     ap.add_argument("--batch", type=int, default=None, help="default codec_train.batch")
     ap.add_argument("--clip", default=HELDOUT[0][1], help="held-out clip (default carphone)")
     ap.add_argument("--frames", type=int, default=16)
@@ -194,8 +204,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = config.load(args.config)
-    if args.steps is not None:
-        cfg = dataclasses.replace(cfg, prune=dataclasses.replace(cfg.prune, steps=args.steps))
+    for field in ("steps", "stage_steps"):
+        if getattr(args, field) is not None:
+            cfg = dataclasses.replace(cfg, prune=dataclasses.replace(cfg.prune, **{field: getattr(args, field)}))
     if args.batch is not None:
         cfg = dataclasses.replace(cfg, codec_train=dataclasses.replace(cfg.codec_train, batch=args.batch))
     cfg.validate()

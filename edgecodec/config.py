@@ -161,6 +161,8 @@ class CodecTrainConfig:
     p_seq_len : frames per sample of the P stages (1 I-frame, then p_seq_len - 1 P-frames, each coded from the
         previous reconstruction); 0 = seq_len. A GOP's worth trains the P path on the references it meets late in
         a GOP (the drift).
+    ref_grad : P stages: the loss's gradient also flows into each P-frame's reference (the previous reconstruction,
+        detached when false), so training sees what a frame's quality is worth to the frames coded from it.
     """
 
     data: tuple[str, ...] = ("data/video/CiscoVT2people_320x192_12fps.y4m",
@@ -176,6 +178,7 @@ class CodecTrainConfig:
     rate_warmup: int = 0
     scales: tuple[int, ...] = (1,)
     p_seq_len: int = 0
+    ref_grad: bool = False
     lr: float = 1e-3
     seed: int = 0
 
@@ -295,7 +298,8 @@ class PruneConfig:
     multiple : kept channels of every group snap to a multiple of it (the accelerator's PE / SIMD).
     steps : Adam steps; lr (weights, cosine schedule), tau_lr (thresholds, constant); temperature of the soft
         kept-fraction estimate.
-    budget_weight : weight of max(0, soft MAC fraction - (1 - budget)) in the loss.
+    budget_weight : weight of (hard MAC fraction - (1 - budget)) x soft MAC fraction in the loss (two-sided: pushes
+        the thresholds up while the hard masks keep too many MACs, down while they keep too few).
     distill_weight : weight of the current distillation stage's mean cosine distance (1 - cos per pixel).
     stage_threshold, stage_steps : a distillation stage (intra -> P path -> whole codec) ends when the budget is
         met and its distance (moving average) is below stage_threshold, or after stage_steps steps.
@@ -493,6 +497,9 @@ def from_dict(data: dict) -> Config:
             elif isinstance(default, str):
                 if not isinstance(value, str):
                     raise EdgecodecError(f"invalid config: {name}.{key} must be a string, got {value!r}")
+            elif isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise EdgecodecError(f"invalid config: {name}.{key} must be true or false, got {value!r}")
             elif isinstance(default, int) and not (isinstance(value, int) and not isinstance(value, bool)):
                 raise EdgecodecError(f"invalid config: {name}.{key} must be an integer, got {value!r}")
             elif isinstance(default, float):

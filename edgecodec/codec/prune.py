@@ -4,10 +4,12 @@ The dense teacher (a codec checkpoint) is copied into a gated student (model/cod
 threshold per channel group, masks with gradient decay) and trained on random crops (`codec_train` data) with
 
     L = L_RD (I-frame + P-frames, the codec's training loss at the teacher's lambda)
-      + budget_weight * max(0, soft decoder MACs / dense - (1 - budget))
+      + budget_weight * (hard - (1 - budget)) * soft      hard, soft: decoder MACs / dense (hard a constant)
       + distill_weight * mean (1 - cos) of the current distillation stage's layers against the teacher,
 
-the stages being intra codec -> P path (ASE-GRU, residual) -> whole codec: a stage ends when the hard masks meet
+(the budget term is two-sided and measured on the hard masks: the soft estimate is only its lever, pushed down
+while the hard masks keep more than 1 - budget of the MACs and up while they keep less, in proportion to the
+miss), the stages being intra codec -> P path (ASE-GRU, residual) -> whole codec: a stage ends when the hard masks meet
 the budget and its distance (moving average) is below `prune.stage_threshold`, or after `prune.stage_steps`.
 Beta: annealed 1 -> 0 (gd), 1 (ste) or 0 (hard). Every `save_every` steps the state goes to
 `codec_q<N>.prune.pt` (an interrupted run resumes to the same bytes). At the end the masked channels are removed,
@@ -43,6 +45,7 @@ from base.hashing import content_hash
 from base.paths import resolve
 
 METHODS = ("gd", "ste", "hard")
+BUDGET_RULE = 2         # in the recipe key: 1 was max(0, soft - target) (overshot, docs/pruning.md), 2 two-sided
 EMA = 0.9               # moving average of a stage's distillation distance
 
 
@@ -71,12 +74,26 @@ def prune_key(cfg: Config, teacher: dict, budget: float, method: str) -> str:
     p = {k: v for k, v in d["prune"].items() if k not in ("out", "budget", "method")}
     train = {k: d["codec_train"][k] for k in ("data", "crop", "seq_len", "batch", "search_range")}
     loss = {k: d["codec"][k] for k in ("ssim_weight", "motion_lambda", "int_act_bits", "int_weight_bits")}
-    return content_hash(teacher["hash"], p, train, loss, d["quant"], budget, method).hex()
+    return content_hash(teacher["hash"], p, train, loss, d["quant"], budget, method, BUDGET_RULE).hex()
+
+
+def budget_term(gated: GatedCodec, dense_macs: float, resolution: tuple[int, int], gop: int,
+                target: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hard - target) x soft, with hard and soft the GOP-mean decoder MAC fractions of the hard masks (a constant)
+    and of the soft estimate; returns (term, soft)."""
+    height, width = resolution
+    soft = gated.decoder_macs(gated.soft_kept(), height, width, gop)["gop_mean"] / dense_macs
+    hard = gated.decoder_macs(gated.kept(), height, width, gop)["gop_mean"] / dense_macs
+    return (hard - target) * soft, soft
 
 
 class PruneLoss(nn.Module):
     """One pruning step's loss as a module (what DistributedDataParallel wraps): forward(frames, stage) ->
-    (loss, info with the soft MAC fraction and the stage's distillation distance)."""
+    (loss, info with the soft and hard MAC fractions and the stage's distillation distance).
+
+    The budget term budget_weight * (hard - target) * soft: its gradient moves the thresholds (and the norms near
+    them) by the signed miss of the hard masks, so pruning stops where the hard masks meet the budget and turns
+    back if they pass it (a one-sided term on the soft estimate overshot: 80 % removed for a 65 % budget)."""
 
     def __init__(self, gated: GatedCodec, lw: LossWeights, dense_macs: float, resolution: tuple[int, int],
                  gop: int, budget_weight: float, distill_weight: float, target: float):
@@ -92,9 +109,8 @@ class PruneLoss(nn.Module):
         dist = gated.distortions(stage)
         gated.recorder = None
         d = torch.stack(dist).mean() if dist else torch.zeros((), device=frames.device)
-        height, width = self.resolution
-        soft = gated.decoder_macs(gated.soft_kept(), height, width, self.gop)["gop_mean"] / self.dense
-        loss = li + lp + self.budget_weight * torch.relu(soft - self.target) + self.distill_weight * d
+        term, soft = budget_term(gated, self.dense, self.resolution, self.gop, self.target)
+        loss = li + lp + self.budget_weight * term + self.distill_weight * d
         return loss, {"D_I": ii["D"], "D_P": ip["D"], "bpp_P": ip["bpp"], "soft": float(soft.detach()),
                       "distill": float(d.detach())}
 

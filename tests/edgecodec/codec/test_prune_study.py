@@ -64,7 +64,8 @@ def test_the_study_on_a_tiny_teacher_set(tmp_path, ffmpeg):
 
 def test_a_study_spread_over_sessions_runs_each_set_once(tmp_path, monkeypatch):
     """The partial result is saved after every set; a later run with the same key reuses the teacher's
-    evaluation and the finished sets, a different key (here: more prune steps) starts again."""
+    evaluation and the finished sets, a different key (here: more prune steps) prunes again but keeps the teacher's
+    evaluation while the teachers, clip and frames are the same."""
     import dataclasses
     from edgecodec import config
     s = _study()
@@ -103,5 +104,10 @@ def test_a_study_spread_over_sessions_runs_each_set_once(tmp_path, monkeypatch):
     assert [(row["method"], row["budget"]) for row in r["rows"]] == [("gd", 0.5), ("ste", 0.5)]
     calls["prune"].clear(), calls["eval"].clear()
     longer = dataclasses.replace(cfg, prune=dataclasses.replace(cfg.prune, steps=cfg.prune.steps + 1))
-    s.study(longer, tmp_path, tmp_path / "c", ["gd"], [0.5], "clip.y4m", 5, progress=False, previous=r)
+    r2 = s.study(longer, tmp_path, tmp_path / "c", ["gd"], [0.5], "clip.y4m", 5, progress=False, previous=r)
+    assert calls == {"prune": [("gd", 0.5)], "eval": ["eval_gd_0.5"]}      # the same teachers: their evaluation
+    calls["prune"].clear(), calls["eval"].clear()
+    monkeypatch.setattr(s, "teacher_key", lambda *a: "other teachers")
+    monkeypatch.setattr(s, "study_key", lambda *a: "another key")
+    s.study(longer, tmp_path, tmp_path / "d", ["gd"], [0.5], "clip.y4m", 5, progress=False, previous=r2)
     assert calls == {"prune": [("gd", 0.5)], "eval": ["eval_teacher", "eval_gd_0.5"]}
