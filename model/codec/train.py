@@ -7,8 +7,9 @@ motion_lambda * lambda * bits): the seed's smoothness term L_S lives there, as t
 difference from its neighbours' median.
 
 Stage "intra": the I-frame codec on single frames. Stage "inter": the P-frame codec on sequences whose first
-frame is coded by the frozen intra codec, gradients through time across the P-frames of a sample (the
-reference frames are detached). Each further quality starts from the previous quality's weights.
+frame is coded by the frozen intra codec, gradients through time across the P-frames of a sample (through the
+ASE-GRU states; through the reference frames too when `LossWeights.ref_grad`, else they are detached). Each further
+quality starts from the previous quality's weights.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class LossWeights:
     motion_lambda: float = 1.0      # the block search's SSE per bit = motion_lambda * lmbda
     search_range: int = 16          # the block search's range in luma pixels
     rate_warmup: int = 0            # P stage: lambda ramps linearly from 0 over this many steps
+    ref_grad: bool = False          # P stage: gradients flow into the references (previous reconstructions)
 
     @property
     def search_lam(self) -> int:
@@ -73,7 +75,8 @@ def inter_loss(codec: VideoCodec, frames: torch.Tensor, w: LossWeights, rate_sca
     steps = frames.shape[1] - 1
     for t in range(1, frames.shape[1]):
         x = frames[:, t]
-        ref = ref.detach()
+        if not w.ref_grad:
+            ref = ref.detach()
         motion = block_search(luma_codes(x), luma_codes(ref), w.search_range, w.search_lam).to(x.device)
         out = codec.inter(x, ref, state, motion)
         bpp = out["bits"] / luma_pixels(x)

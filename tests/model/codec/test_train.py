@@ -32,3 +32,26 @@ def test_encoder_reads_the_amplified_residual_and_the_warped_frame():
     x = codec.inter.encoder_input(cur, warped)
     assert torch.allclose(x[:, :6], torch.full_like(x[:, :6], 0.02 * net.RESIDUAL_GAIN))
     assert torch.equal(x[:, 6:], torch.zeros_like(x[:, 6:]))
+
+
+def _p_grads(frames: torch.Tensor, ref_grad: bool) -> dict:
+    torch.manual_seed(0)
+    codec = VideoCodec(CodecShape(features=8, latent=8, hyper=8, context=8))
+    codec.train()
+    torch.manual_seed(1)                          # the same quantization noise every time
+    loss, _ = inter_loss(codec, frames, LossWeights(lmbda=100.0, ssim=0.0, search_range=2, ref_grad=ref_grad))
+    loss.backward()
+    return {n: p.grad.clone() for n, p in codec.inter.named_parameters() if p.grad is not None}
+
+
+def test_ref_grad_lets_the_gradient_reach_the_reference_frames():
+    """With ref_grad the loss of a P-frame also trains the P-frame it was coded from (its reconstruction is the
+    reference): the P path's gradients change once a sample has two P-frames, not with one (whose reference is
+    the I-frame, never trained here)."""
+    torch.manual_seed(2)
+    frames = torch.rand(1, 3, 6, 32, 32)
+    one_p = frames[:, :2]
+    a, b = _p_grads(one_p, False), _p_grads(one_p, True)
+    assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+    a, b = _p_grads(frames, False), _p_grads(frames, True)
+    assert a.keys() == b.keys() and any(not torch.allclose(a[n], b[n]) for n in a)
