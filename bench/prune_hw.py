@@ -12,7 +12,7 @@ frame size and kind, times the variant's cycles; the energy a cycle hardly depen
 the CPU decode time of a held-out clip (Zhling, 1280x720, 8 frames) in float and int mode, one thread (the speed depends on the
 widths, not on whether the prune was trained).
 
-    python bench/prune_hw.py            # -> bench/results/prune_hw.json (a few minutes)
+    python bench/prune_hw.py            # -> bench/results/prune_hw.json (~15 min on 2 cores)
 """
 
 from __future__ import annotations
