@@ -70,15 +70,14 @@ def bias_bits_for(int_state: dict) -> int:
     programs it) do not fit them. A pruned decoder can: its narrower layers calibrate to finer scales."""
     from hw.engine.layers import conv_layers
     from hw.engine.program import pixel_output
+    from quant.fixed_point import bits_for
     need = BIAS_BITS
     for names in STACKS.values():
         for n in names:
             layers = conv_layers(int_state["nets"][n]["layers"])
             if n == "intra_g_s":
                 layers[-1] = pixel_output(layers[-1])
-            for lay in layers:
-                lo, hi = int(lay.bias.min()), int(lay.bias.max())
-                need = max(need, max((-lo - 1).bit_length(), hi.bit_length()) + 1)
+            need = max([need] + [bits_for(int(lay.bias.min()), int(lay.bias.max())) for lay in layers])
     return need
 
 

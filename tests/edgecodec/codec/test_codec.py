@@ -457,9 +457,8 @@ def test_p_stages_train_on_p_seq_len_frames(tmp_path, monkeypatch):
 def test_the_shipped_checkpoints_are_what_the_default_recipe_trains():
     """`edgecodec train` on the shipped config finds the shipped checkpoints up to date (a config field added since
     they were trained, at its neutral value, does not make it train them again)."""
-    from edgecodec.codec.recipe import recipe_key
+    from edgecodec.codec.recipe import intra_key, recipe_key
     cfg = config.load(ROOT / "configs/default.yaml")
-    from edgecodec.codec.recipe import intra_key
     for q in range(1, len(cfg.codec.lambdas) + 1):
         assert ckpt.load(ROOT / cfg.codec.checkpoints, q)["recipe"] == recipe_key(cfg, q), q
         # the kept intra stages start a new P schedule (the integer widths, export only, leave their key alone)
