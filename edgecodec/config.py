@@ -300,6 +300,10 @@ class PruneConfig:
         kept-fraction estimate.
     budget_weight : weight of (hard MAC fraction - (1 - budget)) x soft MAC fraction in the loss (two-sided: pushes
         the thresholds up while the hard masks keep too many MACs, down while they keep too few).
+    ramp : fraction of `steps` over which the budget's target falls linearly from the dense model to 1 - budget
+        (0: the whole budget from the first step); the masks follow it instead of jumping there at once.
+    min_keep, min_keep_hidden : every group keeps at least this fraction of its channels (the ASE-GRU hidden
+        group at least min_keep_hidden), whatever the budget asks.
     distill_weight : weight of the current distillation stage's mean cosine distance (1 - cos per pixel).
     stage_threshold, stage_steps : a distillation stage (intra -> P path -> whole codec) ends when the budget is
         met and its distance (moving average) is below stage_threshold, or after stage_steps steps.
@@ -317,6 +321,9 @@ class PruneConfig:
     tau_lr: float = 1e-2
     temperature: float = 0.1
     budget_weight: float = 200.0
+    ramp: float = 0.5
+    min_keep: float = 0.25
+    min_keep_hidden: float = 0.5
     distill_weight: float = 100.0
     stage_threshold: float = 0.02
     stage_steps: int = 500
@@ -338,6 +345,9 @@ class PruneConfig:
                "prune.lr, prune.tau_lr and prune.temperature must be > 0")
         _check(self.budget_weight >= 0 and self.distill_weight >= 0 and self.stage_threshold >= 0,
                "prune.budget_weight, prune.distill_weight and prune.stage_threshold must be >= 0")
+        _check(0.0 <= self.ramp <= 1.0, f"prune.ramp must be in [0, 1] (a fraction of steps), got {self.ramp}")
+        _check(0.0 <= self.min_keep <= 1.0 and 0.0 <= self.min_keep_hidden <= 1.0,
+               "prune.min_keep and prune.min_keep_hidden must be in [0, 1] (fractions of a group's channels)")
         _check(0.0 <= self.decay_start < self.decay_end <= 1.0,
                "prune.decay_start and prune.decay_end must satisfy 0 <= start < end <= 1 (fractions of steps)")
         parse_resolution(self.resolution)

@@ -67,21 +67,24 @@ class ChannelGate(nn.Module):
     """The pruning state of one convolution: its threshold tau, group size, temperature and gradient decay beta."""
 
     def __init__(self, conv: nn.Conv2d | None, group: int, temperature: float = 0.05, tau: float = 0.0,
-                 multiple: int = 1):
+                 multiple: int = 1, floor: int = 1):
         super().__init__()
         if conv is not None and conv.out_channels % group:
             raise EdgecodecError(f"a convolution of {conv.out_channels} outputs cannot prune in groups of {group}")
         if multiple < 1:
             raise EdgecodecError(f"channel multiple must be >= 1 (got {multiple})")
+        if floor < 1:
+            raise EdgecodecError(f"a gate's floor (groups always kept) must be >= 1 (got {floor})")
         self.group = group
         self.multiple = multiple
+        self.floor = floor
         self.temperature = temperature
         self.beta = 1.0
         self.tau = nn.Parameter(torch.tensor(float(tau)))
 
     def group_mask(self, weight: torch.Tensor) -> torch.Tensor:
-        """1 for each kept group: those above tau, at least one (a layer never prunes to nothing), rounded up to a
-        multiple of `multiple` groups (or all) by the next largest norms: the kept channels the next layer sees
+        """1 for each kept group: those above tau, at least `floor` (a layer never prunes to nothing), rounded up to
+        a multiple of `multiple` groups (or all) by the next largest norms: the kept channels the next layer sees
         (one a group) fold onto the accelerator's PE / SIMD."""
         return self.mask_from_norms(group_norms(weight.detach(), self.group))
 
@@ -90,7 +93,7 @@ class ChannelGate(nn.Module):
         norms = norms.detach()
         n = len(norms)
         above = int((norms > self.tau.detach()).sum())
-        want = min(n, -(-max(1, above) // self.multiple) * self.multiple)
+        want = min(n, -(-max(self.floor, above) // self.multiple) * self.multiple)
         mask = torch.zeros(n, device=norms.device)
         mask[torch.argsort(norms, descending=True, stable=True)[:want]] = 1.0
         return mask

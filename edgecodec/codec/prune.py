@@ -4,12 +4,13 @@ The dense teacher (a codec checkpoint) is copied into a gated student (model/cod
 threshold per channel group, masks with gradient decay) and trained on random crops (`codec_train` data) with
 
     L = L_RD (I-frame + P-frames, the codec's training loss at the teacher's lambda)
-      + budget_weight * (hard - (1 - budget)) * soft      hard, soft: decoder MACs / dense (hard a constant)
+      + budget_weight * (hard - target) * soft      hard, soft: decoder MACs / dense (hard a constant)
       + distill_weight * mean (1 - cos) of the current distillation stage's layers against the teacher,
 
 (the budget term is two-sided and measured on the hard masks: the soft estimate is only its lever, pushed down
-while the hard masks keep more than 1 - budget of the MACs and up while they keep less, in proportion to the
-miss), the stages being intra codec -> P path (ASE-GRU, residual) -> whole codec: a stage ends when the hard masks meet
+while the hard masks keep more than the target and up while they keep less, in proportion to the miss; the target
+falls linearly from 1 to 1 - budget over the first `prune.ramp` of the steps, and no group keeps fewer than
+`prune.min_keep` of its channels, the ASE-GRU hidden group `prune.min_keep_hidden`), the stages being intra codec -> P path (ASE-GRU, residual) -> whole codec: a stage ends when the hard masks meet
 the budget and its distance (moving average) is below `prune.stage_threshold`, or after `prune.stage_steps`.
 Beta: annealed 1 -> 0 (gd), 1 (ste) or 0 (hard). Every `save_every` steps the state goes to
 `codec_q<N>.prune.pt` (an interrupted run resumes to the same bytes). At the end the masked channels are removed,
@@ -45,7 +46,8 @@ from base.hashing import content_hash
 from base.paths import resolve
 
 METHODS = ("gd", "ste", "hard")
-BUDGET_RULE = 2         # in the recipe key: 1 was max(0, soft - target) (overshot, docs/pruning.md), 2 two-sided
+BUDGET_RULE = 3         # in the recipe key: 1 was max(0, soft - target) (overshot, docs/pruning.md), 2 two-sided,
+#                         3 two-sided with the ramp and the floors (prune.ramp, prune.min_keep*)
 EMA = 0.9               # moving average of a stage's distillation distance
 
 
@@ -77,6 +79,13 @@ def prune_key(cfg: Config, teacher: dict, budget: float, method: str) -> str:
     return content_hash(teacher["hash"], p, train, loss, d["quant"], budget, method, BUDGET_RULE).hex()
 
 
+def target_at(step: int, steps: int, budget: float, ramp: float) -> float:
+    """The MAC fraction the hard masks should keep at `step`: 1 - budget x min(1, step / (ramp x steps))."""
+    if ramp <= 0:
+        return 1.0 - budget
+    return 1.0 - budget * min(1.0, step / (ramp * steps))
+
+
 def budget_term(gated: GatedCodec, dense_macs: float, resolution: tuple[int, int], gop: int,
                 target: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(hard - target) x soft, with hard and soft the GOP-mean decoder MAC fractions of the hard masks (a constant)
@@ -97,6 +106,7 @@ class PruneLoss(nn.Module):
 
     def __init__(self, gated: GatedCodec, lw: LossWeights, dense_macs: float, resolution: tuple[int, int],
                  gop: int, budget_weight: float, distill_weight: float, target: float):
+        """`target`: the kept MAC fraction aimed at; the training loop moves it along the ramp (`target_at`)."""
         super().__init__()
         self.gated, self.lw, self.dense, self.resolution, self.gop = gated, lw, dense_macs, resolution, gop
         self.budget_weight, self.distill_weight, self.target = budget_weight, distill_weight, target
@@ -153,7 +163,7 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
     student = copy.deepcopy(teacher)
     for prm in student.parameters():
         prm.requires_grad_(True)
-    gated = GatedCodec(student, teacher, p.multiple, p.temperature).to(device)
+    gated = GatedCodec(student, teacher, p.multiple, p.temperature, p.min_keep, p.min_keep_hidden).to(device)
     dense = gated.decoder_macs(gated.full(), height, width, gop)
     if world.rank:                      # the same weights, its own noise
         torch.manual_seed(rank_seed(p.seed, world.rank))
@@ -171,15 +181,16 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
         sampler.gen.set_state(res["sampler"])
         world.restore_rng(res, p.seed, res["run"]["step"])
         run = res["run"]
-    target = 1.0 - budget
-    step_loss = world.wrap(PruneLoss(gated, lw, dense["gop_mean"], (height, width), gop, p.budget_weight,
-                                     p.distill_weight, target))
+    loss_mod = PruneLoss(gated, lw, dense["gop_mean"], (height, width), gop, p.budget_weight, p.distill_weight,
+                         1.0 - budget)
+    step_loss = world.wrap(loss_mod)
     bar = tqdm(range(run["step"], p.steps), desc=f"prune q{quality} {method} {budget:g}",
                disable=not (progress and world.main), dynamic_ncols=True, initial=run["step"], total=p.steps)
     student.train()
     for step in bar:
         opt.param_groups[0]["lr"] = cosine_lr(p.lr, step, p.steps)
         gated.set_beta(beta_at(method, step, p.steps, p.decay_start, p.decay_end))
+        target = loss_mod.target = target_at(step, p.steps, budget, p.ramp)
         frames = world.share(sampler.batch(t.batch)).to(device)
         stage = DISTILL_STAGES[run["stage"]]
         loss, parts = step_loss(frames, stage)

@@ -24,6 +24,7 @@ n = tanh 0), and the shrunk codec equals the gated one.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -209,15 +210,24 @@ class GatedCodec(nn.Module):
     teacher : the frozen dense codec, or None (no distillation).
     multiple : kept channels of every group snap to a multiple of it (the accelerator's PE), or all.
     temperature : of the soft kept-fraction estimate.
+    min_keep : every group keeps at least this fraction of its channels (rounded up, at least one) whatever its
+        threshold: a floor that stops the budget from emptying one group (the ASE-GRU's C fell 16 -> 4 without).
+    min_keep_hidden : the floor of the hidden group `HIDDEN` (None: `min_keep`).
     """
 
     def __init__(self, codec: VideoCodec, teacher: VideoCodec | None = None, multiple: int = 4,
-                 temperature: float = 0.05):
+                 temperature: float = 0.05, min_keep: float = 0.0, min_keep_hidden: float | None = None):
         super().__init__()
         self.codec = codec
         self.groups, self.layers = codec_structure(codec)
-        self.gates = nn.ModuleDict({_key(g): ChannelGate(None, 1, temperature, multiple=multiple)
-                                    for g in self.groups})
+        floors = {g: min_keep for g in self.groups}
+        floors[HIDDEN] = min_keep if min_keep_hidden is None else min_keep_hidden
+        for g, f in floors.items():
+            if not 0.0 <= f <= 1.0:
+                raise EdgecodecError(f"prune: the kept-fraction floor of {g} must be in [0, 1], got {f}")
+        self.gates = nn.ModuleDict({_key(g): ChannelGate(None, 1, temperature, multiple=multiple,
+                                                         floor=max(1, math.ceil(floors[g] * grp.units - 1e-9)))
+                                    for g, grp in self.groups.items()})
         self.recorder = None
         self._masks = {}
         for g, grp in self.groups.items():
