@@ -190,7 +190,7 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
     for step in bar:
         opt.param_groups[0]["lr"] = cosine_lr(p.lr, step, p.steps)
         gated.set_beta(beta_at(method, step, p.steps, p.decay_start, p.decay_end))
-        target = loss_mod.target = target_at(step, p.steps, budget, p.ramp)
+        loss_mod.target = target_at(step, p.steps, budget, p.ramp)
         frames = world.share(sampler.batch(t.batch)).to(device)
         stage = DISTILL_STAGES[run["stage"]]
         loss, parts = step_loss(frames, stage)
@@ -204,10 +204,11 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
         run["ema"] = dv if run["ema"] is None else EMA * run["ema"] + (1 - EMA) * dv
         info = {"step": step, "stage": stage, "loss": round(parts["loss"], 4), "D_I": round(parts["D_I"], 3),
                 "D_P": round(parts["D_P"], 3), "bpp_P": round(parts["bpp_P"], 4), "macs": round(hard, 4),
-                "soft_macs": round(parts["soft"], 4), "distill": round(dv, 5)}
+                "soft_macs": round(parts["soft"], 4), "target": round(loss_mod.target, 4), "distill": round(dv, 5)}
         run["log"] = (run["log"] + [info])[-50:]
         if run["stage"] + 1 < len(DISTILL_STAGES) and (
-                (hard <= target and run["ema"] < p.stage_threshold) or step + 1 - run["stage_start"] >= p.stage_steps):
+                (hard <= 1.0 - budget and run["ema"] < p.stage_threshold)     # the whole budget, not the ramp's
+                or step + 1 - run["stage_start"] >= p.stage_steps):
             run.update(stage=run["stage"] + 1, stage_start=step + 1, ema=None)
         bar.set_postfix(stage=stage, macs=f"{hard:.3f}", distill=f"{dv:.4f}", D_P=f"{parts['D_P']:.1f}")
         run["step"] = step + 1
