@@ -163,6 +163,9 @@ class CodecTrainConfig:
         a GOP (the drift).
     ref_grad : P stages: the loss's gradient also flows into each P-frame's reference (the previous reconstruction,
         detached when false), so training sees what a frame's quality is worth to the frames coded from it.
+    intra_restart_steps : a second cosine cycle of the highest quality's intra stage (a warm restart: learning rate
+        back to lr, a fresh Adam) of this many steps after the first intra_steps; 0 = none. A recipe with it starts
+        from the kept first cycle (`codec_q<N>.intra.pt` of the same recipe without it) when there is one.
     """
 
     data: tuple[str, ...] = ("data/video/CiscoVT2people_320x192_12fps.y4m",
@@ -179,6 +182,7 @@ class CodecTrainConfig:
     scales: tuple[int, ...] = (1,)
     p_seq_len: int = 0
     ref_grad: bool = False
+    intra_restart_steps: int = 0
     lr: float = 1e-3
     seed: int = 0
 
@@ -194,8 +198,8 @@ class CodecTrainConfig:
         _check(self.p_seq_len == 0 or self.p_seq_len >= 2,
                "codec_train.p_seq_len must be 0 (= seq_len) or >= 2 (an I-frame and a P-frame)")
         _check(self.batch >= 1, "codec_train.batch must be >= 1")
-        _check(min(self.intra_steps, self.inter_steps, self.finetune_intra_steps, self.finetune_steps) >= 0,
-               "codec_train steps must be >= 0")
+        _check(min(self.intra_steps, self.inter_steps, self.finetune_intra_steps, self.finetune_steps,
+                   self.intra_restart_steps) >= 0, "codec_train steps must be >= 0")
         _check(self.lr > 0, "codec_train.lr must be > 0")
 
 

@@ -38,7 +38,7 @@ _STEPS = ("intra_steps", "inter_steps", "finetune_intra_steps", "finetune_steps"
 _P_ONLY = ("rate_warmup", "p_seq_len", "ref_grad")   # codec_train fields only the P stage reads
 # fields added after checkpoints were trained: at these values they leave a recipe's key as it was without them
 _NEUTRAL = {"codec": {"intra_features": 0, "intra_latent": 0, "intra_analysis": 0},
-            "codec_train": {"scales": [1], "p_seq_len": 0, "ref_grad": False}}
+            "codec_train": {"scales": [1], "p_seq_len": 0, "ref_grad": False, "intra_restart_steps": 0}}
 
 
 def recipe_key(cfg: Config, quality: int) -> str:
@@ -174,21 +174,25 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
             codec.load_state_dict(prev_state)
         if world.rank:                  # the same weights, its own noise
             torch.manual_seed(rank_seed(t.seed + q, world.rank))
-        steps = {"intra": t.intra_steps, "inter": t.inter_steps} if q == n else \
-            {"intra": t.finetune_intra_steps, "inter": t.finetune_steps}
+        steps = {"intra": t.intra_steps, "intra_restart": t.intra_restart_steps, "inter": t.inter_steps} \
+            if q == n else {"intra": t.finetune_intra_steps, "inter": t.finetune_steps}
+        restart = q == n and t.intra_restart_steps > 0
+        stages = ("intra", "intra_restart", "inter") if restart else STAGES
         w = LossWeights(c.lambdas[q - 1], c.ssim_weight, c.motion_lambda, t.search_range,
                         t.rate_warmup if q == n else 0, t.ref_grad)
         resume_path = path.with_name(path.stem + ".resume.pt")
         intra_path = path.with_name(path.stem + ".intra.pt")
         ikey = intra_key(cfg, q)
         res = _load_resume(resume_path, key) or _load_intra(intra_path, ikey)
+        if res is None and restart:     # the kept first cycle: the same recipe without the restart
+            res = _load_intra(intra_path, intra_key(_without_restart(cfg), q), "intra_restart")
         sampler_q = CropSampler(seqs, t.seq_len, t.crop, t.seed + 1000 * q, scales=t.scales) if res is None else \
             _restore(res, codec, seqs, t, world)
         log, t0 = {"stages": {}}, time.time()
         if res is not None:
             log = res["log"]
-        for stage in STAGES:
-            if res is not None and STAGES.index(stage) < STAGES.index(res["stage"]):
+        for stage in stages:
+            if res is not None and stages.index(stage) < stages.index(res["stage"]):
                 continue
             start = res["step"] if res is not None and res["stage"] == stage else 0
             opt_state = res["opt"] if res is not None and res["stage"] == stage else None
@@ -202,15 +206,16 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
                                     "opt": opt.state_dict(), "sampler": sampler_q.gen.get_state(),
                                     **rngs, "log": log}, tmp)
 
-            sampler_q.seq_len = t.seq_len if stage == "intra" else t.p_seq_len or t.seq_len
+            intra = stage != "inter"
+            sampler_q.seq_len = t.seq_len if intra else t.p_seq_len or t.seq_len
             codec.to(device)
-            hist = run_stage(codec, stage, sampler_q, steps[stage], start, t.batch, t.lr, w, opt_state, progress,
-                             f"q{q} {stage}", save_resume, device=device, world=world)
+            hist = run_stage(codec, "intra" if intra else "inter", sampler_q, steps[stage], start, t.batch, t.lr, w,
+                             opt_state, progress, f"q{q} {stage}", save_resume, device=device, world=world)
             codec.cpu()
             log["stages"].setdefault(stage, []).extend(
                 {k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()} for h in hist[-20:])
             res = None
-            if stage == "intra":
+            if stage == stages[-2]:         # the intra stage's end (after the restart, if any)
                 rngs = world.rng_states()
                 if world.main:
                     with atomic_path(intra_path) as tmp:
@@ -239,8 +244,13 @@ def _load_resume(path: Path, key: str) -> dict | None:
     return res if isinstance(res, dict) and res.get("recipe") == key else None
 
 
-def _load_intra(path: Path, key: str) -> dict | None:
-    """The end of a finished intra stage as a resume state at step 0 of the P stage."""
+def _without_restart(cfg: Config) -> Config:
+    return dataclasses.replace(cfg, codec_train=dataclasses.replace(cfg.codec_train, intra_restart_steps=0))
+
+
+def _load_intra(path: Path, key: str, stage: str = "inter") -> dict | None:
+    """The end of a finished intra stage as a resume state at step 0 of the next stage (the P stage, or the
+    intra stage's restart: a fresh Adam either way, as in an uninterrupted run)."""
     if not path.is_file():
         return None
     try:
@@ -249,7 +259,7 @@ def _load_intra(path: Path, key: str) -> dict | None:
         return None
     if not isinstance(snap, dict) or snap.get("intra_key") != key:
         return None
-    return {**snap, "stage": "inter", "step": 0, "opt": None}
+    return {**snap, "stage": stage, "step": 0, "opt": None}
 
 
 def _restore(res: dict, codec: VideoCodec, seqs, t, world: World) -> CropSampler:

@@ -334,6 +334,40 @@ def test_a_new_p_schedule_starts_from_the_kept_intra_stage(tmp_path, monkeypatch
         config.from_dict({**t, "codec_train": {**TINY["codec_train"], "intra_steps": 4, "inter_steps": 2}}), 1)
 
 
+def test_an_intra_restart_continues_from_the_kept_first_cycle(tmp_path, monkeypatch):
+    """codec_train.intra_restart_steps: a recipe with a second intra cycle finds the first cycle kept by the same
+    recipe without it (codec_q<N>.intra.pt), trains only the restart and the P stage, and ends with the same bytes
+    as the whole recipe from scratch; the restart runs the intra loss on a fresh Adam at the full learning rate."""
+    import edgecodec.codec.recipe as ct
+    t = dict(TINY)
+    t["codec"] = {**TINY["codec"], "lambdas": [256]}
+
+    def cfg(restart):
+        return config.from_dict({**t, "codec_train": {**TINY["codec_train"], "intra_steps": 3, "inter_steps": 2,
+                                                      "intra_restart_steps": restart}})
+
+    first = ckpt.load(train(cfg(0), tmp_path / "a", progress=False)[0])["hash"]
+    stages = []
+    real = ct.run_stage
+
+    def counting(codec, stage, sampler, steps, start, batch, lr, w, opt_state, progress, desc, *a, **kw):
+        stages.append((stage, desc.split()[-1], steps, opt_state is None))
+        return real(codec, stage, sampler, steps, start, batch, lr, w, opt_state, progress, desc, *a, **kw)
+
+    monkeypatch.setattr(ct, "run_stage", counting)
+    again = train(cfg(2), tmp_path / "a", progress=False)[0]
+    assert stages == [("intra", "intra_restart", 2, True), ("inter", "inter", 2, True)]
+    stages.clear()
+    scratch = train(cfg(2), tmp_path / "c", progress=False)[0]
+    assert [s[:3] for s in stages] == [("intra", "intra", 3), ("intra", "intra_restart", 2), ("inter", "inter", 2)]
+    assert ckpt.load(again)["hash"] == ckpt.load(scratch)["hash"] != first
+    assert "intra_restart" in ckpt.load(again)["train_log"]["stages"]
+    assert ct.recipe_key(cfg(0), 1) == ct.recipe_key(config.from_dict({**t, "codec_train": {
+        **TINY["codec_train"], "intra_steps": 3, "inter_steps": 2}}), 1) != ct.recipe_key(cfg(2), 1)
+    with pytest.raises(EdgecodecError, match="steps must be >= 0"):
+        cfg(-1)
+
+
 def test_other_integer_widths_export_again_without_training(tiny, tmp_path, monkeypatch):
     """codec.int_act_bits / int_weight_bits shape only the export: a recipe that differs from the one that trained
     the checkpoints in them alone exports them again, no training step, the float weights as they were."""
