@@ -124,12 +124,14 @@ def _predict_block(refpad: torch.Tensor, pad: int, mv: torch.Tensor, block: int)
 
 
 @torch.no_grad()
-def block_search(cur: torch.Tensor, ref: torch.Tensor, radius: int, lam: int, block: int = BLOCK) -> torch.Tensor:
+def block_search(cur: torch.Tensor, ref: torch.Tensor, radius: int, lam: int, block: int = BLOCK,
+                 subpel: bool = True) -> torch.Tensor:
     """Rate-constrained block search on luma codes (see module docstring).
 
     cur, ref : (N, H, W) int64 luma codes, H and W multiples of `block`; radius : integer search range (pixels);
-    lam : SSE per bit of the vector cost (integer). Returns (N, 2, H/block, W/block) int64 vectors (dx, dy) in
-    quarter pels, |component| <= 4 * radius + 3.
+    lam : SSE per bit of the vector cost (integer); subpel : False stops after the integer passes (full-pel
+    vectors: a probe of the encoder, bench/fullpel_probe.py). Returns (N, 2, H/block, W/block) int64 vectors
+    (dx, dy) in quarter pels, |component| <= 4 * radius + 3.
     """
     n, h, w = cur.shape
     hb, wb = h // block, w // block
@@ -159,6 +161,8 @@ def block_search(cur: torch.Tensor, ref: torch.Tensor, radius: int, lam: int, bl
     mv = pick(zero)
     pred = predict_median(mv)
     mv = pick(pred)
+    if not subpel:
+        return mv
     best = _block_sse(cur, _predict_block(refpad, pad, mv, block), block) + \
         lam * golomb_bits(mv - pred).sum(dim=1)
     limit = radius * UNITS + 3

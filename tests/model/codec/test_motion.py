@@ -40,6 +40,24 @@ def test_search_finds_a_quarter_pel_shift_through_the_decoders_sampler():
     assert torch.equal(mv[:, :, 1:-1, 1:-1], true[:, :, 1:-1, 1:-1])
 
 
+def test_without_subpel_the_search_sends_the_nearest_whole_pixels():
+    """subpel=False (the full-pel probe, bench/fullpel_probe.py): the same quarter-pel shift gives whole-pixel
+    vectors only, within a pixel of the true one, and a whole-pixel shift is found as before."""
+    ref = _texture(64, 64, seed=3)
+    true = torch.zeros(1, 2, 4, 4, dtype=torch.int64)
+    true[0, 0], true[0, 1] = 6, -3
+    pad = 4
+    refpad = F.pad(ref[None, None].double(), (pad,) * 4, mode="replicate")[:, 0].to(torch.int64)
+    cur = mc._predict_block(refpad, pad, true, 16)
+    mv = mc.block_search(cur, ref[None], radius=2, lam=1, subpel=False)
+    assert torch.all(mv % 4 == 0) and torch.all((mv - true)[:, :, 1:-1, 1:-1].abs() <= 3)
+    assert not torch.equal(mv, mc.block_search(cur, ref[None], radius=2, lam=1))
+    big = _texture(128, 160)
+    whole = big[16 - 2:16 - 2 + 96, 16 + 3:16 + 3 + 128]
+    fp = mc.block_search(whole[None], big[16:16 + 96, 16:16 + 128][None], radius=8, lam=4, subpel=False)
+    assert torch.all(fp[0, 0, 1:-1, 1:-1] == 12) and torch.all(fp[0, 1, 1:-1, 1:-1] == -8)
+
+
 def test_rate_term_prefers_the_predicted_vector_on_a_flat_frame():
     flat = torch.full((1, 64, 64), 100, dtype=torch.int64)
     mv = mc.block_search(flat, flat, radius=4, lam=10)
