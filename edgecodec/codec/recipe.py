@@ -30,7 +30,7 @@ from edgecodec.config import CodecConfig, Config
 from base.errors import EdgecodecError
 from base.files import atomic_path
 from base.paths import resolve
-from base.hashing import content_hash
+from base.hashing import content_hash, sha256_file
 
 STAGES = ("intra", "inter")
 NOT_TRAINING = ("gop", "checkpoints", "eval_clip", "eval_frames")   # codec fields the weights ignore
@@ -38,7 +38,8 @@ _STEPS = ("intra_steps", "inter_steps", "finetune_intra_steps", "finetune_steps"
 _P_ONLY = ("rate_warmup", "p_seq_len", "ref_grad")   # codec_train fields only the P stage reads
 # fields added after checkpoints were trained: at these values they leave a recipe's key as it was without them
 _NEUTRAL = {"codec": {"intra_features": 0, "intra_latent": 0, "intra_analysis": 0},
-            "codec_train": {"scales": [1], "p_seq_len": 0, "ref_grad": False, "intra_restart_steps": 0}}
+            "codec_train": {"scales": [1], "p_seq_len": 0, "ref_grad": False, "intra_restart_steps": 0,
+                            "intra_from": ""}}
 
 
 def recipe_key(cfg: Config, quality: int) -> str:
@@ -68,6 +69,8 @@ def _key(cfg: Config, quality: int, intra_only: bool) -> str:
     n = len(lambdas)
     codec = {k: v for k, v in d["codec"].items() if k not in NOT_TRAINING + ("lambdas",)}
     train = {k: v for k, v in d["codec_train"].items() if k not in _STEPS + (_P_ONLY if intra_only else ())}
+    if train.get("intra_from"):         # what the file holds, not where it lies
+        train["intra_from"] = _intra_file_hash(train["intra_from"])
     if quality == n:
         steps, parent = [d["codec_train"]["intra_steps"], d["codec_train"]["inter_steps"]], ""
     else:
@@ -79,6 +82,29 @@ def _key(cfg: Config, quality: int, intra_only: bool) -> str:
     else:
         parts += [steps, parent]
     return content_hash(*parts).hex()
+
+
+def _intra_file_hash(path: str) -> str:
+    p = resolve(path)
+    if not p.is_file():
+        raise EdgecodecError(f"codec_train.intra_from: {p} is not a file (a codec_q<N>.pt or codec_q<N>.intra.pt)")
+    return sha256_file(p)
+
+
+def intra_weights(path: str) -> dict:
+    """The I-frame codec's float weights (`codec.intra` state, keys without the prefix) of a codec checkpoint or a
+    kept intra stage (`codec_train.intra_from`)."""
+    p = resolve(path)
+    try:
+        snap = torch.load(p, map_location="cpu", weights_only=True)
+        state = snap["float"]
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same error for the user
+        raise EdgecodecError(f"codec_train.intra_from: {p} is not a codec checkpoint or kept intra stage "
+                             f"({type(exc).__name__})") from None
+    out = {k[len("intra."):]: torch.as_tensor(v) for k, v in state.items() if k.startswith("intra.")}
+    if not out:
+        raise EdgecodecError(f"codec_train.intra_from: {p} holds no I-frame codec weights")
+    return out
 
 
 def _same(a, b) -> bool:
@@ -177,7 +203,8 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
         steps = {"intra": t.intra_steps, "intra_restart": t.intra_restart_steps, "inter": t.inter_steps} \
             if q == n else {"intra": t.finetune_intra_steps, "inter": t.finetune_steps}
         restart = q == n and t.intra_restart_steps > 0
-        stages = ("intra", "intra_restart", "inter") if restart else STAGES
+        seeded = q == n and bool(t.intra_from)      # the intra stage replaced by a finished I-frame codec
+        stages = ("intra", "intra_restart", "inter") if restart else ("inter",) if seeded else STAGES
         w = LossWeights(c.lambdas[q - 1], c.ssim_weight, c.motion_lambda, t.search_range,
                         t.rate_warmup if q == n else 0, t.ref_grad)
         resume_path = path.with_name(path.stem + ".resume.pt")
@@ -186,6 +213,12 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
         res = _load_resume(resume_path, key) or _load_intra(intra_path, ikey)
         if res is None and restart:     # the kept first cycle: the same recipe without the restart
             res = _load_intra(intra_path, intra_key(_without_restart(cfg), q), "intra_restart")
+        if res is None and seeded:
+            try:
+                codec.intra.load_state_dict(intra_weights(t.intra_from))
+            except RuntimeError as exc:
+                raise EdgecodecError(f"codec_train.intra_from: {t.intra_from} does not fit this recipe's I-frame "
+                                     f"codec: {str(exc).splitlines()[0]}") from None
         sampler_q = CropSampler(seqs, t.seq_len, t.crop, t.seed + 1000 * q, scales=t.scales) if res is None else \
             _restore(res, codec, seqs, t, world)
         log, t0 = {"stages": {}}, time.time()
@@ -215,7 +248,7 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
             log["stages"].setdefault(stage, []).extend(
                 {k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()} for h in hist[-20:])
             res = None
-            if stage == stages[-2]:         # the intra stage's end (after the restart, if any)
+            if len(stages) > 1 and stage == stages[-2]:     # the intra stage's end (after the restart, if any)
                 rngs = world.rng_states()
                 if world.main:
                     with atomic_path(intra_path) as tmp:

@@ -368,6 +368,50 @@ def test_an_intra_restart_continues_from_the_kept_first_cycle(tmp_path, monkeypa
         cfg(-1)
 
 
+def test_intra_from_starts_a_wider_p_path_from_a_finished_intra_codec(tmp_path, monkeypatch):
+    """codec_train.intra_from: the top quality's intra stage is replaced by the I-frame codec of a given checkpoint
+    (or kept intra stage): only the P stage trains, the I-frame weights are the file's, the same bytes again on a
+    second run, and the key follows the file's content, not its path. A file that does not fit is refused."""
+    import shutil
+    import edgecodec.codec.recipe as ct
+    t = dict(TINY)
+    t["codec"] = {**TINY["codec"], "lambdas": [256]}
+    base = config.from_dict({**t, "codec_train": {**TINY["codec_train"], "intra_steps": 3, "inter_steps": 2}})
+    src = train(base, tmp_path / "a", progress=False)[0]
+    shutil.copy(src, tmp_path / "copy.pt")
+
+    def wide(path):
+        return config.from_dict({**t, "model": {"channels": 24},
+                                 "codec_train": {**TINY["codec_train"], "intra_steps": 3, "inter_steps": 2,
+                                                 "intra_from": str(path)}})
+
+    stages = []
+    real = ct.run_stage
+    monkeypatch.setattr(ct, "run_stage", lambda codec, stage, *a, **kw: stages.append(stage) or
+                        real(codec, stage, *a, **kw))
+    out = train(wide(src), tmp_path / "b", progress=False)[0]
+    assert stages == ["inter"]
+    ck, teacher = ckpt.load(out), ckpt.load(src)
+    assert ck["shape"]["channels"] == 24
+    for k, v in teacher["codec"].intra.state_dict().items():
+        assert torch.equal(ck["codec"].intra.state_dict()[k], v), k
+    again = train(wide(tmp_path / "copy.pt"), tmp_path / "c", progress=False)[0]
+    assert ckpt.load(again)["hash"] == ck["hash"]
+    assert ct.recipe_key(wide(src), 1) == ct.recipe_key(wide(tmp_path / "copy.pt"), 1)
+    (tmp_path / "other.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(EdgecodecError, match="intra_from"):
+        train(wide(tmp_path / "other.pt"), tmp_path / "d", progress=False)
+    with pytest.raises(EdgecodecError, match="intra_from"):
+        train(wide(tmp_path / "missing.pt"), tmp_path / "d", progress=False)
+    narrow = config.from_dict({**t, "codec": {**t["codec"], "intra_features": 6},
+                               "codec_train": {**TINY["codec_train"], "intra_from": str(src)}})
+    with pytest.raises(EdgecodecError, match="does not fit"):
+        train(narrow, tmp_path / "e", progress=False)
+    with pytest.raises(EdgecodecError, match="exclude each other"):
+        config.from_dict({**t, "codec_train": {**TINY["codec_train"], "intra_from": str(src),
+                                               "intra_restart_steps": 2}})
+
+
 def test_other_integer_widths_export_again_without_training(tiny, tmp_path, monkeypatch):
     """codec.int_act_bits / int_weight_bits shape only the export: a recipe that differs from the one that trained
     the checkpoints in them alone exports them again, no training step, the float weights as they were."""
