@@ -307,7 +307,8 @@ class PruneConfig:
     method : gd (gradient decay, beta annealed 1 -> 0 between decay_start and decay_end), ste (beta = 1, the
         straight-through estimator) or hard (beta = 0, plain hard masking).
     multiple : kept channels of every group snap to a multiple of it (the accelerator's PE / SIMD).
-    steps : Adam steps; lr (weights, cosine schedule), tau_lr (thresholds, constant); temperature of the soft
+    steps : training steps; lr (weights: Adam, cosine schedule), tau_lr (thresholds: the one the budget pulls hardest
+        moves by tau_lr a step, the others in proportion to their pull); temperature of the soft
         kept-fraction estimate.
     budget_weight : weight of (hard MAC fraction - (1 - budget)) x soft MAC fraction in the loss (two-sided: pushes
         the thresholds up while the hard masks keep too many MACs, down while they keep too few).

@@ -46,8 +46,9 @@ from base.hashing import content_hash
 from base.paths import resolve
 
 METHODS = ("gd", "ste", "hard")
-BUDGET_RULE = 3         # in the recipe key: 1 was max(0, soft - target) (overshot, docs/pruning.md), 2 two-sided,
-#                         3 two-sided with the ramp and the floors (prune.ramp, prune.min_keep*)
+BUDGET_RULE = 4         # in the recipe key: 1 was max(0, soft - target) (overshot, docs/pruning.md), 2 two-sided,
+#                         3 two-sided with the ramp and the floors (prune.ramp, prune.min_keep*), 4 the same with
+#                         the thresholds moved by their normalised gradient (step_thresholds), not Adam
 EMA = 0.9               # moving average of a stage's distillation distance
 
 
@@ -84,6 +85,22 @@ def target_at(step: int, steps: int, budget: float, ramp: float) -> float:
     if ramp <= 0:
         return 1.0 - budget
     return 1.0 - budget * min(1.0, step / (ramp * steps))
+
+
+def step_thresholds(taus: list[torch.Tensor], lr: float) -> float:
+    """Move every threshold by -lr x its gradient / the largest gradient's magnitude: the group the budget term
+    pulls hardest moves by lr a step, every other one in proportion to its own pull (its share of the decoder
+    MACs near its threshold). Adam (rules 1-3) moved every threshold at about lr a step whatever its pull, so a
+    group worth 1/8 of the GOP's MACs (the I-frame decoder) lost as large a share of its channels as the P path.
+    Returns the scale (0: no gradient, nothing moves)."""
+    grads = [t.grad for t in taus if t.grad is not None]
+    scale = max((float(g.abs().max()) for g in grads), default=0.0)
+    if scale > 0:
+        with torch.no_grad():
+            for t in taus:
+                if t.grad is not None:
+                    t.sub_(lr * t.grad / scale)
+    return scale
 
 
 def budget_term(gated: GatedCodec, dense_macs: float, resolution: tuple[int, int], gop: int,
@@ -169,7 +186,7 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
         torch.manual_seed(rank_seed(p.seed, world.rank))
     weights = list(student.parameters())
     taus = list(gated.gates.parameters())
-    opt = torch.optim.Adam([{"params": weights, "lr": p.lr}, {"params": taus, "lr": p.tau_lr}])
+    opt = torch.optim.Adam(weights, lr=p.lr)
     lw = LossWeights(float(teacher_ck["lambda"]), cfg.codec.ssim_weight, cfg.codec.motion_lambda, t.search_range)
     sampler = ds.CropSampler(seqs, t.seq_len, t.crop, p.seed + 2000)
     state_path = path.with_name(path.stem + ".prune.pt")
@@ -195,9 +212,12 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
         stage = DISTILL_STAGES[run["stage"]]
         loss, parts = step_loss(frames, stage)
         opt.zero_grad()
+        for tau in taus:
+            tau.grad = None
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(weights + taus, 5.0)
+        torch.nn.utils.clip_grad_norm_(weights, 5.0)
         opt.step()
+        step_thresholds(taus, p.tau_lr)
         hard = gated.decoder_macs(gated.kept(), height, width, gop)["gop_mean"] / dense["gop_mean"]
         parts = world.mean({**parts, "loss": float(loss.detach())})     # every rank takes the same decisions
         dv = parts["distill"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from base.errors import EdgecodecError
-from edgecodec.codec.prune import budget_term, target_at
+from edgecodec.codec.prune import budget_term, step_thresholds, target_at
 from edgecodec.config import PruneConfig
 from model.codec.network import VideoCodec
 from model.codec.prune import HIDDEN, GatedCodec
@@ -71,3 +71,16 @@ def test_no_group_falls_below_its_floor_however_high_its_threshold():
 def test_ramp_and_floors_outside_their_range_are_refused(field, value):
     with pytest.raises(EdgecodecError, match=field):
         dataclasses.replace(PruneConfig(), **{field: value}).validate()
+
+
+def test_thresholds_move_in_proportion_to_their_pull():
+    """step_thresholds: the threshold with the largest gradient moves by lr, the others by lr x their gradient over
+    it (a group pulled harder by the budget, more of the decoder's MACs, prunes faster); no gradient, no move."""
+    taus = [torch.nn.Parameter(torch.tensor(v)) for v in (0.0, 0.5, 1.0, 2.0)]
+    for t, g in zip(taus[:3], (-4.0, 1.0, -0.5)):
+        t.grad = torch.tensor(g)
+    assert step_thresholds(taus, 0.1) == 4.0
+    assert [round(float(t), 6) for t in taus] == [0.1, 0.475, 1.0125, 2.0]
+    for t in taus:
+        t.grad = None
+    assert step_thresholds(taus, 0.1) == 0.0 and [round(float(t), 6) for t in taus] == [0.1, 0.475, 1.0125, 2.0]

@@ -25,7 +25,7 @@ from tests.conftest import CLIP_160 as CLIP
 TINY = {"codec": {"features": 8, "latent": 8, "hyper": 8, "context": 8, "lambdas": [256], "gop": 3},
         "codec_train": {"data": [str(CLIP)], "crop": 64, "seq_len": 2, "batch": 1, "intra_steps": 3,
                         "inter_steps": 3},
-        "prune": {"steps": 4, "save_every": 2, "stage_steps": 1, "budget": 0.5, "tau_lr": 0.4, "multiple": 4,
+        "prune": {"steps": 4, "save_every": 2, "stage_steps": 1, "budget": 0.5, "tau_lr": 1.0, "multiple": 4,
                   "ramp": 0.0}}
 
 

@@ -47,7 +47,7 @@ def test_the_study_on_a_tiny_teacher_set(tmp_path, ffmpeg):
         "codec": {"features": 8, "latent": 8, "hyper": 8, "context": 8, "lambdas": [512, 256, 128, 64], "gop": 3},
         "codec_train": {"data": [str(CLIP)], "crop": 64, "seq_len": 2, "batch": 1, "intra_steps": 3,
                         "inter_steps": 3, "finetune_intra_steps": 2, "finetune_steps": 2},
-        "prune": {"steps": 4, "save_every": 2, "stage_steps": 1, "tau_lr": 0.4, "multiple": 4, "ramp": 0.0}})
+        "prune": {"steps": 4, "save_every": 2, "stage_steps": 1, "tau_lr": 1.0, "multiple": 4, "ramp": 0.0}})
     train(cfg, tmp_path / "teacher", progress=False)
     r = s.study(cfg, tmp_path / "teacher", tmp_path / "study", ["gd"], [0.5], str(CLIP), 5, progress=False)
     [row] = r["rows"]
