@@ -14,9 +14,10 @@ falls linearly from 1 to 1 - budget over the first `prune.ramp` of the steps, an
 `step_thresholds`, in proportion to the budget's pull on each), the stages being intra codec -> P path (ASE-GRU,
 residual) -> whole codec: a stage ends when the hard masks meet the budget and its distance (moving average) is
 below `prune.stage_threshold`, or after `prune.stage_steps`. Beta: annealed 1 -> 0 (gd), 1 (ste) or 0 (hard).
-Every `save_every` steps the state goes to `codec_q<N>.prune.pt` (an interrupted run resumes to the same bytes). At the end the masked channels are removed,
-the integer model is calibrated, and `<out>/codec_q<N>.pt` is written atomically with its per-layer widths and
-the decoder MACs before and after; `encode`, `decode`, `eval` read it like any checkpoint.
+Every `save_every` steps the state goes to `codec_q<N>.prune.pt` (an interrupted run resumes to the same bytes).
+At the end the masked channels are removed, the integer model is calibrated, and `<out>/codec_q<N>.pt` is written
+atomically with its per-layer widths and the decoder MACs before and after; `encode`, `decode`, `eval` read it
+like any checkpoint.
 """
 
 from __future__ import annotations
