@@ -166,6 +166,10 @@ class CodecTrainConfig:
     intra_restart_steps : a second cosine cycle of the highest quality's intra stage (a warm restart: learning rate
         back to lr, a fresh Adam) of this many steps after the first intra_steps; 0 = none. A recipe with it starts
         from the kept first cycle (`codec_q<N>.intra.pt` of the same recipe without it) when there is one.
+    inter_restart_steps : the same for the highest quality's P stage: a second cosine cycle of this many steps after
+        the first inter_steps, on a fresh Adam and freshly seeded generators (so its start is the first cycle's
+        weights alone); 0 = none. A recipe with it starts from the first cycle's checkpoint (`codec_q<N>.inter.pt`,
+        kept when a restart follows, or a `codec_q<N>.pt` of the same recipe without it) when there is one.
     intra_from : a codec checkpoint (codec_q<N>.pt) or kept intra stage (codec_q<N>.intra.pt) whose I-frame codec
         replaces the highest quality's intra stage ("" = train it): a recipe that changes only the P path (its
         widths, `model`) starts from a finished intra codec; the recipe key takes the file's content hash.
@@ -186,6 +190,7 @@ class CodecTrainConfig:
     p_seq_len: int = 0
     ref_grad: bool = False
     intra_restart_steps: int = 0
+    inter_restart_steps: int = 0
     intra_from: str = ""
     lr: float = 1e-3
     seed: int = 0
@@ -203,7 +208,7 @@ class CodecTrainConfig:
                "codec_train.p_seq_len must be 0 (= seq_len) or >= 2 (an I-frame and a P-frame)")
         _check(self.batch >= 1, "codec_train.batch must be >= 1")
         _check(min(self.intra_steps, self.inter_steps, self.finetune_intra_steps, self.finetune_steps,
-                   self.intra_restart_steps) >= 0, "codec_train steps must be >= 0")
+                   self.intra_restart_steps, self.inter_restart_steps) >= 0, "codec_train steps must be >= 0")
         _check(self.lr > 0, "codec_train.lr must be > 0")
         _check(not (self.intra_from and self.intra_restart_steps),
                "codec_train.intra_from and codec_train.intra_restart_steps exclude each other (intra_from replaces "

@@ -35,11 +35,12 @@ from base.hashing import content_hash, sha256_file
 STAGES = ("intra", "inter")
 NOT_TRAINING = ("gop", "checkpoints", "eval_clip", "eval_frames")   # codec fields the weights ignore
 _STEPS = ("intra_steps", "inter_steps", "finetune_intra_steps", "finetune_steps")
-_P_ONLY = ("rate_warmup", "p_seq_len", "ref_grad")   # codec_train fields only the P stage reads
+_P_ONLY = ("rate_warmup", "p_seq_len", "ref_grad", "inter_restart_steps")   # codec_train fields only the P stage reads
 # fields added after checkpoints were trained: at these values they leave a recipe's key as it was without them
+P_RESTART_SEED = 500                # generators of the P stage's restart: seed + quality + this
 _NEUTRAL = {"codec": {"intra_features": 0, "intra_latent": 0, "intra_analysis": 0},
             "codec_train": {"scales": [1], "p_seq_len": 0, "ref_grad": False, "intra_restart_steps": 0,
-                            "intra_from": ""}}
+                            "inter_restart_steps": 0, "intra_from": ""}}
 
 
 def recipe_key(cfg: Config, quality: int) -> str:
@@ -200,17 +201,23 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
             codec.load_state_dict(prev_state)
         if world.rank:                  # the same weights, its own noise
             torch.manual_seed(rank_seed(t.seed + q, world.rank))
-        steps = {"intra": t.intra_steps, "intra_restart": t.intra_restart_steps, "inter": t.inter_steps} \
+        steps = {"intra": t.intra_steps, "intra_restart": t.intra_restart_steps, "inter": t.inter_steps,
+                 "inter_restart": t.inter_restart_steps} \
             if q == n else {"intra": t.finetune_intra_steps, "inter": t.finetune_steps}
         restart = q == n and t.intra_restart_steps > 0
+        p_restart = q == n and t.inter_restart_steps > 0
         seeded = q == n and bool(t.intra_from)      # the intra stage replaced by a finished I-frame codec
         stages = ("intra", "intra_restart", "inter") if restart else ("inter",) if seeded else STAGES
+        stages += ("inter_restart",) if p_restart else ()
         w = LossWeights(c.lambdas[q - 1], c.ssim_weight, c.motion_lambda, t.search_range,
                         t.rate_warmup if q == n else 0, t.ref_grad)
         resume_path = path.with_name(path.stem + ".resume.pt")
         intra_path = path.with_name(path.stem + ".intra.pt")
         ikey = intra_key(cfg, q)
-        res = _load_resume(resume_path, key) or _load_intra(intra_path, ikey)
+        first_p = recipe_key(_without_p_restart(cfg), q) if p_restart else ""
+        res = _load_resume(resume_path, key) or (
+            p_restart and _load_first_p_cycle((path.with_name(path.stem + ".inter.pt"), path), first_p)) or \
+            _load_intra(intra_path, ikey)
         if res is None and restart:     # the kept first cycle: the same recipe without the restart
             res = _load_intra(intra_path, intra_key(_without_restart(cfg), q), "intra_restart")
         if res is None and seeded:
@@ -219,8 +226,13 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
             except RuntimeError as exc:
                 raise EdgecodecError(f"codec_train.intra_from: {t.intra_from} does not fit this recipe's I-frame "
                                      f"codec: {str(exc).splitlines()[0]}") from None
-        sampler_q = CropSampler(seqs, t.seq_len, t.crop, t.seed + 1000 * q, scales=t.scales) if res is None else \
-            _restore(res, codec, seqs, t, world)
+        if res is not None and res["stage"] == "inter_restart" and res["step"] == 0:
+            # the first P cycle: its weights alone (the restart reseeds its generators)
+            codec.load_state_dict({k: torch.as_tensor(v) for k, v in res["float"].items()})
+            sampler_q = None
+        else:
+            sampler_q = CropSampler(seqs, t.seq_len, t.crop, t.seed + 1000 * q, scales=t.scales) if res is None \
+                else _restore(res, codec, seqs, t, world)
         log, t0 = {"stages": {}}, time.time()
         if res is not None:
             log = res["log"]
@@ -229,6 +241,10 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
                 continue
             start = res["step"] if res is not None and res["stage"] == stage else 0
             opt_state = res["opt"] if res is not None and res["stage"] == stage else None
+            if stage == "inter_restart" and start == 0:     # a start that is the first cycle's weights alone
+                torch.manual_seed(rank_seed(t.seed + q + P_RESTART_SEED, world.rank))
+                sampler_q = CropSampler(seqs, t.seq_len, t.crop, t.seed + 1000 * q + P_RESTART_SEED,
+                                        scales=t.scales)
 
             def save_resume(step, opt, stage=stage):
                 rngs = world.rng_states()
@@ -239,16 +255,21 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
                                     "opt": opt.state_dict(), "sampler": sampler_q.gen.get_state(),
                                     **rngs, "log": log}, tmp)
 
-            intra = stage != "inter"
+            intra = stage.startswith("intra")
             sampler_q.seq_len = t.seq_len if intra else t.p_seq_len or t.seq_len
             codec.to(device)
-            hist = run_stage(codec, "intra" if intra else "inter", sampler_q, steps[stage], start, t.batch, t.lr, w,
-                             opt_state, progress, f"q{q} {stage}", save_resume, device=device, world=world)
+            hist = run_stage(codec, "intra" if intra else "inter", sampler_q, steps[stage], start, t.batch, t.lr,
+                             dataclasses.replace(w, rate_warmup=0) if stage == "inter_restart" else w, opt_state,
+                             progress, f"q{q} {stage}", save_resume, device=device, world=world)
             codec.cpu()
             log["stages"].setdefault(stage, []).extend(
                 {k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()} for h in hist[-20:])
             res = None
-            if len(stages) > 1 and stage == stages[-2]:     # the intra stage's end (after the restart, if any)
+            if stage == "inter" and p_restart and world.main:      # the first P cycle, for a longer restart
+                with atomic_path(path.with_name(path.stem + ".inter.pt")) as tmp:
+                    torch.save({"recipe": first_p, "float": {k: v.cpu() for k, v in codec.state_dict().items()},
+                                "log": log}, tmp)
+            if "inter" in stages and stages.index(stage) == stages.index("inter") - 1:  # intra's end (+ restart)
                 rngs = world.rng_states()
                 if world.main:
                     with atomic_path(intra_path) as tmp:
@@ -279,6 +300,27 @@ def _load_resume(path: Path, key: str) -> dict | None:
 
 def _without_restart(cfg: Config) -> Config:
     return dataclasses.replace(cfg, codec_train=dataclasses.replace(cfg.codec_train, intra_restart_steps=0))
+
+
+def _without_p_restart(cfg: Config) -> Config:
+    return dataclasses.replace(cfg, codec_train=dataclasses.replace(cfg.codec_train, inter_restart_steps=0))
+
+
+def _load_first_p_cycle(paths: tuple[Path, ...], key: str) -> dict | None:
+    """The end of the first P cycle (a kept `codec_q<N>.inter.pt` or a checkpoint of the recipe without the P
+    restart) as a start of the restart: its float weights and log."""
+    for p in paths:
+        if not p.is_file():
+            continue
+        try:
+            snap = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - a damaged file: train the first cycle again
+            continue
+        if isinstance(snap, dict) and snap.get("recipe") == key and "float" in snap:
+            log = snap.get("log") or snap.get("train_log") or {"stages": {}}
+            return {"float": snap["float"], "log": {k: v for k, v in log.items() if k != "seconds"},
+                    "stage": "inter_restart", "step": 0, "opt": None}
+    return None
 
 
 def _load_intra(path: Path, key: str, stage: str = "inter") -> dict | None:

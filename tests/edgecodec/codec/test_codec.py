@@ -368,6 +368,46 @@ def test_an_intra_restart_continues_from_the_kept_first_cycle(tmp_path, monkeypa
         cfg(-1)
 
 
+def test_a_p_restart_continues_from_the_first_cycles_checkpoint(tmp_path, monkeypatch):
+    """codec_train.inter_restart_steps: a recipe with a second P cycle starts from the checkpoint of the same recipe
+    without it (in the same folder), trains only the restart (fresh Adam, no rate warm-up), and ends with the same
+    bytes as the whole recipe from scratch, which keeps its first cycle (codec_q<N>.inter.pt) for a longer restart."""
+    import edgecodec.codec.recipe as ct
+    t = dict(TINY)
+    t["codec"] = {**TINY["codec"], "lambdas": [256]}
+
+    def cfg(restart):
+        return config.from_dict({**t, "codec_train": {**TINY["codec_train"], "intra_steps": 3, "inter_steps": 2,
+                                                      "rate_warmup": 2, "inter_restart_steps": restart}})
+
+    first = ckpt.load(train(cfg(0), tmp_path / "a", progress=False)[0])["hash"]
+    stages = []
+    real = ct.run_stage
+
+    def counting(codec, stage, sampler, steps, start, batch, lr, w, opt_state, progress, desc, *a, **kw):
+        stages.append((stage, desc.split()[-1], steps, opt_state is None, w.rate_warmup))
+        return real(codec, stage, sampler, steps, start, batch, lr, w, opt_state, progress, desc, *a, **kw)
+
+    monkeypatch.setattr(ct, "run_stage", counting)
+    again = train(cfg(3), tmp_path / "a", progress=False)[0]
+    assert stages == [("inter", "inter_restart", 3, True, 0)]
+    stages.clear()
+    scratch = train(cfg(3), tmp_path / "c", progress=False)[0]
+    assert [s[:3] for s in stages] == [("intra", "intra", 3), ("inter", "inter", 2), ("inter", "inter_restart", 3)]
+    assert stages[1][4] == 2
+    h3 = ckpt.load(scratch)["hash"]
+    assert ckpt.load(again)["hash"] == h3 != first
+    assert "inter_restart" in ckpt.load(again)["train_log"]["stages"]
+    stages.clear()
+    longer = train(cfg(4), tmp_path / "c", progress=False)[0]      # from the kept first cycle (.inter.pt)
+    assert stages == [("inter", "inter_restart", 4, True, 0)]
+    assert ckpt.load(longer)["hash"] not in (h3, first)
+    assert ct.intra_key(cfg(0), 1) == ct.intra_key(cfg(3), 1)
+    assert ct.recipe_key(cfg(0), 1) != ct.recipe_key(cfg(3), 1)
+    with pytest.raises(EdgecodecError, match="steps must be >= 0"):
+        cfg(-1)
+
+
 def test_intra_from_starts_a_wider_p_path_from_a_finished_intra_codec(tmp_path, monkeypatch):
     """codec_train.intra_from: the top quality's intra stage is replaced by the I-frame codec of a given checkpoint
     (or kept intra stage): only the P stage trains, the I-frame weights are the file's, the same bytes again on a
