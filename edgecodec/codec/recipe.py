@@ -36,8 +36,8 @@ STAGES = ("intra", "inter")
 NOT_TRAINING = ("gop", "checkpoints", "eval_clip", "eval_frames")   # codec fields the weights ignore
 _STEPS = ("intra_steps", "inter_steps", "finetune_intra_steps", "finetune_steps")
 _P_ONLY = ("rate_warmup", "p_seq_len", "ref_grad", "inter_restart_steps")   # codec_train fields only the P stage reads
-# fields added after checkpoints were trained: at these values they leave a recipe's key as it was without them
 P_RESTART_SEED = 500                # generators of the P stage's restart: seed + quality + this
+# fields added after checkpoints were trained: at these values they leave a recipe's key as it was without them
 _NEUTRAL = {"codec": {"intra_features": 0, "intra_latent": 0, "intra_analysis": 0},
             "codec_train": {"scales": [1], "p_seq_len": 0, "ref_grad": False, "intra_restart_steps": 0,
                             "inter_restart_steps": 0, "intra_from": ""}}
@@ -288,14 +288,20 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
     return written[::-1]
 
 
-def _load_resume(path: Path, key: str) -> dict | None:
+def _snapshot(path: Path, field: str, key: str) -> dict | None:
+    """The dict saved at `path` when its `field` is `key`; None when there is none, it is damaged (the stage it
+    would skip is trained again) or it belongs to another recipe."""
     if not path.is_file():
         return None
     try:
-        res = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a damaged resume file: start the quality again
+        snap = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - any unreadable file is one that is not there
         return None
-    return res if isinstance(res, dict) and res.get("recipe") == key else None
+    return snap if isinstance(snap, dict) and snap.get(field) == key else None
+
+
+def _load_resume(path: Path, key: str) -> dict | None:
+    return _snapshot(path, "recipe", key)
 
 
 def _without_restart(cfg: Config) -> Config:
@@ -310,13 +316,8 @@ def _load_first_p_cycle(paths: tuple[Path, ...], key: str) -> dict | None:
     """The end of the first P cycle (a kept `codec_q<N>.inter.pt` or a checkpoint of the recipe without the P
     restart) as a start of the restart: its float weights and log."""
     for p in paths:
-        if not p.is_file():
-            continue
-        try:
-            snap = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - a damaged file: train the first cycle again
-            continue
-        if isinstance(snap, dict) and snap.get("recipe") == key and "float" in snap:
+        snap = _snapshot(p, "recipe", key)
+        if snap is not None and "float" in snap:
             log = snap.get("log") or snap.get("train_log") or {"stages": {}}
             return {"float": snap["float"], "log": {k: v for k, v in log.items() if k != "seconds"},
                     "stage": "inter_restart", "step": 0, "opt": None}
@@ -326,15 +327,8 @@ def _load_first_p_cycle(paths: tuple[Path, ...], key: str) -> dict | None:
 def _load_intra(path: Path, key: str, stage: str = "inter") -> dict | None:
     """The end of a finished intra stage as a resume state at step 0 of the next stage (the P stage, or the
     intra stage's restart: a fresh Adam either way, as in an uninterrupted run)."""
-    if not path.is_file():
-        return None
-    try:
-        snap = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a damaged snapshot: train the intra stage again
-        return None
-    if not isinstance(snap, dict) or snap.get("intra_key") != key:
-        return None
-    return {**snap, "stage": stage, "step": 0, "opt": None}
+    snap = _snapshot(path, "intra_key", key)
+    return None if snap is None else {**snap, "stage": stage, "step": 0, "opt": None}
 
 
 def _restore(res: dict, codec: VideoCodec, seqs, t, world: World) -> CropSampler:
