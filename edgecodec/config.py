@@ -102,6 +102,8 @@ class CodecConfig:
     gop : frames per group of pictures (one I-frame, then low-delay P-frames).
     int_act_bits, int_weight_bits : widths of the hardware-exact integer model outside the ASE-GRU cells (the
         cells use `quant`).
+    int_lut_bits, int_lut_frac : the LUT input width L and fractional bits fL of the codec's ASE-GRU cells (the
+        rest of their widths is `quant`'s; docs/numerics.md). Like the two above they shape only the export.
     checkpoints : folder of the per-quality checkpoints codec_q<N>.pt (shipped ones in checkpoints/).
     eval_clip, eval_frames : what `edgecodec eval` codes by default.
     """
@@ -120,6 +122,8 @@ class CodecConfig:
     gop: int = 8
     int_act_bits: int = 12
     int_weight_bits: int = 8
+    int_lut_bits: int = 8
+    int_lut_frac: int = 4
     checkpoints: str = "checkpoints"
     eval_clip: str = "data/video/carphone_176x144_qp10.mp4"
     eval_frames: int = 32
@@ -139,7 +143,14 @@ class CodecConfig:
         _check(1 <= self.gop <= 65535, "codec.gop must be in [1, 65535]")
         _check(6 <= self.int_act_bits <= 16, "codec.int_act_bits must be in [6, 16]")
         _check(4 <= self.int_weight_bits <= 12, "codec.int_weight_bits must be in [4, 12]")
+        _check(4 <= self.int_lut_bits <= 12, "codec.int_lut_bits must be in [4, 12]")
+        _check(0 <= self.int_lut_frac <= self.int_lut_bits - 1,
+               "codec.int_lut_frac must be in [0, codec.int_lut_bits - 1]")
         _check(self.eval_frames >= 1, "codec.eval_frames must be >= 1")
+
+    def cell_quant(self, quant: QuantConfig) -> QuantConfig:
+        """The widths of the codec's ASE-GRU cells: `quant` with this section's LUT input width and grid."""
+        return dataclasses.replace(quant, lut_bits=self.int_lut_bits, lut_frac=self.int_lut_frac)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from quant.codec.int_codec import build, nearest_rows
 
 from edgecodec.codec import checkpoint as ckpt
 from edgecodec.codec.recipe import tables
-from edgecodec.config import Config, parse_resolution
+from edgecodec.config import CodecConfig, Config, parse_resolution
 from base.errors import EdgecodecError
 from base.files import atomic_path
 from base.hashing import content_hash
@@ -52,6 +52,7 @@ BUDGET_RULE = 4         # in the recipe key: 1 was max(0, soft - target) (oversh
 #                         3 two-sided with the ramp and the floors (prune.ramp, prune.min_keep*), 4 the same with
 #                         the thresholds moved by their normalised gradient (step_thresholds), not Adam
 EMA = 0.9               # moving average of a stage's distillation distance
+LUT_DEFAULTS = {k: getattr(CodecConfig(), k) for k in ("int_lut_bits", "int_lut_frac")}   # keyed when not these
 
 
 def load_teacher(path: str | Path) -> dict:
@@ -79,6 +80,7 @@ def prune_key(cfg: Config, teacher: dict, budget: float, method: str) -> str:
     p = {k: v for k, v in d["prune"].items() if k not in ("out", "budget", "method")}
     train = {k: d["codec_train"][k] for k in ("data", "crop", "seq_len", "batch", "search_range")}
     loss = {k: d["codec"][k] for k in ("ssim_weight", "motion_lambda", "int_act_bits", "int_weight_bits")}
+    loss.update({k: d["codec"][k] for k, v in LUT_DEFAULTS.items() if d["codec"][k] != v})
     return content_hash(teacher["hash"], p, train, loss, d["quant"], budget, method, BUDGET_RULE).hex()
 
 
@@ -304,7 +306,8 @@ def export(codec, cfg: Config, teacher: dict, calib: torch.Tensor, key: str, log
     c = cfg.codec
     quality, lmbda = int(teacher["quality"]), float(teacher["lambda"])
     lam = search_lambda(c.motion_lambda, lmbda)
-    int_state = build(codec, calib, cfg.quant, c.int_act_bits, c.int_weight_bits, cfg.codec_train.search_range, lam)
+    int_state = build(codec, calib, c.cell_quant(cfg.quant), c.int_act_bits, c.int_weight_bits,
+                      cfg.codec_train.search_range, lam)
     int_state["rows"] = {"intra_z": nearest_rows(codec.intra.hyper.z_log_scale),
                          "p_z": nearest_rows(codec.inter.hyper.z_log_scale),
                          "motion": nearest_rows(codec.inter.motion_log_scale)}

@@ -38,9 +38,14 @@ _STEPS = ("intra_steps", "inter_steps", "finetune_intra_steps", "finetune_steps"
 _P_ONLY = ("rate_warmup", "p_seq_len", "ref_grad", "inter_restart_steps")   # codec_train fields only the P stage reads
 P_RESTART_SEED = 500                # generators of the P stage's restart: seed + quality + this
 # fields added after checkpoints were trained: at these values they leave a recipe's key as it was without them
-_NEUTRAL = {"codec": {"intra_features": 0, "intra_latent": 0, "intra_analysis": 0},
+_NEUTRAL = {"codec": {"intra_features": 0, "intra_latent": 0, "intra_analysis": 0, "int_lut_bits": 8,
+                      "int_lut_frac": 4},
             "codec_train": {"scales": [1], "p_seq_len": 0, "ref_grad": False, "intra_restart_steps": 0,
                             "inter_restart_steps": 0, "intra_from": ""}}
+
+
+# the codec section's integer widths: they shape only the export (the integer model), never training
+EXPORT_WIDTHS = ("int_act_bits", "int_weight_bits", "int_lut_bits", "int_lut_frac")
 
 
 def recipe_key(cfg: Config, quality: int) -> str:
@@ -55,10 +60,10 @@ def intra_key(cfg: Config, quality: int) -> str:
     """What the intra stage of this quality depends on: its recipe key without the P stage's schedule (P steps,
     lambda warm-up). The weights, random generators and log at the end of the intra stage are kept under this key
     (`codec_q<N>.intra.pt`), so a longer or shorter P stage starts from them instead of training intra again, with
-    the same bytes as a run from scratch. The integer widths (codec.int_act_bits, int_weight_bits) shape only the
-    export: the key takes them at their defaults, so an intra stage serves every width (the shipped ones were kept
-    when the widths were 12 / 8)."""
-    widths = {k: getattr(CodecConfig(), k) for k in ("int_act_bits", "int_weight_bits")}
+    the same bytes as a run from scratch. The integer widths (`EXPORT_WIDTHS`) shape only the export: the key takes
+    them at their defaults, so an intra stage serves every width (the shipped ones were kept when the widths were
+    12 / 8)."""
+    widths = {k: getattr(CodecConfig(), k) for k in EXPORT_WIDTHS}
     return _key(dataclasses.replace(cfg, codec=dataclasses.replace(cfg.codec, **widths)), quality, intra_only=True)
 
 
@@ -120,7 +125,8 @@ def tables() -> dict:
 def export(codec: VideoCodec, cfg: Config, quality: int, calib: torch.Tensor, log: dict) -> dict:
     c = cfg.codec
     lam = search_lambda(c.motion_lambda, c.lambdas[quality - 1])
-    int_state = build(codec, calib, cfg.quant, c.int_act_bits, c.int_weight_bits, cfg.codec_train.search_range, lam)
+    int_state = build(codec, calib, c.cell_quant(cfg.quant), c.int_act_bits, c.int_weight_bits,
+                      cfg.codec_train.search_range, lam)
     int_state["rows"] = {"intra_z": nearest_rows(codec.intra.hyper.z_log_scale),
                          "p_z": nearest_rows(codec.inter.hyper.z_log_scale),
                          "motion": nearest_rows(codec.inter.motion_log_scale)}
@@ -135,13 +141,15 @@ def export(codec: VideoCodec, cfg: Config, quality: int, calib: torch.Tensor, lo
 
 def _exported_at_other_widths(path: Path, cfg: Config, quality: int) -> dict | None:
     """The checkpoint at `path` when the recipe trained it but exported its integer model at other widths than
-    codec.int_act_bits / int_weight_bits (training never reads them: the weights are those the new widths would
+    the codec section's `EXPORT_WIDTHS` (training never reads them: the weights are those the new widths would
     train), else None."""
     if not path.is_file():
         return None
     try:
         ck = ckpt.load(path)
-        widths = {"int_act_bits": int(ck["int"]["act_bits"]), "int_weight_bits": int(ck["int"]["weight_bits"])}
+        cell = ck["int"]["dec_cells"][0]
+        widths = {"int_act_bits": int(ck["int"]["act_bits"]), "int_weight_bits": int(ck["int"]["weight_bits"]),
+                  "int_lut_bits": int(cell["lut_bits"]), "int_lut_frac": int(cell["lut_frac"])}
     except (EdgecodecError, KeyError, TypeError):
         return None
     then = dataclasses.replace(cfg, codec=dataclasses.replace(cfg.codec, **widths))

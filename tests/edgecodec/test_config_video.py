@@ -67,6 +67,8 @@ def test_valid_overrides_are_applied():
     ({"codec": {"intra_features": -2}}, ["codec.intra_features"]),
     ({"codec": {"intra_analysis": -1}}, ["codec.intra_analysis"]),
     ({"quant": {"lut_frac": 8}}, ["quant.lut_frac"]),
+    ({"codec": {"int_lut_frac": 8}}, ["codec.int_lut_frac"]),
+    ({"codec": {"int_lut_bits": 13}}, ["codec.int_lut_bits"]),
     ({"flow": {"simulator": "vcs"}}, ["flow.simulator"]),
     ({"flow": {"layer": 2}}, ["flow.layer"]),
     ({"model": [1, 2]}, ["section 'model'"]),

@@ -453,8 +453,8 @@ def test_intra_from_starts_a_wider_p_path_from_a_finished_intra_codec(tmp_path, 
 
 
 def test_other_integer_widths_export_again_without_training(tiny, tmp_path, monkeypatch):
-    """codec.int_act_bits / int_weight_bits shape only the export: a recipe that differs from the one that trained
-    the checkpoints in them alone exports them again, no training step, the float weights as they were."""
+    """codec.int_act_bits / int_weight_bits / int_lut_* shape only the export: a recipe that differs from the one that
+    trained the checkpoints in them alone exports them again, no training step, the float weights as they were."""
     import shutil
     import edgecodec.codec.recipe as ct
     cfg, out = tiny
@@ -470,6 +470,14 @@ def test_other_integer_widths_export_again_without_training(tiny, tmp_path, monk
         assert all(torch.equal(old["float"][k], new["float"][k]) for k in old["float"])
     other = config.from_dict({**TINY, "codec": {**TINY["codec"], "int_weight_bits": 10, "ssim_weight": 50}})
     assert all(ct._exported_at_other_widths(p, other, q) is None for q, p in enumerate(again, 1))   # trains
+    six = config.from_dict({**TINY, "codec": {**TINY["codec"], "int_weight_bits": 10, "int_lut_frac": 6}})
+    lut = train(six, tmp_path / "ck", progress=False)                  # the cells' LUT grid: exported again too
+    assert stages == [] and ct.intra_key(six, 4) == ct.intra_key(ten, 4)
+    for q, path in enumerate(lut, 1):
+        old, new = ckpt.load(out, q), ckpt.load(path)
+        cells = new["int"]["dec_cells"]
+        assert {(c["lut_bits"], c["lut_frac"]) for c in cells} == {(8, 6)} and new["recipe"] == ct.recipe_key(six, q)
+        assert all(torch.equal(old["float"][k], new["float"][k]) for k in old["float"])
 
 
 @pytest.mark.slow       # three small trainings
