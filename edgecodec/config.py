@@ -176,14 +176,16 @@ class CodecTrainConfig:
         detached when false), so training sees what a frame's quality is worth to the frames coded from it.
     intra_restart_steps : a second cosine cycle of the highest quality's intra stage (a warm restart: learning rate
         back to lr, a fresh Adam) of this many steps after the first intra_steps; 0 = none. A recipe with it starts
-        from the kept first cycle (`codec_q<N>.intra.pt` of the same recipe without it) when there is one.
+        from the kept first cycle (`codec_q<N>.intra.pt` of the same recipe without it) when there is one. With
+        intra_from, the restart is the only intra stage: one more cycle from that file's I-frame codec.
     inter_restart_steps : the same for the highest quality's P stage: a second cosine cycle of this many steps after
         the first inter_steps, on a fresh Adam and freshly seeded generators (so its start is the first cycle's
         weights alone); 0 = none. A recipe with it starts from the first cycle's checkpoint (`codec_q<N>.inter.pt`,
         kept when a restart follows, or a `codec_q<N>.pt` of the same recipe without it) when there is one.
     intra_from : a codec checkpoint (codec_q<N>.pt) or kept intra stage (codec_q<N>.intra.pt) whose I-frame codec
         replaces the highest quality's intra stage ("" = train it): a recipe that changes only the P path (its
-        widths, `model`) starts from a finished intra codec; the recipe key takes the file's content hash.
+        widths, `model`) starts from a finished intra codec; the recipe key takes the file's content hash. With
+        intra_restart_steps, that codec trains one more cosine cycle first.
     """
 
     data: tuple[str, ...] = ("data/video/CiscoVT2people_320x192_12fps.y4m",
@@ -221,9 +223,6 @@ class CodecTrainConfig:
         _check(min(self.intra_steps, self.inter_steps, self.finetune_intra_steps, self.finetune_steps,
                    self.intra_restart_steps, self.inter_restart_steps) >= 0, "codec_train steps must be >= 0")
         _check(self.lr > 0, "codec_train.lr must be > 0")
-        _check(not (self.intra_from and self.intra_restart_steps),
-               "codec_train.intra_from and codec_train.intra_restart_steps exclude each other (intra_from replaces "
-               "the intra stage)")
 
 
 @dataclass(frozen=True)

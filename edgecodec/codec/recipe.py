@@ -215,7 +215,8 @@ def train(cfg: Config, out_dir: str | Path, qualities: list[int] | None = None, 
         restart = q == n and t.intra_restart_steps > 0
         p_restart = q == n and t.inter_restart_steps > 0
         seeded = q == n and bool(t.intra_from)      # the intra stage replaced by a finished I-frame codec
-        stages = ("intra", "intra_restart", "inter") if restart else ("inter",) if seeded else STAGES
+        stages = ("intra_restart", "inter") if restart and seeded else ("intra", "intra_restart", "inter") if restart \
+            else ("inter",) if seeded else STAGES
         stages += ("inter_restart",) if p_restart else ()
         w = LossWeights(c.lambdas[q - 1], c.ssim_weight, c.motion_lambda, t.search_range,
                         t.rate_warmup if q == n else 0, t.ref_grad)

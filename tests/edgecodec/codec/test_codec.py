@@ -447,9 +447,14 @@ def test_intra_from_starts_a_wider_p_path_from_a_finished_intra_codec(tmp_path, 
                                "codec_train": {**TINY["codec_train"], "intra_from": str(src)}})
     with pytest.raises(EdgecodecError, match="does not fit"):
         train(narrow, tmp_path / "e", progress=False)
-    with pytest.raises(EdgecodecError, match="exclude each other"):
-        config.from_dict({**t, "codec_train": {**TINY["codec_train"], "intra_from": str(src),
-                                               "intra_restart_steps": 2}})
+    stages.clear()                      # with a restart: one more intra cycle from the file's I-frame codec
+    more = config.from_dict({**t, "codec_train": {**TINY["codec_train"], "intra_steps": 3, "inter_steps": 2,
+                                                  "intra_from": str(src), "intra_restart_steps": 2}})
+    third = ckpt.load(train(more, tmp_path / "f", progress=False)[0])
+    assert stages == ["intra", "inter"] and (tmp_path / "f" / "codec_q1.intra.pt").is_file()
+    assert any(not torch.equal(third["codec"].intra.state_dict()[k], v)
+               for k, v in teacher["codec"].intra.state_dict().items())
+    assert ckpt.load(train(more, tmp_path / "g", progress=False)[0])["hash"] == third["hash"]
 
 
 def test_other_integer_widths_export_again_without_training(tiny, tmp_path, monkeypatch):
