@@ -78,7 +78,7 @@ def study_key(cfg, teachers: Path, clip: str, frames: int) -> str:
     from base.hashing import content_hash
     from edgecodec.codec.prune import BUDGET_RULE
     d = cfg.to_dict()
-    prune = {k: v for k, v in d["prune"].items() if k not in ("budget", "method", "out")}
+    prune = {k: v for k, v in d["prune"].items() if k not in ("budget", "method", "out") and (k != "floors" or v)}
     return content_hash(teacher_key(cfg, teachers, clip, frames), prune, d["codec_train"], BUDGET_RULE).hex()
 
 

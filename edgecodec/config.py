@@ -331,6 +331,8 @@ class PruneConfig:
         (0: the whole budget from the first step); the masks follow it instead of jumping there at once.
     min_keep, min_keep_hidden : every group keeps at least this fraction of its channels (the ASE-GRU hidden
         group at least min_keep_hidden), whatever the budget asks.
+    floors : per-group floors that replace min_keep for the groups they name, as "GROUP=FRACTION" (e.g.
+        "inter.synth.0=0.5": the layers that write the outputs kept wider, docs/pruning.md); () = none.
     distill_weight : weight of the current distillation stage's mean cosine distance (1 - cos per pixel).
     stage_threshold, stage_steps : a distillation stage (intra -> P path -> whole codec) ends when the budget is
         met and its distance (moving average) is below stage_threshold, or after stage_steps steps.
@@ -351,6 +353,7 @@ class PruneConfig:
     ramp: float = 0.5
     min_keep: float = 0.25
     min_keep_hidden: float = 0.5
+    floors: tuple[str, ...] = ()
     distill_weight: float = 100.0
     stage_threshold: float = 0.02
     stage_steps: int = 500
@@ -375,9 +378,24 @@ class PruneConfig:
         _check(0.0 <= self.ramp <= 1.0, f"prune.ramp must be in [0, 1] (a fraction of steps), got {self.ramp}")
         _check(0.0 <= self.min_keep <= 1.0 and 0.0 <= self.min_keep_hidden <= 1.0,
                "prune.min_keep and prune.min_keep_hidden must be in [0, 1] (fractions of a group's channels)")
+        self.floor_map()
         _check(0.0 <= self.decay_start < self.decay_end <= 1.0,
                "prune.decay_start and prune.decay_end must satisfy 0 <= start < end <= 1 (fractions of steps)")
         parse_resolution(self.resolution)
+
+    def floor_map(self) -> dict[str, float]:
+        """`floors` as {group: fraction} (EdgecodecError naming a malformed entry or a fraction outside [0, 1])."""
+        out = {}
+        for item in self.floors:
+            name, sep, value = str(item).partition("=")
+            try:
+                frac = float(value)
+            except ValueError:
+                frac = None
+            _check(bool(sep and name.strip()) and frac is not None and 0.0 <= frac <= 1.0,
+                   f"prune.floors: {item!r} is not GROUP=FRACTION with a fraction in [0, 1]")
+            out[name.strip()] = frac
+        return out
 
 
 EXPLORE_DEVICES = ("ecp5-25k", "ecp5-45k", "ecp5-85k", "ice40-up5k", "xilinx-xc7")

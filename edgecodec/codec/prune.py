@@ -77,7 +77,7 @@ def prune_key(cfg: Config, teacher: dict, budget: float, method: str) -> str:
     """What a pruned checkpoint depends on: the teacher, the prune section (less its folder), the training data
     and crops, the codec's loss weights, budget and method."""
     d = cfg.to_dict()
-    p = {k: v for k, v in d["prune"].items() if k not in ("out", "budget", "method")}
+    p = {k: v for k, v in d["prune"].items() if k not in ("out", "budget", "method") and (k != "floors" or v)}
     train = {k: d["codec_train"][k] for k in ("data", "crop", "seq_len", "batch", "search_range")}
     loss = {k: d["codec"][k] for k in ("ssim_weight", "motion_lambda", "int_act_bits", "int_weight_bits")}
     loss.update({k: d["codec"][k] for k, v in LUT_DEFAULTS.items() if d["codec"][k] != v})
@@ -184,7 +184,8 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
     student = copy.deepcopy(teacher)
     for prm in student.parameters():
         prm.requires_grad_(True)
-    gated = GatedCodec(student, teacher, p.multiple, p.temperature, p.min_keep, p.min_keep_hidden).to(device)
+    gated = GatedCodec(student, teacher, p.multiple, p.temperature, p.min_keep, p.min_keep_hidden,
+                       p.floor_map()).to(device)
     dense = gated.decoder_macs(gated.full(), height, width, gop)
     if world.rank:                      # the same weights, its own noise
         torch.manual_seed(rank_seed(p.seed, world.rank))

@@ -213,15 +213,22 @@ class GatedCodec(nn.Module):
     min_keep : every group keeps at least this fraction of its channels (rounded up, at least one) whatever its
         threshold: a floor that stops the budget from emptying one group (the ASE-GRU's C fell 16 -> 4 without).
     min_keep_hidden : the floor of the hidden group `HIDDEN` (None: `min_keep`).
+    floors : floors of named groups, replacing the two above for them (a name that is not a group: error).
     """
 
     def __init__(self, codec: VideoCodec, teacher: VideoCodec | None = None, multiple: int = 4,
-                 temperature: float = 0.05, min_keep: float = 0.0, min_keep_hidden: float | None = None):
+                 temperature: float = 0.05, min_keep: float = 0.0, min_keep_hidden: float | None = None,
+                 floors: dict[str, float] | None = None):
         super().__init__()
         self.codec = codec
         self.groups, self.layers = codec_structure(codec)
-        floors = {g: min_keep for g in self.groups}
+        floors, named = {g: min_keep for g in self.groups}, floors
         floors[HIDDEN] = min_keep if min_keep_hidden is None else min_keep_hidden
+        unknown = sorted(set(named or {}) - set(self.groups))
+        if unknown:
+            raise EdgecodecError(f"prune: no channel group {unknown[0]!r} in this codec (groups: "
+                                 f"{', '.join(sorted(self.groups))})")
+        floors.update(named or {})
         for g, f in floors.items():
             if not 0.0 <= f <= 1.0:
                 raise EdgecodecError(f"prune: the kept-fraction floor of {g} must be in [0, 1], got {f}")

@@ -84,3 +84,59 @@ def test_thresholds_move_in_proportion_to_their_pull():
     for t in taus:
         t.grad = None
     assert step_thresholds(taus, 0.1) == 0.0 and [round(float(t), 6) for t in taus] == [0.1, 0.475, 1.0125, 2.0]
+
+
+def test_named_floors_replace_min_keep_for_their_groups():
+    """prune.floors: a named group keeps its own floor (here the P synthesis' first layer at 0.5, the hidden group
+    at 1.0), the others min_keep; a name that is no group of the codec is refused, naming it."""
+    torch.manual_seed(0)
+    teacher = VideoCodec(SHAPE).eval()
+    floors = PruneConfig(floors=("inter.synth.0=0.5", f"{HIDDEN}=1")).floor_map()
+    assert floors == {"inter.synth.0": 0.5, HIDDEN: 1.0}
+    g = GatedCodec(copy.deepcopy(teacher), teacher, 4, min_keep=0.25, min_keep_hidden=0.5, floors=floors)
+    with torch.no_grad():
+        for name in g.groups:
+            g.gate(name).tau.fill_(1e9)
+    full, kept = g.full(), g.kept()
+    for name, n in kept.items():
+        want = math.ceil({"inter.synth.0": 0.5, HIDDEN: 1.0}.get(name, 0.25) * full[name])
+        assert n == min(full[name], -(-want // 4) * 4), name
+    assert kept[HIDDEN] == full[HIDDEN]
+    with pytest.raises(EdgecodecError, match="no channel group 'inter.synth.9'"):
+        GatedCodec(copy.deepcopy(teacher), teacher, 4, floors={"inter.synth.9": 0.5})
+
+
+@pytest.mark.parametrize("floors", [("inter.synth.0",), ("inter.synth.0=1.5",), ("=0.5",), ("x=half",)])
+def test_malformed_floors_are_refused(floors):
+    with pytest.raises(EdgecodecError, match="prune.floors"):
+        dataclasses.replace(PruneConfig(), floors=floors).validate()
+
+
+def test_no_floors_leave_the_prune_key_as_it_was():
+    """The field came after pruned checkpoints were made: empty, it is not part of their key (the literal is the
+    key the code before the field gave for the same arguments); named floors are."""
+    from edgecodec import config
+    from edgecodec.codec.prune import prune_key
+    teacher = {"hash": "00" * 32}
+    assert prune_key(config.from_dict({}), teacher, 0.5, "gd") == "39cff9e2e85e0bfe"
+    named = config.from_dict({"prune": {"floors": ["inter.synth.0=0.5"]}})
+    assert prune_key(named, teacher, 0.5, "gd") != "39cff9e2e85e0bfe"
+
+
+def test_prune_reach_counts_what_each_group_can_give():
+    """bench/prune_reach.py: each group alone at its floor removes a share of the decoder MACs, every group at its
+    floor removes more than any one alone, and a higher floor on a group leaves less to take."""
+    import importlib.util
+    from tests.conftest import ROOT
+    spec = importlib.util.spec_from_file_location("prune_reach_for_test", ROOT / "bench" / "prune_reach.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.manual_seed(0)
+    codec = VideoCodec(SHAPE).eval()
+    low = mod.reach(codec, PruneConfig(multiple=1), 8)
+    alone = {n: v["removed_alone"] for n, v in low["groups"].items()}
+    assert 0 < max(alone.values()) < low["removed_at_floors"] < 1
+    assert alone["intra.g_a.0"] == 0                     # the encoder's analysis: no decoder MACs
+    high = mod.reach(codec, PruneConfig(multiple=1, floors=("inter.synth.0=1",)), 8)
+    assert high["groups"]["inter.synth.0"]["removed_alone"] == 0
+    assert high["removed_at_floors"] < low["removed_at_floors"]
