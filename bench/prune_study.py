@@ -118,6 +118,8 @@ def study(cfg, teachers: Path, out: Path, methods, budgets, clip: str, frames: i
               "methods": list(methods), "budgets": list(budgets),
               "colour": "8-bit YCbCr 4:2:0; PSNR YUV 6:1:1; whole-file bits per luma pixel; int mode, ANS",
               "teacher": teacher_part, "rows": [], "complete": False, "machine": platform.platform()}
+    if cfg.prune.floors:
+        result["floors"] = list(cfg.prune.floors)
     if on_row:
         on_row(result)
     for method in methods:
@@ -195,6 +197,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="default prune.steps")
     ap.add_argument("--stage-steps", type=int, default=None, help="default prune.stage_steps")
     ap.add_argument("--batch", type=int, default=None, help="default codec_train.batch")
+    ap.add_argument("--floor", action="append", default=[], help="GROUP=FRACTION, added to prune.floors")
     ap.add_argument("--clip", default=HELDOUT[0][1], help="held-out clip (default carphone)")
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
@@ -209,6 +212,8 @@ def main() -> None:
             cfg = dataclasses.replace(cfg, prune=dataclasses.replace(cfg.prune, **{field: getattr(args, field)}))
     if args.batch is not None:
         cfg = dataclasses.replace(cfg, codec_train=dataclasses.replace(cfg.codec_train, batch=args.batch))
+    if args.floor:
+        cfg = dataclasses.replace(cfg, prune=dataclasses.replace(cfg.prune, floors=(*cfg.prune.floors, *args.floor)))
     cfg.validate()
     methods = [m for m in args.methods.split(",") if m]
     budgets = [check_budget(float(b)) for b in args.budgets.split(",") if b]
