@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import math
 import sys
 from pathlib import Path
+
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -24,7 +25,7 @@ from base.errors import EdgecodecError  # noqa: E402
 from base.files import write_json_atomic  # noqa: E402
 from edgecodec.codec import checkpoint as ckpt  # noqa: E402
 from edgecodec.config import load, parse_resolution  # noqa: E402
-from model.codec.prune import HIDDEN, GatedCodec  # noqa: E402
+from model.codec.prune import GatedCodec  # noqa: E402
 
 
 def reach(codec, p, gop: int) -> dict:
@@ -34,10 +35,10 @@ def reach(codec, p, gop: int) -> dict:
     w, h = parse_resolution(p.resolution)
     full = g.full()
     dense = g.decoder_macs(full, h, w, gop)["gop_mean"]
-    named = p.floor_map()
-    floors = {n: named.get(n, p.min_keep_hidden if n == HIDDEN else p.min_keep) for n in full}
-    at_floor = {n: min(full[n], -(-max(1, math.ceil(floors[n] * full[n] - 1e-9)) // p.multiple) * p.multiple)
-                for n in full}
+    with torch.no_grad():               # thresholds above every norm: each gate keeps its floor (then the multiple)
+        for n in full:
+            g.gate(n).tau.fill_(1e9)
+    at_floor = g.kept()
 
     def removed(kept):
         return round(1 - g.decoder_macs(kept, h, w, gop)["gop_mean"] / dense, 4)

@@ -76,10 +76,10 @@ def study_key(cfg, teachers: Path, clip: str, frames: int) -> str:
     """What every row of a study depends on: the teachers (their checkpoint hashes), the prune and codec_train
     config sections, the GOP, the clip and the frame count (a row's method and budget are its own)."""
     from base.hashing import content_hash
-    from edgecodec.codec.prune import BUDGET_RULE
+    from edgecodec.codec.prune import BUDGET_RULE, keyed_prune_fields
     d = cfg.to_dict()
-    prune = {k: v for k, v in d["prune"].items() if k not in ("budget", "method", "out") and (k != "floors" or v)}
-    return content_hash(teacher_key(cfg, teachers, clip, frames), prune, d["codec_train"], BUDGET_RULE).hex()
+    return content_hash(teacher_key(cfg, teachers, clip, frames), keyed_prune_fields(d["prune"]), d["codec_train"],
+                        BUDGET_RULE).hex()
 
 
 def teacher_key(cfg, teachers: Path, clip: str, frames: int) -> str:

@@ -40,8 +40,8 @@ from model.proxy.train import cosine_lr
 from quant.codec.int_codec import build, nearest_rows
 
 from edgecodec.codec import checkpoint as ckpt
-from edgecodec.codec.recipe import tables
-from edgecodec.config import CodecConfig, Config, parse_resolution
+from edgecodec.codec.recipe import NEUTRAL, tables
+from edgecodec.config import Config, parse_resolution
 from base.errors import EdgecodecError
 from base.files import atomic_path
 from base.hashing import content_hash
@@ -52,7 +52,6 @@ BUDGET_RULE = 4         # in the recipe key: 1 was max(0, soft - target) (oversh
 #                         3 two-sided with the ramp and the floors (prune.ramp, prune.min_keep*), 4 the same with
 #                         the thresholds moved by their normalised gradient (step_thresholds), not Adam
 EMA = 0.9               # moving average of a stage's distillation distance
-LUT_DEFAULTS = {k: getattr(CodecConfig(), k) for k in ("int_lut_bits", "int_lut_frac")}   # keyed when not these
 
 
 def load_teacher(path: str | Path) -> dict:
@@ -77,11 +76,18 @@ def prune_key(cfg: Config, teacher: dict, budget: float, method: str) -> str:
     """What a pruned checkpoint depends on: the teacher, the prune section (less its folder), the training data
     and crops, the codec's loss weights, budget and method."""
     d = cfg.to_dict()
-    p = {k: v for k, v in d["prune"].items() if k not in ("out", "budget", "method") and (k != "floors" or v)}
     train = {k: d["codec_train"][k] for k in ("data", "crop", "seq_len", "batch", "search_range")}
     loss = {k: d["codec"][k] for k in ("ssim_weight", "motion_lambda", "int_act_bits", "int_weight_bits")}
-    loss.update({k: d["codec"][k] for k, v in LUT_DEFAULTS.items() if d["codec"][k] != v})
-    return content_hash(teacher["hash"], p, train, loss, d["quant"], budget, method, BUDGET_RULE).hex()
+    loss.update({k: d["codec"][k] for k in ("int_lut_bits", "int_lut_frac") if d["codec"][k] != NEUTRAL["codec"][k]})
+    return content_hash(teacher["hash"], keyed_prune_fields(d["prune"]), train, loss, d["quant"], budget, method,
+                        BUDGET_RULE).hex()
+
+
+def keyed_prune_fields(section: dict) -> dict:
+    """The `prune` section (as `Config.to_dict` gives it) as keys see it: less the budget, method and folder (a
+    checkpoint's own or none of its business), and less `floors` while empty (it came after pruned checkpoints and
+    studies were made: they keep their keys)."""
+    return {k: v for k, v in section.items() if k not in ("out", "budget", "method") and (k != "floors" or v)}
 
 
 def target_at(step: int, steps: int, budget: float, ramp: float) -> float:

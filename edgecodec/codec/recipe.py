@@ -38,7 +38,7 @@ _STEPS = ("intra_steps", "inter_steps", "finetune_intra_steps", "finetune_steps"
 _P_ONLY = ("rate_warmup", "p_seq_len", "ref_grad", "inter_restart_steps")   # codec_train fields only the P stage reads
 P_RESTART_SEED = 500                # generators of the P stage's restart: seed + quality + this
 # fields added after checkpoints were trained: at these values they leave a recipe's key as it was without them
-_NEUTRAL = {"codec": {"intra_features": 0, "intra_latent": 0, "intra_analysis": 0, "int_lut_bits": 8,
+NEUTRAL = {"codec": {"intra_features": 0, "intra_latent": 0, "intra_analysis": 0, "int_lut_bits": 8,
                       "int_lut_frac": 4},
             "codec_train": {"scales": [1], "p_seq_len": 0, "ref_grad": False, "intra_restart_steps": 0,
                             "inter_restart_steps": 0, "intra_from": ""}}
@@ -69,7 +69,7 @@ def intra_key(cfg: Config, quality: int) -> str:
 
 def _key(cfg: Config, quality: int, intra_only: bool) -> str:
     d = cfg.to_dict()
-    for section, fields in _NEUTRAL.items():
+    for section, fields in NEUTRAL.items():
         d[section] = {k: v for k, v in d[section].items() if not (k in fields and _same(v, fields[k]))}
     lambdas = d["codec"]["lambdas"]
     n = len(lambdas)
