@@ -48,9 +48,10 @@ from base.hashing import content_hash
 from base.paths import resolve
 
 METHODS = ("gd", "ste", "hard")
-BUDGET_RULE = 4         # in the recipe key: 1 was max(0, soft - target) (overshot, docs/pruning.md), 2 two-sided,
+BUDGET_RULE = 5         # in the recipe key: 1 was max(0, soft - target) (overshot, docs/pruning.md), 2 two-sided,
 #                         3 two-sided with the ramp and the floors (prune.ramp, prune.min_keep*), 4 the same with
-#                         the thresholds moved by their normalised gradient (step_thresholds), not Adam
+#                         the thresholds moved by their normalised gradient (step_thresholds), not Adam, 5 the same
+#                         on the teacher's training crops (codec_train.scales; 1-4 drew plain crops)
 EMA = 0.9               # moving average of a stage's distillation distance
 
 
@@ -76,7 +77,7 @@ def prune_key(cfg: Config, teacher: dict, budget: float, method: str) -> str:
     """What a pruned checkpoint depends on: the teacher, the prune section (less its folder), the training data
     and crops, the codec's loss weights, budget and method."""
     d = cfg.to_dict()
-    train = {k: d["codec_train"][k] for k in ("data", "crop", "seq_len", "batch", "search_range")}
+    train = {k: d["codec_train"][k] for k in ("data", "crop", "seq_len", "batch", "search_range", "scales")}
     loss = {k: d["codec"][k] for k in ("ssim_weight", "motion_lambda", "int_act_bits", "int_weight_bits")}
     loss.update({k: d["codec"][k] for k in ("int_lut_bits", "int_lut_frac") if d["codec"][k] != NEUTRAL["codec"][k]})
     return content_hash(teacher["hash"], keyed_prune_fields(d["prune"]), train, loss, d["quant"], budget, method,
@@ -199,7 +200,7 @@ def prune(cfg: Config, teacher_path: str | Path, out_dir: str | Path | None = No
     taus = list(gated.gates.parameters())
     opt = torch.optim.Adam(weights, lr=p.lr)
     lw = LossWeights(float(teacher_ck["lambda"]), cfg.codec.ssim_weight, cfg.codec.motion_lambda, t.search_range)
-    sampler = ds.CropSampler(seqs, t.seq_len, t.crop, p.seed + 2000)
+    sampler = ds.CropSampler(seqs, t.seq_len, t.crop, p.seed + 2000, scales=t.scales)   # the teacher's crops
     state_path = path.with_name(path.stem + ".prune.pt")
     run = {"step": 0, "stage": 0, "stage_start": 0, "ema": None, "log": []}
     res = _load_state(state_path, key)

@@ -124,6 +124,29 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(setup, tmp_path, monkeypat
     assert not (tmp_path / "b" / "codec_q1.prune.pt").exists()
 
 
+
+def test_the_prune_trains_on_the_teachers_crops(setup, tmp_path, monkeypatch):
+    """The student learns from the crops its teacher's recipe drew (codec_train.scales: box-averaged larger crops);
+    plain crops of large frames lost ~1 dB in 300 steps on a dense q3 (docs/pruning.md), and a change of the scales
+    is a new recipe (another key, not a finished checkpoint reused)."""
+    import model.codec.data as ds
+    from edgecodec.codec.prune import load_teacher, prune_key
+    cfg_path, teacher, _ = setup
+    real, seen = ds.CropSampler.__init__, []
+
+    def spy(self, *a, **k):
+        seen.append(tuple(k.get("scales", (1,))))
+        real(self, *a, **k)
+
+    monkeypatch.setattr(ds.CropSampler, "__init__", spy)
+    scaled = {**TINY, "codec_train": {**TINY["codec_train"], "scales": [1, 2]}}
+    (tmp_path / "scaled.yaml").write_text(yaml.safe_dump(scaled))
+    assert main(["prune", str(teacher), "--config", str(tmp_path / "scaled.yaml"), "--quiet", "--out",
+                 str(tmp_path / "s")]) == 0
+    assert seen[0] == (1, 2)                      # the training sampler (the calibration batch comes after)
+    ck = load_teacher(teacher)
+    assert prune_key(config.from_dict(scaled), ck, 0.5, "gd") != prune_key(config.from_dict(TINY), ck, 0.5, "gd")
+
 def _counting(real, calls):
     def batch(self, n):
         calls["n"] += 1
