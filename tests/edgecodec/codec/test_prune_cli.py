@@ -124,11 +124,10 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(setup, tmp_path, monkeypat
     assert not (tmp_path / "b" / "codec_q1.prune.pt").exists()
 
 
-
 def test_the_prune_trains_on_the_teachers_crops(setup, tmp_path, monkeypatch):
-    """The student learns from the crops its teacher's recipe drew (codec_train.scales: box-averaged larger crops);
-    plain crops of large frames lost ~1 dB in 300 steps on a dense q3 (docs/pruning.md), and a change of the scales
-    is a new recipe (another key, not a finished checkpoint reused)."""
+    """The student learns from the crops its teacher's recipe drew (codec_train.scales: box-averaged larger crops,
+    not plain crops of large frames), and a change of the scales is a new recipe (another key, not a finished
+    checkpoint reused)."""
     import model.codec.data as ds
     from edgecodec.codec.prune import load_teacher, prune_key
     cfg_path, teacher, _ = setup
@@ -146,6 +145,7 @@ def test_the_prune_trains_on_the_teachers_crops(setup, tmp_path, monkeypatch):
     assert seen[0] == (1, 2)                      # the training sampler (the calibration batch comes after)
     ck = load_teacher(teacher)
     assert prune_key(config.from_dict(scaled), ck, 0.5, "gd") != prune_key(config.from_dict(TINY), ck, 0.5, "gd")
+
 
 def _counting(real, calls):
     def batch(self, n):
