@@ -27,7 +27,8 @@ def test_ray_sweep_failing_point_and_resume(tmp_path):
     ray = pytest.importorskip("ray")
     points = [_point(2), _point(3)]     # PE=3 does not divide C=4: recorded, the other point completes
     opts = _opts(tmp_path)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
+             _system_config={"worker_niceness": 0})   # Ray starts workers at nice 15: starved beside xdist
     try:
         res = sweep(points, opts, ray="auto", log=lambda m: None)
     finally:

@@ -32,7 +32,7 @@ TINY = {"codec": {"features": 8, "latent": 8, "intra_features": 10, "intra_laten
                   "lambdas": [512, 256, 128, 64],
                   "gop": 4},
         "codec_train": {"data": [str(CLIP)], "crop": 64, "seq_len": 3, "batch": 2, "intra_steps": 4,
-                        "inter_steps": 4, "finetune_steps": 2}}
+                        "inter_steps": 4, "finetune_intra_steps": 2, "finetune_steps": 2}}
 
 
 @pytest.fixture(scope="module")
