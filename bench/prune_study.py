@@ -91,12 +91,32 @@ def teacher_key(cfg, teachers: Path, clip: str, frames: int) -> str:
     return content_hash(hashes, cfg.codec.gop, Path(clip).name, frames).hex()
 
 
+def narrow_part(narrow: Path, clip: str, frames: int, gop: int, out: Path, teacher: list, x264: list,
+                previous: dict | None) -> dict:
+    """The dense narrow codec the pruned sets must beat (issue 13: pruned wide against dense narrow of equal MACs):
+    its points, decoder MACs per luma pixel (GOP mean, from `edgecodec eval`'s hooks) and BD figures against the
+    teacher and x264; an earlier evaluation of the same checkpoints, clip and frames (`previous`) is reused."""
+    from base.hashing import content_hash
+    from edgecodec.codec import checkpoint as ckpt
+    key = content_hash([ckpt.load(narrow, q)["hash"] for q in ckpt.available(narrow)], gop, Path(clip).name,
+                       frames).hex()
+    if previous and previous.get("key") == key:
+        return previous
+    ev = evaluate_set(narrow, clip, frames, gop, out / "eval_narrow", x264=False)
+    pts = ev["curves"]["ours-int"]
+    return {"key": key, "checkpoints": str(narrow),
+            "points": [{k: p[k] for k in ("quality", "bpp", *METRICS, "decode_fps")} for p in pts],
+            "decoder_macs_per_pixel": ev.get("decoder_macs_per_pixel"),
+            "vs_teacher": compare(teacher, pts), "vs_x264": compare(x264, pts)}
+
+
 def study(cfg, teachers: Path, out: Path, methods, budgets, clip: str, frames: int, progress: bool = True,
-          previous: dict | None = None, on_row=None) -> dict:
+          previous: dict | None = None, on_row=None, narrow: Path | None = None) -> dict:
     """The study's result. `previous` (an earlier result, e.g. the committed JSON) lends its teacher evaluation
     and its rows when its key is this study's, so a study spread over several sessions runs each set once;
     `on_row(result)` is called with the partial result after the teacher's evaluation and after every set
-    (`complete` False until the last)."""
+    (`complete` False until the last). `narrow` (a folder of dense narrow checkpoints) adds that codec's
+    evaluation and every set's BD figures against it (`vs_narrow`)."""
     from edgecodec.codec import checkpoint as ckpt
     gop = cfg.codec.gop
     t0 = time.perf_counter()
@@ -120,26 +140,32 @@ def study(cfg, teachers: Path, out: Path, methods, budgets, clip: str, frames: i
               "teacher": teacher_part, "rows": [], "complete": False, "machine": platform.platform()}
     if cfg.prune.floors:
         result["floors"] = list(cfg.prune.floors)
+    if narrow is not None:
+        result["narrow"] = narrow_part(narrow, clip, frames, gop, out, teacher, x264, previous.get("narrow"))
+
+    def against_narrow(row: dict) -> dict:       # a reused row's figures against another narrow set are dropped
+        row = {k: v for k, v in row.items() if k != "vs_narrow"}
+        return {**row, "vs_narrow": compare(result["narrow"]["points"], row["points"])} if narrow else row
     if on_row:
         on_row(result)
     for method in methods:
         for budget in budgets:
             name = f"{method}_{budget:g}"
             if (method, budget) in done:
-                result["rows"].append(done[(method, budget)])
+                result["rows"].append(against_narrow(done[(method, budget)]))
                 continue
             summaries = prune_set(cfg, teachers, out / name, budget, method, progress)
             ev = evaluate_set(out / name, clip, frames, gop, out / f"eval_{name}", x264=False)
             pts = ev["curves"]["ours-int"]
             cks = [ckpt.load(s["checkpoint"]) for s in summaries]
-            result["rows"].append({
+            result["rows"].append(against_narrow({
                 "method": method, "budget": budget,
                 "decoder_macs_removed": [c["prune"]["decoder_macs"]["removed"] for c in cks],
                 "hidden_c": [int(c["shape"]["channels"]) for c in cks],
                 "vs_teacher": compare(teacher, pts), "vs_x264": compare(x264, pts),
                 "decode_speedup": round(decode_seconds(teacher, frames) / decode_seconds(pts, frames), 3),
                 "points": [{k: p[k] for k in ("quality", "bpp", *METRICS)} for p in pts],
-                "seconds": round(time.perf_counter() - t0, 1)})
+                "seconds": round(time.perf_counter() - t0, 1)}))
             t0 = time.perf_counter()
             if progress:
                 r = result["rows"][-1]
@@ -163,13 +189,27 @@ def markdown(r: dict) -> str:
              "BD-rate vs x264 | decode speed-up |", "|---|---|---|---|---|---|---|---|"]
     t = r["teacher"]["vs_x264"]["psnr_yuv611"]["bd_rate_pct"]
     lines.append(f"| teacher | — | 0 | — | 0 | 0 | {_pct(t)} | 1 |")
+    if r.get("narrow"):
+        n = r["narrow"]
+        vt, vx = n["vs_teacher"]["psnr_yuv611"], n["vs_x264"]["psnr_yuv611"]
+        macs = (n.get("decoder_macs_per_pixel") or {}).get("q1", {}).get("gop_mean")
+        lines.append(f"| dense narrow ({n['checkpoints']}) | — | {_macs(macs)} | — | {_pct(vt['bd_rate_pct'])} | "
+                     f"{_db(vt['bd_psnr_db'])} | {_pct(vx['bd_rate_pct'])} | — |")
     for row in r["rows"]:
         vt, vx = row["vs_teacher"]["psnr_yuv611"], row["vs_x264"]["psnr_yuv611"]
         removed = ", ".join(f"{m:.0%}" for m in row["decoder_macs_removed"])
         lines.append(f"| {row['method']} | {row['budget']:g} | {removed} | {sorted(set(row['hidden_c']))} | "
                      f"{_pct(vt['bd_rate_pct'])} | {_db(vt['bd_psnr_db'])} | {_pct(vx['bd_rate_pct'])} | "
                      f"{row['decode_speedup']:.2f}x |")
+    if r.get("narrow"):
+        lines += ["", "Against the dense narrow codec (YUV 6:1:1): "
+                  + "; ".join(f"{row['method']} {row['budget']:g}: BD-rate {_pct(v['bd_rate_pct'])}, BD-PSNR "
+                              f"{_db(v['bd_psnr_db'])}" for row in r["rows"] for v in [row["vs_narrow"]["psnr_yuv611"]])]
     return "\n".join(lines) + "\n"
+
+
+def _macs(v) -> str:
+    return "—" if v is None else f"{v:.0f} MACs/px (GOP mean)"
 
 
 def _pct(v) -> str:
@@ -204,6 +244,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "build/prune_study"))
     ap.add_argument("--json", default=str(ROOT / "bench/results/prune_study.json"))
     ap.add_argument("--fresh", action="store_true", help="ignore the rows of an earlier run in --json")
+    ap.add_argument("--narrow", default=None, help="folder of a dense narrow codec_q<N>.pt set to compare against")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = config.load(args.config)
@@ -231,7 +272,7 @@ def main() -> None:
         write_json_atomic(json_path, r, indent=1)
 
     r = study(cfg, teachers, out, methods, budgets, str(resolve(args.clip)), args.frames, previous=previous,
-              on_row=save)
+              on_row=save, narrow=Path(args.narrow) if args.narrow else None)
     save(r)
     print(markdown(r))
 

@@ -111,3 +111,43 @@ def test_a_study_spread_over_sessions_runs_each_set_once(tmp_path, monkeypatch):
     monkeypatch.setattr(s, "study_key", lambda *a: "another key")
     s.study(longer, tmp_path, tmp_path / "d", ["gd"], [0.5], "clip.y4m", 5, progress=False, previous=r2)
     assert calls == {"prune": [("gd", 0.5)], "eval": ["eval_teacher", "eval_gd_0.5"]}
+
+
+def test_the_sets_are_compared_with_a_dense_narrow_codec(tmp_path, monkeypatch):
+    """--narrow: the dense narrow set is evaluated once (reused by a later run of the same checkpoints), and every
+    pruned set gets its BD figures against it; the markdown says them."""
+    from edgecodec import config
+    from edgecodec.codec import checkpoint as ckpt
+    s = _study()
+    evals = []
+
+    def curve(shift):
+        return [{"quality": q, "bpp": b, "psnr_yuv611": p + shift, "psnr_y": p + shift - 1, "decode_fps": 10.0}
+                for q, (b, p) in enumerate(((0.05, 28.0), (0.1, 30.5), (0.2, 33.0), (0.4, 35.5)), 1)]
+
+    def fake_eval(checkpoints, clip, frames, gop, out, x264):
+        evals.append(out.name)
+        shift = {"eval_narrow": -1.0, "eval_gd_0.65": -0.25}.get(out.name, 0.0)
+        return {"curves": {"ours-int": curve(shift), **({"x264": curve(-2)} if x264 else {})},
+                "decoder_macs_per_pixel": {"q1": {"I": 981.0, "P": 1204.5, "gop_mean": 1176.6}}}
+
+    monkeypatch.setattr(s, "prune_set", lambda *a: [])
+    monkeypatch.setattr(s, "evaluate_set", fake_eval)
+    monkeypatch.setattr(s, "teacher_key", lambda *a: "teachers")
+    monkeypatch.setattr(s, "study_key", lambda *a: "key")
+    monkeypatch.setattr(ckpt, "available", lambda folder: [1, 2, 3, 4])
+    monkeypatch.setattr(ckpt, "load", lambda folder, q=None: {"hash": f"{folder}-{q}"})
+    cfg = config.from_dict({})
+    r = s.study(cfg, tmp_path, tmp_path / "a", ["gd"], [0.65], "clip.y4m", 5, progress=False,
+                narrow=tmp_path / "narrow")
+    assert evals == ["eval_teacher", "eval_narrow", "eval_gd_0.65"]
+    assert r["narrow"]["vs_teacher"]["psnr_yuv611"]["bd_psnr_db"] == pytest.approx(-1.0, abs=1e-6)
+    assert r["rows"][0]["vs_narrow"]["psnr_yuv611"]["bd_psnr_db"] == pytest.approx(0.75, abs=1e-6)
+    md = s.markdown(r)
+    assert "dense narrow" in md and "1177 MACs/px" in md and "gd 0.65: BD-rate" in md and "+0.75 dB" in md
+    evals.clear()
+    again = s.study(cfg, tmp_path, tmp_path / "b", ["gd"], [0.65], "clip.y4m", 5, progress=False, previous=r,
+                    narrow=tmp_path / "narrow")
+    assert evals == [] and again["rows"][0]["vs_narrow"] == r["rows"][0]["vs_narrow"]
+    without = s.study(cfg, tmp_path, tmp_path / "c", ["gd"], [0.65], "clip.y4m", 5, progress=False, previous=r)
+    assert "narrow" not in without and "vs_narrow" not in without["rows"][0]
