@@ -15,8 +15,9 @@ mode, ANS, every stream decoded again and compared with the encoder's frames); x
 Per pruned set: BD-rate and BD-PSNR (YUV 6:1:1 and luma) against the teacher and against x264, the decoder MACs
 removed (1080p GOP mean, from the checkpoints), the kept ASE-GRU hidden size, and the CPU decode time of the clip
 against the teacher's (the speed-up; one thread, `--threads`; indicative only, from the evaluations' decode fps,
-possibly measured in different sessions: bench/prune_hw.py measures it best of 3 side by side). Writes <out>/prune_study.json and .md, and the
-JSON to `--json` (default bench/results/prune_study.json).
+possibly measured in different sessions: bench/prune_hw.py measures it best of 3 side by side). `--narrow DIR`:
+a dense narrow codec set evaluated beside them, every set's BD figures against it (`vs_narrow`). Writes
+<out>/prune_study.json and .md, and the JSON to `--json` (default bench/results/prune_study.json).
 
     python bench/prune_study.py --steps 300 --batch 4          # hours on 2 cores: 4 qualities x methods x budgets
 """
@@ -202,9 +203,10 @@ def markdown(r: dict) -> str:
                      f"{_pct(vt['bd_rate_pct'])} | {_db(vt['bd_psnr_db'])} | {_pct(vx['bd_rate_pct'])} | "
                      f"{row['decode_speedup']:.2f}x |")
     if r.get("narrow"):
+        vs = [(row, row["vs_narrow"]["psnr_yuv611"]) for row in r["rows"]]
         lines += ["", "Against the dense narrow codec (YUV 6:1:1): "
                   + "; ".join(f"{row['method']} {row['budget']:g}: BD-rate {_pct(v['bd_rate_pct'])}, BD-PSNR "
-                              f"{_db(v['bd_psnr_db'])}" for row in r["rows"] for v in [row["vs_narrow"]["psnr_yuv611"]])]
+                              f"{_db(v['bd_psnr_db'])}" for row, v in vs)]
     return "\n".join(lines) + "\n"
 
 
